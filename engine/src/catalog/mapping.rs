@@ -1,0 +1,101 @@
+//! Mapping definitions: model -> one action of a destination.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::id::{DestinationId, MappingId, ModelId};
+use crate::mapping::selection::RecordSelection;
+
+/// Where a destination field's value comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldSource {
+    /// A model column.
+    Column(String),
+    /// A constant.
+    Literal(serde_json::Value),
+}
+
+/// One destination field and its source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldMapping {
+    /// Destination field name.
+    pub field: String,
+    /// Value source.
+    pub source: FieldSource,
+}
+
+/// How the first run of a mapping treats rows already in the model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitialSync {
+    /// Every row is added and sent (the default).
+    #[default]
+    Backfill,
+    /// Rows present at the first run are taken as already in sync: the state is filled, nothing sent.
+    MarkExistingSynced,
+}
+
+/// A stored mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MappingDef {
+    /// Id.
+    pub id: MappingId,
+    /// Human name.
+    pub display_name: String,
+    /// The model whose changes are sent.
+    pub model_id: ModelId,
+    /// The destination.
+    pub destination_id: DestinationId,
+    /// The destination action.
+    pub action: String,
+    /// Field mappings.
+    pub fields: Vec<FieldMapping>,
+    /// Which changes are sent.
+    pub selection: RecordSelection,
+    /// First-run behaviour.
+    pub initial_sync: InitialSync,
+    /// Whether it may run.
+    pub enabled: bool,
+    /// When it was created.
+    pub create_time: DateTime<Utc>,
+    /// When it was last changed.
+    pub update_time: DateTime<Utc>,
+}
+
+/// A mapping to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewMapping {
+    /// Wanted id; generated when `None`.
+    pub id: Option<String>,
+    /// Human name; defaults to the id.
+    pub display_name: String,
+    /// Model id.
+    pub model_id: String,
+    /// Destination id.
+    pub destination_id: String,
+    /// Action name.
+    pub action: String,
+    /// Field mappings.
+    pub fields: Vec<FieldMapping>,
+    /// Record selection; `None` = what the action accepts (upsert: added + updated; delete: deleted).
+    pub selection: Option<RecordSelection>,
+    /// First-run behaviour.
+    pub initial_sync: InitialSync,
+    /// Whether it starts enabled (default true).
+    pub enabled: Option<bool>,
+}
+
+/// Changes to a mapping; `None` keeps a value. Model, destination and action are fixed at
+/// creation (their state would not carry over); create a new mapping to change them.
+#[derive(Debug, Clone, Default)]
+pub struct MappingPatch {
+    /// New human name.
+    pub display_name: Option<String>,
+    /// New field mappings (replaces all).
+    pub fields: Option<Vec<FieldMapping>>,
+    /// New record selection.
+    pub selection: Option<RecordSelection>,
+    /// New enabled flag.
+    pub enabled: Option<bool>,
+}

@@ -1,0 +1,140 @@
+//! Destinations: the [`Destination`] and [`Action`] traits, their specs and outcomes.
+
+pub mod outcome;
+pub mod spec;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::ErrorCategory;
+use crate::id::{DestinationId, MappingId, RunId};
+pub use outcome::{BatchOutcome, RecordOutcome};
+pub use spec::{ActionSpec, DeliveryLimits, FieldSpec, FieldType, Payload};
+
+/// A configured business tool: connection-level concerns only.
+///
+/// Duties:
+/// 1. `limits` returns the destination's delivery limits: the type's documented defaults with the
+///    user's overrides applied. The engine's deliverer enforces them.
+/// 2. `test` checks reachability and credentials without changing data where the API allows.
+/// 3. `action` returns the named action, or [`DestinationError::UnknownAction`] listing the
+///    valid names.
+#[async_trait]
+pub trait Destination: Send + Sync + std::fmt::Debug {
+    /// Delivery limits (rate, batch size, bytes, concurrency, retries) after overrides.
+    fn limits(&self) -> &DeliveryLimits;
+    /// Checks reachability and credentials; returns a one-line summary.
+    async fn test(&self) -> Result<String, DestinationError>;
+    /// The action with this name.
+    fn action(&self, name: &str) -> Result<Arc<dyn Action>, DestinationError>;
+}
+
+/// Where a batch comes from; lets an action name files or idempotency keys per run.
+#[derive(Debug, Clone)]
+pub struct DeliveryContext {
+    /// The destination being written.
+    pub destination_id: DestinationId,
+    /// The mapping whose changes these are.
+    pub mapping_id: MappingId,
+    /// The run delivering them.
+    pub run_id: RunId,
+}
+
+/// One operation of a destination ("upsert", "delete", "Upsert Contact"); one call = one request.
+///
+/// Duties:
+/// 1. `send` delivers one batch (never larger than the limits' batch size) in one API request.
+/// 2. It returns `Ok` with exactly one [`RecordOutcome`] per input payload, in input order, when
+///    the API answered about the records; it MUST NOT report `Accepted` for a record the API did
+///    not accept.
+/// 3. It returns `Err` when the whole request failed, classified by [`DestinationError`]
+///    (retryable or not, with the server's `Retry-After` when it sent one).
+///
+/// # Cancellation
+/// `send` may be dropped at an await point; an undelivered batch is then simply not acknowledged.
+#[async_trait]
+pub trait Action: Send + Sync {
+    /// The action's static description and field schema.
+    fn spec(&self) -> &'static ActionSpec;
+    /// Sends one batch.
+    async fn send(
+        &self,
+        ctx: &DeliveryContext,
+        batch: &[Payload],
+    ) -> Result<BatchOutcome, DestinationError>;
+}
+
+/// A destination failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DestinationError {
+    /// The destination's configuration is invalid.
+    #[error("invalid destination config field '{field}': {message}")]
+    InvalidConfig {
+        /// The config field.
+        field: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// No action of that name.
+    #[error("destination type '{destination_type}' has no action '{action}'; valid actions: {available}")]
+    UnknownAction {
+        /// The destination type.
+        destination_type: String,
+        /// The requested action.
+        action: String,
+        /// Comma-separated valid action names.
+        available: String,
+    },
+    /// The credentials were refused (401/403).
+    #[error("destination refused the credentials: {message}")]
+    Authentication {
+        /// What the API said and what to check.
+        message: String,
+    },
+    /// The request was rejected permanently (4xx validation); retrying the same request will not help.
+    #[error("destination rejected the request: {message}")]
+    Rejected {
+        /// What the API said.
+        message: String,
+    },
+    /// A transient failure (timeout, connection error, 5xx, 429); a retry may succeed.
+    #[error("destination temporarily failed: {message}")]
+    Transient {
+        /// What happened.
+        message: String,
+        /// How long the server asked to wait (`Retry-After`), if it did.
+        retry_after: Option<Duration>,
+        /// Whether this was a rate-limit answer (429), which pauses the whole destination.
+        throttled: bool,
+    },
+    /// Local I/O failed (file destination).
+    #[error("destination I/O error at {path}: {message}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        message: String,
+    },
+}
+
+impl DestinationError {
+    /// The category of this error.
+    pub fn category(&self) -> ErrorCategory {
+        match self {
+            DestinationError::InvalidConfig { .. } | DestinationError::UnknownAction { .. } => {
+                ErrorCategory::InvalidArgument
+            }
+            DestinationError::Authentication { .. } => ErrorCategory::ExternalAuth,
+            DestinationError::Rejected { .. } => ErrorCategory::FailedPrecondition,
+            DestinationError::Transient { .. } => ErrorCategory::Unavailable,
+            DestinationError::Io { .. } => ErrorCategory::Internal,
+        }
+    }
+
+    /// Whether retrying the same request may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, DestinationError::Transient { .. })
+    }
+}

@@ -1,0 +1,207 @@
+//! Plain data describing actions, their fields and delivery limits, plus the [`Payload`] that
+//! actions send. Connectors declare these as `&'static` items; they are served by
+//! `ListDestinationTypes` and drive mapping validation.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// The type of a destination field (or a connector config field).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Text.
+    String,
+    /// A whole number.
+    Integer,
+    /// Any number.
+    Number,
+    /// True or false.
+    Boolean,
+    /// An RFC 3339 timestamp.
+    Datetime,
+    /// A JSON object.
+    Object,
+    /// A JSON array.
+    Array,
+    /// Any JSON value.
+    Any,
+}
+
+impl FieldType {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldType::String => "string",
+            FieldType::Integer => "integer",
+            FieldType::Number => "number",
+            FieldType::Boolean => "boolean",
+            FieldType::Datetime => "datetime",
+            FieldType::Object => "object",
+            FieldType::Array => "array",
+            FieldType::Any => "any",
+        }
+    }
+}
+
+/// A field of an action (or of a connector's config).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// Field name as it appears in payloads and mappings.
+    pub name: &'static str,
+    /// Expected value type.
+    pub field_type: FieldType,
+    /// Whether a mapping must provide it.
+    pub required: bool,
+    /// Whether it is a credential (config fields only): stored apart, never returned.
+    pub secret: bool,
+    /// User-facing description.
+    pub description: &'static str,
+}
+
+/// Which kinds of change an action handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    /// Receives added and updated records.
+    Upsert,
+    /// Receives deleted records (payload carries the key only).
+    Delete,
+    /// Receives added, updated and deleted records, each tagged with its change.
+    Mirror,
+}
+
+/// One operation a destination offers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionSpec {
+    /// snake_case verb phrase, e.g. `upsert`, `upsert_contact`.
+    pub name: &'static str,
+    /// Human name, e.g. "Upsert Contact".
+    pub display_name: &'static str,
+    /// What it does.
+    pub description: &'static str,
+    /// Which changes it accepts.
+    pub kind: ActionKind,
+    /// Its fields. Empty with `open_fields` = any field name is accepted.
+    pub fields: &'static [FieldSpec],
+    /// Whether mappings may add fields not listed in `fields` (e.g. a webhook's free-form body).
+    pub open_fields: bool,
+}
+
+impl ActionSpec {
+    /// Whether the action accepts this change kind.
+    pub fn accepts(&self, change: ChangeKind) -> bool {
+        match self.kind {
+            ActionKind::Upsert => matches!(change, ChangeKind::Added | ChangeKind::Updated),
+            ActionKind::Delete => change == ChangeKind::Deleted,
+            ActionKind::Mirror => true,
+        }
+    }
+}
+
+/// Delivery limits of a destination: the type's documented defaults, overridable per destination.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryLimits {
+    /// Requests per second allowed (sustained).
+    pub requests_per_second: f64,
+    /// Requests that may be sent at once above the sustained rate.
+    pub burst: u32,
+    /// Records per request.
+    pub batch_size: usize,
+    /// Serialized payload bytes per request (approximate, JSON).
+    pub max_batch_bytes: usize,
+    /// Requests in flight at once.
+    pub max_in_flight: usize,
+    /// Attempts per request including the first.
+    pub max_attempts: u32,
+    /// First backoff delay in milliseconds.
+    pub initial_backoff_ms: u64,
+    /// Largest backoff delay in milliseconds.
+    pub max_backoff_ms: u64,
+    /// Request timeout in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for DeliveryLimits {
+    fn default() -> Self {
+        DeliveryLimits {
+            requests_per_second: 10.0,
+            burst: 10,
+            batch_size: 100,
+            max_batch_bytes: 5 * 1024 * 1024,
+            max_in_flight: 4,
+            max_attempts: 5,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 30_000,
+            timeout_ms: 30_000,
+        }
+    }
+}
+
+impl DeliveryLimits {
+    /// The request timeout.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Checks that every limit is usable; the error names the field.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |field: &str, msg: &str| Err((format!("limits.{field}"), msg.to_string()));
+        if !(self.requests_per_second > 0.0 && self.requests_per_second.is_finite()) {
+            return bad("requests_per_second", "must be a positive number");
+        }
+        if self.burst == 0 {
+            return bad("burst", "must be at least 1");
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1");
+        }
+        if self.max_batch_bytes < 1024 {
+            return bad("max_batch_bytes", "must be at least 1024");
+        }
+        if self.max_in_flight == 0 {
+            return bad("max_in_flight", "must be at least 1");
+        }
+        if self.max_attempts == 0 {
+            return bad("max_attempts", "must be at least 1");
+        }
+        if self.timeout_ms == 0 {
+            return bad("timeout_ms", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The kind of change a record represents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// A key not in the state.
+    Added,
+    /// A key in the state whose fingerprint changed.
+    Updated,
+    /// A key in the state missing from a complete extract.
+    Deleted,
+}
+
+impl ChangeKind {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Updated => "updated",
+            ChangeKind::Deleted => "deleted",
+        }
+    }
+}
+
+/// One record to deliver: the key, the change, and the mapped fields (empty for deletes).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Payload {
+    /// The unique id's value.
+    pub key: serde_json::Value,
+    /// What changed.
+    pub change: ChangeKind,
+    /// Mapped destination fields.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}

@@ -1,0 +1,3 @@
+//! Mappings at run time: record selection and field evaluation.
+
+pub mod selection;
