@@ -1,20 +1,45 @@
 //! [`Engine`]: the facade the server calls. One per data directory.
+//!
+//! It validates definitions before storing them (no network access at create time), keeps
+//! referential integrity (a source used by a model cannot be deleted, ...), resolves and starts
+//! sync runs in the background, and tracks live runs for watching and cancelling.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use crate::catalog::destination::{DestinationDef, DestinationPatch, NewDestination};
+use chrono::Utc;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::destination::{DestinationDef, DestinationPatch, LIMITS_KEY, NewDestination};
 use crate::catalog::mapping::{MappingDef, MappingPatch, NewMapping};
 use crate::catalog::model::{ModelDef, ModelPatch, NewModel, Preview, PreviewTarget};
-use crate::catalog::source::{NewSource, SourceDef, SourcePatch};
+use crate::catalog::source::{ConfigMap, NewSource, SourceDef, SourcePatch};
+use crate::catalog::{Catalog, Kind};
 use crate::connector::{DestinationType, Registry};
+use crate::delivery::DestinationLimiter;
+use crate::destination::spec::{DeliveryLimits, FieldSpec};
+use crate::destination::{Action, Destination};
 use crate::error::{Error, Result};
-use crate::source::{SourceTestReport, TableInfo};
-use crate::sync::run::SyncRun;
+use crate::id::{DestinationId, MappingId, ModelId, SourceId, generate_slug, validate_slug};
+use crate::mapping::plan::{MappingPlan, default_selection};
+use crate::mapping::value::json_value;
+use crate::model::plan::{ModelSession, validate_model};
+use crate::secret::Secret;
+use crate::source::{ColumnInfo, Source, SourceTestReport, TableInfo};
+use crate::state::StateStore;
+use crate::state::rocks::RocksStateStore;
+use crate::store::Store;
+use crate::sync::run::{RunStage, RunStatus, SyncRun};
+use crate::sync::runner::{RunEnv, RunInputs, SyncRunner};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineOptions {
-    /// Memory the diff's sort may use before it spills to disk, in bytes.
+    /// Memory a query (the diff's sort, a preview) may use before it spills to disk, in bytes.
     pub sort_memory_bytes: usize,
     /// Fraction of the state's keys that may vanish in one run before deletes are held back.
     pub mass_delete_fraction: f64,
@@ -40,199 +65,830 @@ impl Default for EngineOptions {
 pub struct TriggerOptions {
     /// Send deletes even when more than the safety-stop fraction of keys vanished.
     pub confirm_mass_delete: bool,
-    /// `manual` (API/CLI) or `schedule`.
+    /// `manual` (API/CLI, the default) or `schedule`.
     pub trigger: Option<String>,
 }
 
-/// The retl engine over one data directory.
-pub struct Engine {
+struct ActiveRun {
+    mapping_id: String,
+    cancel: CancellationToken,
+    progress: watch::Receiver<SyncRun>,
+    handle: Option<JoinHandle<()>>,
+}
+
+struct Inner {
     data_dir: PathBuf,
     registry: Registry,
     options: EngineOptions,
+    catalog: Catalog,
+    state: Arc<RocksStateStore>,
+    limiters: Mutex<HashMap<String, Arc<DestinationLimiter>>>,
+    active: Mutex<HashMap<String, ActiveRun>>,
+    /// Serializes catalog mutations so referential checks and writes do not interleave.
+    writes: tokio::sync::Mutex<()>,
+}
+
+/// The retl engine over one data directory. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
-            .field("data_dir", &self.data_dir)
+            .field("data_dir", &self.inner.data_dir)
             .finish_non_exhaustive()
     }
 }
 
-fn todo(what: &str) -> Error {
-    Error::Unimplemented {
-        what: what.to_string(),
+fn lock_poisoned() -> Error {
+    Error::internal("a lock was poisoned by a panicking thread")
+}
+
+fn check_id(field: &str, wanted: Option<String>, prefix: &str) -> Result<String> {
+    match wanted.filter(|s| !s.is_empty()) {
+        Some(id) => {
+            validate_slug(field, &id)?;
+            Ok(id)
+        }
+        None => Ok(generate_slug(prefix)),
     }
 }
 
+/// Splits a config object into plain and secret fields by the type's field specs.
+fn split_config(
+    what: &str,
+    specs: &[FieldSpec],
+    config: ConfigMap,
+    mut plain: ConfigMap,
+    mut secrets: BTreeMap<String, Secret>,
+) -> Result<(ConfigMap, BTreeMap<String, Secret>)> {
+    for (key, value) in config {
+        let secret = specs.iter().any(|f| f.name == key && f.secret);
+        if value.is_null() {
+            plain.remove(&key);
+            secrets.remove(&key);
+        } else if secret {
+            let serde_json::Value::String(s) = value else {
+                return Err(Error::invalid(
+                    format!("{what}.config.{key}"),
+                    "a secret field must be a string",
+                ));
+            };
+            secrets.insert(key, Secret::new(s));
+        } else {
+            plain.insert(key, value);
+        }
+    }
+    Ok((plain, secrets))
+}
+
+/// The full config (secrets included) a connector's `build` receives.
+fn merged_config(plain: &ConfigMap, secrets: &BTreeMap<String, Secret>, skip: &[&str]) -> serde_json::Value {
+    let mut all = plain.clone();
+    for key in skip {
+        all.remove(*key);
+    }
+    for (k, v) in secrets {
+        all.insert(k.clone(), serde_json::Value::String(v.expose().to_string()));
+    }
+    serde_json::Value::Object(all)
+}
+
+fn effective_limits(destination_type: &DestinationType, config: &ConfigMap) -> Result<DeliveryLimits> {
+    let defaults = (destination_type.default_limits)();
+    let Some(overrides) = config.get(LIMITS_KEY) else {
+        return Ok(defaults);
+    };
+    let serde_json::Value::Object(overrides) = overrides else {
+        return Err(Error::invalid(
+            "destination.config.limits",
+            "limits must be an object, e.g. {\"requests_per_second\": 5, \"batch_size\": 50}",
+        ));
+    };
+    let mut merged = match serde_json::to_value(&defaults) {
+        Ok(serde_json::Value::Object(m)) => m,
+        _ => return Err(Error::internal("default limits did not serialize to an object")),
+    };
+    for (k, v) in overrides {
+        merged.insert(k.clone(), v.clone());
+    }
+    let limits: DeliveryLimits = serde_json::from_value(serde_json::Value::Object(merged))
+        .map_err(|e| Error::invalid("destination.config.limits", e.to_string()))?;
+    limits
+        .validate()
+        .map_err(|(field, msg)| Error::invalid(format!("destination.config.{field}"), msg))?;
+    Ok(limits)
+}
+
 impl Engine {
-    /// Opens (or creates) the data directory.
+    /// Opens (or creates) the data directory and closes runs a stopped daemon left open.
     pub async fn open(data_dir: &Path, registry: Registry, options: EngineOptions) -> Result<Engine> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| Error::Storage(crate::error::StorageError::io(data_dir)(e)))?;
+        let store = Store::open(&data_dir.join("db"))?;
+        let catalog = Catalog::new(store.clone());
+        for mut run in catalog.unfinished_runs()? {
+            run.status = RunStatus::Failed;
+            run.stage = RunStage::Done;
+            run.end_time = Some(Utc::now());
+            run.error = Some("the daemon stopped during this run; acknowledged records were committed and the rest will be sent by the next run".to_string());
+            catalog.put_run(&run)?;
+        }
         Ok(Engine {
-            data_dir: data_dir.to_path_buf(),
-            registry,
-            options,
+            inner: Arc::new(Inner {
+                data_dir: data_dir.to_path_buf(),
+                registry,
+                options,
+                catalog,
+                state: Arc::new(RocksStateStore::new(store)),
+                limiters: Mutex::new(HashMap::new()),
+                active: Mutex::new(HashMap::new()),
+                writes: tokio::sync::Mutex::new(()),
+            }),
         })
     }
 
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
-        &self.data_dir
+        &self.inner.data_dir
     }
 
     /// The connector registry.
     pub fn registry(&self) -> &Registry {
-        &self.registry
+        &self.inner.registry
     }
 
     /// The engine options.
     pub fn options(&self) -> &EngineOptions {
-        &self.options
+        &self.inner.options
+    }
+
+    /// The sync state store (for inspection and tests).
+    pub fn state(&self) -> &dyn StateStore {
+        self.inner.state.as_ref()
     }
 
     /// Destination types with their actions and fields.
     pub fn destination_types(&self) -> Vec<&DestinationType> {
-        self.registry.destination_types().collect()
+        self.inner.registry.destination_types().collect()
+    }
+
+    fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    fn load<T: serde::de::DeserializeOwned>(&self, kind: Kind, id: &str) -> Result<T> {
+        self.catalog()
+            .get(kind, id)?
+            .ok_or_else(|| Error::not_found(kind.as_str(), id))
+    }
+
+    fn ensure_absent(&self, kind: Kind, id: &str) -> Result<()> {
+        if self.catalog().get::<serde_json::Value>(kind, id)?.is_some() {
+            return Err(Error::AlreadyExists {
+                kind: kind.as_str(),
+                id: id.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn put<T: Serialize>(&self, kind: Kind, id: &str, value: &T, secrets: Option<&BTreeMap<String, Secret>>) -> Result<()> {
+        Ok(self.catalog().put(kind, id, value, secrets)?)
     }
 
     // ---- sources ----
 
+    fn build_source(&self, def: &SourceDef) -> Result<Arc<dyn Source>> {
+        let source_type = self.inner.registry.source_type(&def.source_type)?;
+        Ok((source_type.build)(&merged_config(&def.config, &def.secrets, &[]))?)
+    }
+
     /// Creates a source after validating its config (no network access).
-    pub async fn create_source(&self, _new: NewSource) -> Result<SourceDef> {
-        Err(todo("create_source"))
+    pub async fn create_source(&self, new: NewSource) -> Result<SourceDef> {
+        let _guard = self.inner.writes.lock().await;
+        let id = check_id("source_id", new.id, "source")?;
+        let source_type = self.inner.registry.source_type(&new.source_type)?;
+        self.ensure_absent(Kind::Source, &id)?;
+        let (config, secrets) = split_config("source", source_type.config, new.config, ConfigMap::new(), BTreeMap::new())?;
+        let now = Utc::now();
+        let def = SourceDef {
+            display_name: if new.display_name.is_empty() { id.clone() } else { new.display_name },
+            id: SourceId::new(id),
+            source_type: new.source_type,
+            config,
+            secrets,
+            create_time: now,
+            update_time: now,
+        };
+        self.build_source(&def)?;
+        self.put(Kind::Source, def.id.as_str(), &def, Some(&def.secrets))?;
+        Ok(def)
     }
-    /// A source by id.
-    pub fn get_source(&self, _id: &str) -> Result<SourceDef> {
-        Err(todo("get_source"))
+
+    /// A source by id (with its secrets loaded; never send them outward).
+    pub fn get_source(&self, id: &str) -> Result<SourceDef> {
+        let mut def: SourceDef = self.load(Kind::Source, id)?;
+        def.secrets = self.catalog().secrets(Kind::Source, id)?;
+        Ok(def)
     }
+
     /// All sources, by id.
     pub fn list_sources(&self) -> Result<Vec<SourceDef>> {
-        Err(todo("list_sources"))
+        let mut defs: Vec<SourceDef> = self.catalog().list(Kind::Source)?;
+        for def in &mut defs {
+            def.secrets = self.catalog().secrets(Kind::Source, def.id.as_str())?;
+        }
+        Ok(defs)
     }
-    /// Updates a source; models using it are not re-validated.
-    pub async fn update_source(&self, _id: &str, _patch: SourcePatch) -> Result<SourceDef> {
-        Err(todo("update_source"))
+
+    /// Updates a source; its config must still build.
+    pub async fn update_source(&self, id: &str, patch: SourcePatch) -> Result<SourceDef> {
+        let _guard = self.inner.writes.lock().await;
+        let mut def = self.get_source(id)?;
+        if let Some(name) = patch.display_name {
+            def.display_name = name;
+        }
+        if let Some(config) = patch.config {
+            let source_type = self.inner.registry.source_type(&def.source_type)?;
+            let (c, s) = split_config("source", source_type.config, config, def.config, def.secrets)?;
+            def.config = c;
+            def.secrets = s;
+        }
+        def.update_time = Utc::now();
+        self.build_source(&def)?;
+        self.put(Kind::Source, id, &def, Some(&def.secrets))?;
+        Ok(def)
     }
+
     /// Deletes a source no model uses.
-    pub fn delete_source(&self, _id: &str) -> Result<()> {
-        Err(todo("delete_source"))
+    pub async fn delete_source(&self, id: &str) -> Result<()> {
+        let _guard = self.inner.writes.lock().await;
+        let _: SourceDef = self.load(Kind::Source, id)?;
+        let users: Vec<String> = self
+            .list_models()?
+            .into_iter()
+            .filter(|m| m.source_id.as_str() == id)
+            .map(|m| m.id.to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::precondition(format!(
+                "source '{id}' is used by models {}; delete them first",
+                users.join(", ")
+            )));
+        }
+        Ok(self.catalog().delete(Kind::Source, id)?)
     }
+
     /// Checks a source's reachability and credentials.
-    pub async fn test_source(&self, _id: &str) -> Result<SourceTestReport> {
-        Err(todo("test_source"))
+    pub async fn test_source(&self, id: &str) -> Result<SourceTestReport> {
+        let source = self.build_source(&self.get_source(id)?)?;
+        Ok(source.test().await?)
     }
+
     /// Tables of a source.
-    pub async fn list_tables(&self, _id: &str) -> Result<Vec<TableInfo>> {
-        Err(todo("list_tables"))
+    pub async fn list_tables(&self, id: &str) -> Result<Vec<TableInfo>> {
+        let source = self.build_source(&self.get_source(id)?)?;
+        Ok(source.list_tables().await?)
     }
 
     // ---- models ----
 
+    async fn validate_model(&self, source_id: &str, sql: &str, unique_id: &str) -> Result<Vec<ColumnInfo>> {
+        let source_def: SourceDef = self.get_source(source_id).map_err(|e| match e {
+            Error::NotFound { .. } => Error::invalid(
+                "model.source_id",
+                format!("source '{source_id}' does not exist; create it first or use one of `retl source list`"),
+            ),
+            other => other,
+        })?;
+        let source = self.build_source(&source_def)?;
+        validate_model(source.as_ref(), sql, unique_id, self.inner.options.sort_memory_bytes).await
+    }
+
     /// Creates a model after validating its SQL and unique id.
-    pub async fn create_model(&self, _new: NewModel) -> Result<ModelDef> {
-        Err(todo("create_model"))
+    pub async fn create_model(&self, new: NewModel) -> Result<ModelDef> {
+        let _guard = self.inner.writes.lock().await;
+        let id = check_id("model_id", new.id, "model")?;
+        self.ensure_absent(Kind::Model, &id)?;
+        let columns = self.validate_model(&new.source_id, &new.sql, &new.unique_id).await?;
+        let now = Utc::now();
+        let def = ModelDef {
+            display_name: if new.display_name.is_empty() { id.clone() } else { new.display_name },
+            id: ModelId::new(id),
+            source_id: SourceId::new(new.source_id),
+            sql: new.sql,
+            unique_id: new.unique_id,
+            columns,
+            create_time: now,
+            update_time: now,
+        };
+        self.put(Kind::Model, def.id.as_str(), &def, None)?;
+        Ok(def)
     }
+
     /// A model by id.
-    pub fn get_model(&self, _id: &str) -> Result<ModelDef> {
-        Err(todo("get_model"))
+    pub fn get_model(&self, id: &str) -> Result<ModelDef> {
+        self.load(Kind::Model, id)
     }
+
     /// All models, by id.
     pub fn list_models(&self) -> Result<Vec<ModelDef>> {
-        Err(todo("list_models"))
+        Ok(self.catalog().list(Kind::Model)?)
     }
-    /// Updates a model; the result is validated again.
-    pub async fn update_model(&self, _id: &str, _patch: ModelPatch) -> Result<ModelDef> {
-        Err(todo("update_model"))
+
+    /// Updates a model; the result is validated again, and so is every mapping using it.
+    pub async fn update_model(&self, id: &str, patch: ModelPatch) -> Result<ModelDef> {
+        let _guard = self.inner.writes.lock().await;
+        let mut def = self.get_model(id)?;
+        if let Some(v) = patch.display_name {
+            def.display_name = v;
+        }
+        if let Some(v) = patch.source_id {
+            def.source_id = SourceId::new(v);
+        }
+        if let Some(v) = patch.sql {
+            def.sql = v;
+        }
+        if let Some(v) = patch.unique_id {
+            def.unique_id = v;
+        }
+        def.columns = self
+            .validate_model(def.source_id.as_str(), &def.sql, &def.unique_id)
+            .await?;
+        for mapping in self.list_mappings()?.into_iter().filter(|m| m.model_id.as_str() == id) {
+            let spec = self.action_spec(&mapping)?;
+            MappingPlan::compile(&mapping.fields, mapping.selection, &def.columns, spec).map_err(|e| {
+                Error::invalid(
+                    "model.sql",
+                    format!("the change would break mapping '{}': {e}; update or delete the mapping first", mapping.id),
+                )
+            })?;
+        }
+        def.update_time = Utc::now();
+        self.put(Kind::Model, id, &def, None)?;
+        Ok(def)
     }
+
     /// Deletes a model no mapping uses.
-    pub fn delete_model(&self, _id: &str) -> Result<()> {
-        Err(todo("delete_model"))
+    pub async fn delete_model(&self, id: &str) -> Result<()> {
+        let _guard = self.inner.writes.lock().await;
+        let _: ModelDef = self.load(Kind::Model, id)?;
+        let users: Vec<String> = self
+            .list_mappings()?
+            .into_iter()
+            .filter(|m| m.model_id.as_str() == id)
+            .map(|m| m.id.to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::precondition(format!(
+                "model '{id}' is used by mappings {}; delete them first",
+                users.join(", ")
+            )));
+        }
+        Ok(self.catalog().delete(Kind::Model, id)?)
     }
-    /// The first `limit` rows of a model.
-    pub async fn preview_model(&self, _target: PreviewTarget, _limit: usize) -> Result<Preview> {
-        Err(todo("preview_model"))
+
+    /// The first `limit` rows of a model (or of unsaved SQL).
+    pub async fn preview_model(&self, target: PreviewTarget, limit: usize) -> Result<Preview> {
+        let (source_id, sql) = match target {
+            PreviewTarget::Model(id) => {
+                let m = self.get_model(&id)?;
+                (m.source_id.to_string(), m.sql)
+            }
+            PreviewTarget::Sql { source_id, sql } => (source_id, sql),
+        };
+        let source = self.build_source(&self.get_source(&source_id)?)?;
+        let session = ModelSession::new(source.as_ref(), self.inner.options.sort_memory_bytes, None).await?;
+        let plan = session.plan(&sql).await?;
+        let df = session
+            .context()
+            .execute_logical_plan(plan)
+            .await
+            .and_then(|df| df.limit(0, Some(limit)))
+            .map_err(|e| Error::invalid("model.sql", e.to_string()))?;
+        let schema = df.schema().as_arrow().clone();
+        let batches = df
+            .collect()
+            .await
+            .map_err(|e| crate::source::SourceError::Read { message: e.to_string() })?;
+        let columns: Vec<ColumnInfo> = schema.fields().iter().map(|f| ColumnInfo::from_field(f)).collect();
+        let mut rows = Vec::new();
+        for batch in batches {
+            for row in 0..batch.num_rows() {
+                let mut obj = serde_json::Map::new();
+                for (i, field) in schema.fields().iter().enumerate() {
+                    let value = json_value(batch.column(i).as_ref(), row)
+                        .map_err(|e| Error::internal(format!("converting a preview value: {e}")))?;
+                    obj.insert(field.name().clone(), value);
+                }
+                rows.push(obj);
+            }
+        }
+        Ok(Preview { columns, rows })
     }
 
     // ---- destinations ----
 
+    fn build_destination(&self, def: &DestinationDef) -> Result<(Arc<dyn Destination>, DeliveryLimits)> {
+        let destination_type = self.inner.registry.destination_type(&def.destination_type)?;
+        let limits = effective_limits(destination_type, &def.config)?;
+        let destination = (destination_type.build)(
+            &merged_config(&def.config, &def.secrets, &[LIMITS_KEY]),
+            limits.clone(),
+        )?;
+        Ok((destination, limits))
+    }
+
     /// Creates a destination after validating its config.
-    pub async fn create_destination(&self, _new: NewDestination) -> Result<DestinationDef> {
-        Err(todo("create_destination"))
+    pub async fn create_destination(&self, new: NewDestination) -> Result<DestinationDef> {
+        let _guard = self.inner.writes.lock().await;
+        let id = check_id("destination_id", new.id, "destination")?;
+        let destination_type = self.inner.registry.destination_type(&new.destination_type)?;
+        self.ensure_absent(Kind::Destination, &id)?;
+        let (config, secrets) = split_config("destination", destination_type.config, new.config, ConfigMap::new(), BTreeMap::new())?;
+        let now = Utc::now();
+        let def = DestinationDef {
+            display_name: if new.display_name.is_empty() { id.clone() } else { new.display_name },
+            id: DestinationId::new(id),
+            destination_type: new.destination_type,
+            config,
+            secrets,
+            enabled: new.enabled.unwrap_or(true),
+            create_time: now,
+            update_time: now,
+        };
+        self.build_destination(&def)?;
+        self.put(Kind::Destination, def.id.as_str(), &def, Some(&def.secrets))?;
+        Ok(def)
     }
-    /// A destination by id.
-    pub fn get_destination(&self, _id: &str) -> Result<DestinationDef> {
-        Err(todo("get_destination"))
+
+    /// A destination by id (with its secrets loaded; never send them outward).
+    pub fn get_destination(&self, id: &str) -> Result<DestinationDef> {
+        let mut def: DestinationDef = self.load(Kind::Destination, id)?;
+        def.secrets = self.catalog().secrets(Kind::Destination, id)?;
+        Ok(def)
     }
+
     /// All destinations, by id.
     pub fn list_destinations(&self) -> Result<Vec<DestinationDef>> {
-        Err(todo("list_destinations"))
+        let mut defs: Vec<DestinationDef> = self.catalog().list(Kind::Destination)?;
+        for def in &mut defs {
+            def.secrets = self.catalog().secrets(Kind::Destination, def.id.as_str())?;
+        }
+        Ok(defs)
     }
+
     /// Updates a destination.
-    pub async fn update_destination(
-        &self,
-        _id: &str,
-        _patch: DestinationPatch,
-    ) -> Result<DestinationDef> {
-        Err(todo("update_destination"))
+    pub async fn update_destination(&self, id: &str, patch: DestinationPatch) -> Result<DestinationDef> {
+        let _guard = self.inner.writes.lock().await;
+        let mut def = self.get_destination(id)?;
+        if let Some(v) = patch.display_name {
+            def.display_name = v;
+        }
+        if let Some(v) = patch.enabled {
+            def.enabled = v;
+        }
+        if let Some(config) = patch.config {
+            let destination_type = self.inner.registry.destination_type(&def.destination_type)?;
+            let (c, s) = split_config("destination", destination_type.config, config, def.config, def.secrets)?;
+            def.config = c;
+            def.secrets = s;
+        }
+        def.update_time = Utc::now();
+        self.build_destination(&def)?;
+        self.put(Kind::Destination, id, &def, Some(&def.secrets))?;
+        Ok(def)
     }
+
     /// Deletes a destination no mapping uses.
-    pub fn delete_destination(&self, _id: &str) -> Result<()> {
-        Err(todo("delete_destination"))
+    pub async fn delete_destination(&self, id: &str) -> Result<()> {
+        let _guard = self.inner.writes.lock().await;
+        let _: DestinationDef = self.load(Kind::Destination, id)?;
+        let users: Vec<String> = self
+            .list_mappings()?
+            .into_iter()
+            .filter(|m| m.destination_id.as_str() == id)
+            .map(|m| m.id.to_string())
+            .collect();
+        if !users.is_empty() {
+            return Err(Error::precondition(format!(
+                "destination '{id}' is used by mappings {}; delete them first",
+                users.join(", ")
+            )));
+        }
+        if let Ok(mut limiters) = self.inner.limiters.lock() {
+            limiters.remove(id);
+        }
+        Ok(self.catalog().delete(Kind::Destination, id)?)
     }
+
     /// Checks a destination's reachability and credentials.
-    pub async fn test_destination(&self, _id: &str) -> Result<String> {
-        Err(todo("test_destination"))
+    pub async fn test_destination(&self, id: &str) -> Result<String> {
+        let (destination, _) = self.build_destination(&self.get_destination(id)?)?;
+        Ok(destination.test().await?)
     }
 
     // ---- mappings ----
 
+    fn action_spec(&self, mapping: &MappingDef) -> Result<&'static crate::destination::spec::ActionSpec> {
+        let destination: DestinationDef = self.load(Kind::Destination, mapping.destination_id.as_str())?;
+        let destination_type = self.inner.registry.destination_type(&destination.destination_type)?;
+        Ok(destination_type.action(&mapping.action)?)
+    }
+
     /// Creates a mapping after validating columns, fields, action and selection.
-    pub async fn create_mapping(&self, _new: NewMapping) -> Result<MappingDef> {
-        Err(todo("create_mapping"))
+    pub async fn create_mapping(&self, new: NewMapping) -> Result<MappingDef> {
+        let _guard = self.inner.writes.lock().await;
+        let id = check_id("mapping_id", new.id, "mapping")?;
+        self.ensure_absent(Kind::Mapping, &id)?;
+        let model: ModelDef = self.catalog().get(Kind::Model, &new.model_id)?.ok_or_else(|| {
+            Error::invalid("mapping.model_id", format!("model '{}' does not exist", new.model_id))
+        })?;
+        let destination: DestinationDef = self
+            .catalog()
+            .get(Kind::Destination, &new.destination_id)?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "mapping.destination_id",
+                    format!("destination '{}' does not exist", new.destination_id),
+                )
+            })?;
+        let destination_type = self.inner.registry.destination_type(&destination.destination_type)?;
+        let spec = destination_type.action(&new.action).map_err(|e| Error::invalid("mapping.action", e.to_string()))?;
+        let selection = new.selection.unwrap_or_else(|| default_selection(spec));
+        MappingPlan::compile(&new.fields, selection, &model.columns, spec)?;
+        let now = Utc::now();
+        let def = MappingDef {
+            display_name: if new.display_name.is_empty() { id.clone() } else { new.display_name },
+            id: MappingId::new(id),
+            model_id: model.id,
+            destination_id: destination.id,
+            action: new.action,
+            fields: new.fields,
+            selection,
+            initial_sync: new.initial_sync,
+            enabled: new.enabled.unwrap_or(true),
+            create_time: now,
+            update_time: now,
+        };
+        // A mapping id may be reused after a delete: start from a clean state.
+        self.inner.state.reset(&def.id).map_err(|e| Error::internal(e.to_string()))?;
+        self.catalog().clear_initialized(&def.id)?;
+        self.put(Kind::Mapping, def.id.as_str(), &def, None)?;
+        Ok(def)
     }
+
     /// A mapping by id.
-    pub fn get_mapping(&self, _id: &str) -> Result<MappingDef> {
-        Err(todo("get_mapping"))
+    pub fn get_mapping(&self, id: &str) -> Result<MappingDef> {
+        self.load(Kind::Mapping, id)
     }
+
     /// All mappings, by id.
     pub fn list_mappings(&self) -> Result<Vec<MappingDef>> {
-        Err(todo("list_mappings"))
+        Ok(self.catalog().list(Kind::Mapping)?)
     }
+
     /// Updates a mapping.
-    pub async fn update_mapping(&self, _id: &str, _patch: MappingPatch) -> Result<MappingDef> {
-        Err(todo("update_mapping"))
+    pub async fn update_mapping(&self, id: &str, patch: MappingPatch) -> Result<MappingDef> {
+        let _guard = self.inner.writes.lock().await;
+        let mut def = self.get_mapping(id)?;
+        if let Some(v) = patch.display_name {
+            def.display_name = v;
+        }
+        if let Some(v) = patch.fields {
+            def.fields = v;
+        }
+        if let Some(v) = patch.selection {
+            def.selection = v;
+        }
+        if let Some(v) = patch.enabled {
+            def.enabled = v;
+        }
+        let model = self.get_model(def.model_id.as_str())?;
+        MappingPlan::compile(&def.fields, def.selection, &model.columns, self.action_spec(&def)?)?;
+        def.update_time = Utc::now();
+        self.put(Kind::Mapping, id, &def, None)?;
+        Ok(def)
     }
+
+    fn active_run_of(&self, mapping_id: &str) -> Result<Option<String>> {
+        let active = self.inner.active.lock().map_err(|_| lock_poisoned())?;
+        Ok(active
+            .iter()
+            .find(|(_, a)| a.mapping_id == mapping_id)
+            .map(|(id, _)| id.clone()))
+    }
+
     /// Deletes a mapping and its sync state.
-    pub fn delete_mapping(&self, _id: &str) -> Result<()> {
-        Err(todo("delete_mapping"))
+    pub async fn delete_mapping(&self, id: &str) -> Result<()> {
+        let _guard = self.inner.writes.lock().await;
+        let def = self.get_mapping(id)?;
+        if let Some(run) = self.active_run_of(id)? {
+            return Err(Error::precondition(format!(
+                "mapping '{id}' has run {run} in progress; cancel it first (retl sync cancel {run})"
+            )));
+        }
+        self.catalog().delete(Kind::Mapping, id)?;
+        self.inner.state.reset(&def.id).map_err(|e| Error::internal(e.to_string()))?;
+        self.catalog().clear_initialized(&def.id)?;
+        Ok(())
     }
+
     /// Enables or disables a mapping.
-    pub fn set_mapping_enabled(&self, _id: &str, _enabled: bool) -> Result<MappingDef> {
-        Err(todo("set_mapping_enabled"))
+    pub async fn set_mapping_enabled(&self, id: &str, enabled: bool) -> Result<MappingDef> {
+        let _guard = self.inner.writes.lock().await;
+        let mut def = self.get_mapping(id)?;
+        def.enabled = enabled;
+        def.update_time = Utc::now();
+        self.put(Kind::Mapping, id, &def, None)?;
+        Ok(def)
     }
 
     // ---- sync runs ----
 
-    /// Starts a sync of a mapping in the background; returns the new run (queued or running).
-    pub async fn trigger_sync(&self, _mapping_id: &str, _options: TriggerOptions) -> Result<SyncRun> {
-        Err(todo("trigger_sync"))
+    fn limiter(&self, destination_id: &str, limits: &DeliveryLimits) -> Result<Arc<DestinationLimiter>> {
+        let mut limiters = self.inner.limiters.lock().map_err(|_| lock_poisoned())?;
+        if let Some(l) = limiters.get(destination_id).filter(|l| l.limits() == limits) {
+            return Ok(Arc::clone(l));
+        }
+        let l = Arc::new(DestinationLimiter::new(limits));
+        limiters.insert(destination_id.to_string(), Arc::clone(&l));
+        Ok(l)
     }
-    /// A run by id.
-    pub fn get_run(&self, _run_id: &str) -> Result<SyncRun> {
-        Err(todo("get_run"))
+
+    /// Starts a sync of a mapping in the background; returns the new run.
+    ///
+    /// # Errors
+    /// `FailedPrecondition` when the mapping or its destination is disabled or the mapping
+    /// already has a run in progress; `NotFound` for an unknown mapping.
+    pub async fn trigger_sync(&self, mapping_id: &str, options: TriggerOptions) -> Result<SyncRun> {
+        let mapping = self.get_mapping(mapping_id)?;
+        if !mapping.enabled {
+            return Err(Error::precondition(format!(
+                "mapping '{mapping_id}' is disabled; enable it first (retl mapping enable {mapping_id})"
+            )));
+        }
+        let destination_def = self.get_destination(mapping.destination_id.as_str())?;
+        if !destination_def.enabled {
+            return Err(Error::precondition(format!(
+                "destination '{}' is disabled; enable it first (retl destination enable {})",
+                destination_def.id, destination_def.id
+            )));
+        }
+        let model = self.get_model(mapping.model_id.as_str())?;
+        let source = self.build_source(&self.get_source(model.source_id.as_str())?)?;
+        let (destination, limits) = self.build_destination(&destination_def)?;
+        let action: Arc<dyn Action> = destination.action(&mapping.action)?;
+        let action_spec = action.spec();
+        let limiter = self.limiter(destination_def.id.as_str(), &limits)?;
+
+        let run = SyncRun::queued(mapping.id.clone(), options.trigger.as_deref().unwrap_or("manual"));
+        let (tx, rx) = watch::channel(run.clone());
+        let cancel = CancellationToken::new();
+        {
+            let mut active = self.inner.active.lock().map_err(|_| lock_poisoned())?;
+            if let Some((id, _)) = active.iter().find(|(_, a)| a.mapping_id == mapping_id) {
+                return Err(Error::precondition(format!(
+                    "mapping '{mapping_id}' already has run {id} in progress; watch it (retl sync watch {id}) or cancel it"
+                )));
+            }
+            active.insert(
+                run.id.to_string(),
+                ActiveRun {
+                    mapping_id: mapping_id.to_string(),
+                    cancel: cancel.clone(),
+                    progress: rx,
+                    handle: None,
+                },
+            );
+        }
+        self.catalog().put_run(&run)?;
+        let env = RunEnv {
+            catalog: self.catalog().clone(),
+            state: Arc::clone(&self.inner.state) as Arc<dyn StateStore>,
+            data_dir: self.inner.data_dir.clone(),
+            options: self.inner.options.clone(),
+        };
+        let inputs = RunInputs {
+            mapping,
+            model,
+            source,
+            action,
+            action_spec,
+            limiter,
+            limits,
+            confirm_mass_delete: options.confirm_mass_delete,
+        };
+        let runner = SyncRunner::new(env, inputs, run.clone(), tx, cancel);
+        let engine = self.clone();
+        let run_id = run.id.to_string();
+        let span = tracing::info_span!("sync_run", mapping_id = %mapping_id, run_id = %run_id);
+        let handle = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let done = runner.run().await;
+                tracing::info!(status = done.status.as_str(), extracted = done.counts.extracted, delivered = done.counts.delivered, failed = done.counts.failed, "sync run ended");
+                if let Ok(mut active) = engine.inner.active.lock() {
+                    active.remove(&run_id);
+                }
+            },
+            span,
+        ));
+        if let Ok(mut active) = self.inner.active.lock() {
+            if let Some(a) = active.get_mut(run.id.as_str()) {
+                a.handle = Some(handle);
+            }
+        }
+        Ok(run)
     }
+
+    /// A run by id (live counts while it runs).
+    pub fn get_run(&self, run_id: &str) -> Result<SyncRun> {
+        if let Some(live) = self
+            .inner
+            .active
+            .lock()
+            .map_err(|_| lock_poisoned())?
+            .get(run_id)
+            .map(|a| a.progress.borrow().clone())
+        {
+            return Ok(live);
+        }
+        self.catalog()
+            .get_run(run_id)?
+            .ok_or_else(|| Error::not_found("sync run", run_id))
+    }
+
     /// Runs, newest first, optionally of one mapping, at most `limit`.
-    pub fn list_runs(&self, _mapping_id: Option<&str>, _limit: usize) -> Result<Vec<SyncRun>> {
-        Err(todo("list_runs"))
+    pub fn list_runs(&self, mapping_id: Option<&str>, limit: usize) -> Result<Vec<SyncRun>> {
+        if let Some(m) = mapping_id {
+            let _: MappingDef = self.load(Kind::Mapping, m)?;
+        }
+        let mut runs = self.catalog().list_runs(mapping_id, limit)?;
+        let active = self.inner.active.lock().map_err(|_| lock_poisoned())?;
+        for run in &mut runs {
+            if let Some(a) = active.get(run.id.as_str()) {
+                *run = a.progress.borrow().clone();
+            }
+        }
+        Ok(runs)
     }
-    /// Live snapshots of a run; the receiver's last value is the final record once it ends.
-    pub fn watch_run(&self, _run_id: &str) -> Result<tokio::sync::watch::Receiver<SyncRun>> {
-        Err(todo("watch_run"))
+
+    /// Live snapshots of a run. The channel closes after the final snapshot; for a finished run
+    /// it holds only the final record.
+    pub fn watch_run(&self, run_id: &str) -> Result<watch::Receiver<SyncRun>> {
+        if let Some(rx) = self
+            .inner
+            .active
+            .lock()
+            .map_err(|_| lock_poisoned())?
+            .get(run_id)
+            .map(|a| a.progress.clone())
+        {
+            return Ok(rx);
+        }
+        let run = self
+            .catalog()
+            .get_run(run_id)?
+            .ok_or_else(|| Error::not_found("sync run", run_id))?;
+        let (_tx, rx) = watch::channel(run);
+        Ok(rx)
     }
+
     /// Asks a run to stop; acknowledged records stay committed.
-    pub fn cancel_run(&self, _run_id: &str) -> Result<SyncRun> {
-        Err(todo("cancel_run"))
+    pub fn cancel_run(&self, run_id: &str) -> Result<SyncRun> {
+        let active = self.inner.active.lock().map_err(|_| lock_poisoned())?;
+        if let Some(a) = active.get(run_id) {
+            a.cancel.cancel();
+            return Ok(a.progress.borrow().clone());
+        }
+        drop(active);
+        let run = self
+            .catalog()
+            .get_run(run_id)?
+            .ok_or_else(|| Error::not_found("sync run", run_id))?;
+        Err(Error::precondition(format!(
+            "run {run_id} already ended ({}); nothing to cancel",
+            run.status.as_str()
+        )))
     }
-    /// Waits for running syncs to stop (they are cancelled) and flushes the store.
-    pub async fn shutdown(&self) {}
+
+    /// Cancels running syncs and waits for them to record their end.
+    pub async fn shutdown(&self) {
+        let handles: Vec<JoinHandle<()>> = match self.inner.active.lock() {
+            Ok(mut active) => active
+                .values_mut()
+                .filter_map(|a| {
+                    a.cancel.cancel();
+                    a.handle.take()
+                })
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for h in handles {
+            let _ = h.await;
+        }
+    }
 }

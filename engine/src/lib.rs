@@ -29,13 +29,19 @@
 
 pub mod catalog;
 pub mod connector;
+pub mod delivery;
 pub mod destination;
+pub mod diff;
 pub mod engine;
 pub mod error;
 pub mod id;
 pub mod mapping;
+pub mod model;
 pub mod secret;
 pub mod source;
+pub mod staging;
+pub mod state;
+pub mod store;
 pub mod sync;
 
 pub use engine::{Engine, EngineOptions, TriggerOptions};

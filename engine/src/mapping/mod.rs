@@ -1,3 +1,8 @@
-//! Mappings at run time: record selection and field evaluation.
+//! Mappings at run time: record selection, field evaluation into payloads, and validation of a
+//! mapping against its model's columns and its action's fields.
 
+pub mod plan;
 pub mod selection;
+pub mod value;
+
+pub use plan::MappingPlan;

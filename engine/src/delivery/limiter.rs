@@ -1,0 +1,80 @@
+//! [`DestinationLimiter`]: one token bucket per destination, shared by all its mappings, that a
+//! 429 pauses for everyone (not just the request that got it).
+
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+
+use crate::destination::spec::DeliveryLimits;
+
+/// The rate limiter of one destination.
+#[derive(Debug)]
+pub struct DestinationLimiter {
+    limiter: DefaultDirectRateLimiter,
+    paused_until: Mutex<Option<Instant>>,
+    limits: DeliveryLimits,
+}
+
+impl DestinationLimiter {
+    /// A limiter enforcing `limits.requests_per_second` with `limits.burst`.
+    pub fn new(limits: &DeliveryLimits) -> Self {
+        let period = Duration::from_secs_f64(1.0 / limits.requests_per_second.max(1e-6));
+        let burst = NonZeroU32::new(limits.burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(period)
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
+        DestinationLimiter {
+            limiter: RateLimiter::direct(quota),
+            paused_until: Mutex::new(None),
+            limits: limits.clone(),
+        }
+    }
+
+    /// The limits this limiter was built from (a changed destination gets a new limiter).
+    pub fn limits(&self) -> &DeliveryLimits {
+        &self.limits
+    }
+
+    /// Waits until a request may be sent: after any pause, then for a token.
+    pub async fn acquire(&self) {
+        loop {
+            let until = self.paused_until.lock().map(|g| *g).unwrap_or(None);
+            match until {
+                Some(t) if t > Instant::now() => tokio::time::sleep_until(t).await,
+                _ => break,
+            }
+        }
+        self.limiter.until_ready().await;
+    }
+
+    /// Pauses every sender of this destination for `duration` (a 429 with `Retry-After`).
+    pub fn pause_for(&self, duration: Duration) {
+        let until = Instant::now() + duration;
+        if let Ok(mut guard) = self.paused_until.lock() {
+            if guard.is_none_or(|t| t < until) {
+                *guard = Some(until);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn pause_delays_acquire() {
+        let l = DestinationLimiter::new(&DeliveryLimits {
+            requests_per_second: 1000.0,
+            burst: 100,
+            ..DeliveryLimits::default()
+        });
+        l.pause_for(Duration::from_secs(3));
+        let start = Instant::now();
+        l.acquire().await;
+        assert!(start.elapsed() >= Duration::from_secs(3));
+    }
+}

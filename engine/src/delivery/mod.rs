@@ -1,0 +1,161 @@
+//! Delivery: rate limit (shared per destination) -> retry (backoff with full jitter, honouring
+//! `Retry-After`) -> timeout -> the action's call. Bounded concurrency is the caller's (the sync
+//! runner keeps at most `max_in_flight` batches in flight).
+//!
+//! Only records that were not answered are retried: a record the destination accepted or
+//! rejected permanently is settled; a record it asked to retry, or every record of a request
+//! that failed transiently, is sent again, up to `max_attempts` requests.
+
+pub mod limiter;
+pub mod retry;
+
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+use crate::destination::spec::{DeliveryLimits, Payload};
+use crate::destination::{Action, DeliveryContext, DestinationError, RecordOutcome};
+pub use limiter::DestinationLimiter;
+
+/// The settled outcome of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// Accepted: the state may advance.
+    Accepted,
+    /// Rejected permanently by the destination.
+    Rejected(String),
+    /// Not delivered: retries exhausted or cancelled.
+    Failed(String),
+}
+
+/// The result of delivering one batch.
+#[derive(Debug)]
+pub struct BatchDelivery {
+    /// One outcome per input payload, in order.
+    pub outcomes: Vec<Delivered>,
+    /// A failure that must stop the run (bad credentials): every later batch would fail too.
+    pub fatal: Option<DestinationError>,
+}
+
+/// Delivers one batch with rate limiting, retries and a per-request timeout.
+pub async fn deliver_batch(
+    action: Arc<dyn Action>,
+    ctx: DeliveryContext,
+    limiter: Arc<DestinationLimiter>,
+    limits: DeliveryLimits,
+    payloads: Vec<Payload>,
+    cancel: CancellationToken,
+) -> BatchDelivery {
+    let n = payloads.len();
+    let mut outcomes: Vec<Option<Delivered>> = vec![None; n];
+    let mut pending: Vec<usize> = (0..n).collect();
+    let mut last_error = String::from("not attempted");
+    for attempt in 1..=limits.max_attempts {
+        if cancel.is_cancelled() {
+            last_error = "run cancelled".to_string();
+            break;
+        }
+        tokio::select! {
+            _ = limiter.acquire() => {}
+            _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
+        }
+        let batch: Vec<Payload> = pending.iter().map(|&i| payloads[i].clone()).collect();
+        let result = tokio::select! {
+            r = tokio::time::timeout(limits.timeout(), action.send(&ctx, &batch)) => r,
+            _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
+        };
+        let mut wait = retry::backoff(&limits, attempt);
+        let mut still_pending = Vec::new();
+        match result {
+            Err(_) => {
+                last_error = format!("request timed out after {} ms", limits.timeout_ms);
+                still_pending = pending.clone();
+            }
+            Ok(Ok(answer)) if answer.records.len() != pending.len() => {
+                let msg = format!(
+                    "destination answered about {} records for a batch of {}; treating the batch as not delivered",
+                    answer.records.len(),
+                    pending.len()
+                );
+                for &i in &pending {
+                    outcomes[i] = Some(Delivered::Failed(msg.clone()));
+                }
+                return finish(outcomes, None);
+            }
+            Ok(Ok(answer)) => {
+                for (&i, outcome) in pending.iter().zip(answer.records) {
+                    match outcome {
+                        RecordOutcome::Accepted => outcomes[i] = Some(Delivered::Accepted),
+                        RecordOutcome::Rejected { reason } => {
+                            outcomes[i] = Some(Delivered::Rejected(reason))
+                        }
+                        RecordOutcome::Retry { reason, after } => {
+                            last_error = reason;
+                            if let Some(after) = after {
+                                wait = wait.max(after);
+                            }
+                            still_pending.push(i);
+                        }
+                    }
+                }
+            }
+            Ok(Err(err)) => match err {
+                DestinationError::Transient {
+                    retry_after,
+                    throttled,
+                    ..
+                } => {
+                    last_error = err.to_string();
+                    if let Some(after) = retry_after {
+                        wait = after;
+                    }
+                    if throttled {
+                        // A 429 pauses the whole destination, not just this request.
+                        limiter.pause_for(retry_after.unwrap_or(wait));
+                    }
+                    still_pending = pending.clone();
+                }
+                DestinationError::Authentication { .. } | DestinationError::InvalidConfig { .. } => {
+                    let msg = err.to_string();
+                    for &i in &pending {
+                        outcomes[i] = Some(Delivered::Failed(msg.clone()));
+                    }
+                    return finish(outcomes, Some(err));
+                }
+                other => {
+                    let msg = other.to_string();
+                    for &i in &pending {
+                        outcomes[i] = Some(Delivered::Rejected(msg.clone()));
+                    }
+                    return finish(outcomes, None);
+                }
+            },
+        }
+        pending = still_pending;
+        if pending.is_empty() {
+            break;
+        }
+        if attempt < limits.max_attempts {
+            tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %last_error, "retrying batch");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
+            }
+        } else {
+            last_error = format!("{last_error} (gave up after {} attempts)", limits.max_attempts);
+        }
+    }
+    for &i in &pending {
+        outcomes[i] = Some(Delivered::Failed(last_error.clone()));
+    }
+    finish(outcomes, None)
+}
+
+fn finish(outcomes: Vec<Option<Delivered>>, fatal: Option<DestinationError>) -> BatchDelivery {
+    BatchDelivery {
+        outcomes: outcomes
+            .into_iter()
+            .map(|o| o.unwrap_or_else(|| Delivered::Failed("not attempted".to_string())))
+            .collect(),
+        fatal,
+    }
+}

@@ -1,0 +1,138 @@
+//! Arrow values -> JSON values for payloads and previews.
+//!
+//! Decimals become JSON strings with their exact digits (no float rounding); dates and
+//! timestamps become ISO 8601 / RFC 3339 strings; lists become arrays and structs objects.
+//! Types without a natural JSON form (intervals, durations, binary) become their display text.
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{
+    DataType, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use datafusion::arrow::error::ArrowError;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use serde_json::Value;
+
+fn float(v: f64) -> Value {
+    // NaN and infinities have no JSON form.
+    serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
+}
+
+fn display(array: &dyn Array, row: usize) -> Result<Value, ArrowError> {
+    let options = FormatOptions::default().with_display_error(true);
+    let formatter = ArrayFormatter::try_new(array, &options)?;
+    Ok(Value::String(formatter.value(row).to_string()))
+}
+
+/// The JSON value of row `row` of `array`.
+pub fn json_value(array: &dyn Array, row: usize) -> Result<Value, ArrowError> {
+    if array.is_null(row) {
+        return Ok(Value::Null);
+    }
+    Ok(match array.data_type() {
+        DataType::Null => Value::Null,
+        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
+        DataType::Int8 => array.as_primitive::<Int8Type>().value(row).into(),
+        DataType::Int16 => array.as_primitive::<Int16Type>().value(row).into(),
+        DataType::Int32 => array.as_primitive::<Int32Type>().value(row).into(),
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(row).into(),
+        DataType::UInt8 => array.as_primitive::<UInt8Type>().value(row).into(),
+        DataType::UInt16 => array.as_primitive::<UInt16Type>().value(row).into(),
+        DataType::UInt32 => array.as_primitive::<UInt32Type>().value(row).into(),
+        DataType::UInt64 => array.as_primitive::<UInt64Type>().value(row).into(),
+        DataType::Float16 => float(array.as_primitive::<Float16Type>().value(row).to_f64()),
+        DataType::Float32 => float(array.as_primitive::<Float32Type>().value(row).into()),
+        DataType::Float64 => float(array.as_primitive::<Float64Type>().value(row)),
+        DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_string()),
+        DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(row).to_string()),
+        DataType::Utf8View => Value::String(array.as_string_view().value(row).to_string()),
+        DataType::Timestamp(_, _) => {
+            let options = FormatOptions::default()
+                .with_display_error(true)
+                .with_timestamp_format(Some("%Y-%m-%dT%H:%M:%S%.f"))
+                .with_timestamp_tz_format(Some("%Y-%m-%dT%H:%M:%S%.f%:z"));
+            let formatter = ArrayFormatter::try_new(array, &options)?;
+            Value::String(formatter.value(row).to_string())
+        }
+        DataType::List(_) => list(array.as_list::<i32>().value(row).as_ref())?,
+        DataType::LargeList(_) => list(array.as_list::<i64>().value(row).as_ref())?,
+        DataType::FixedSizeList(_, _) => list(array.as_fixed_size_list().value(row).as_ref())?,
+        DataType::Struct(fields) => {
+            let s = array.as_struct();
+            let mut obj = serde_json::Map::with_capacity(fields.len());
+            for (i, field) in fields.iter().enumerate() {
+                obj.insert(field.name().clone(), json_value(s.column(i).as_ref(), row)?);
+            }
+            Value::Object(obj)
+        }
+        DataType::Dictionary(_, _) => {
+            let dict = array.as_any_dictionary();
+            let key = dict.normalized_keys()[row];
+            json_value(dict.values().as_ref(), key)?
+        }
+        // Dates, times, decimals, intervals, durations, binary: their canonical text.
+        _ => display(array, row)?,
+    })
+}
+
+fn list(values: &dyn Array) -> Result<Value, ArrowError> {
+    (0..values.len())
+        .map(|i| json_value(values, i))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Value::Array)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{
+        ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
+        ListArray, StringArray, TimestampMicrosecondArray,
+    };
+    use datafusion::arrow::datatypes::Int32Type as I32;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn scalars() {
+        let a: ArrayRef = Arc::new(Int64Array::from(vec![Some(5), None]));
+        assert_eq!(json_value(a.as_ref(), 0).unwrap(), json!(5));
+        assert_eq!(json_value(a.as_ref(), 1).unwrap(), Value::Null);
+        let b: ArrayRef = Arc::new(BooleanArray::from(vec![true]));
+        assert_eq!(json_value(b.as_ref(), 0).unwrap(), json!(true));
+        let f: ArrayRef = Arc::new(Float64Array::from(vec![1.5, f64::NAN]));
+        assert_eq!(json_value(f.as_ref(), 0).unwrap(), json!(1.5));
+        assert_eq!(json_value(f.as_ref(), 1).unwrap(), Value::Null);
+        let s: ArrayRef = Arc::new(StringArray::from(vec!["x"]));
+        assert_eq!(json_value(s.as_ref(), 0).unwrap(), json!("x"));
+    }
+
+    #[test]
+    fn decimals_keep_their_digits() {
+        let d: ArrayRef = Arc::new(
+            Decimal128Array::from(vec![12345678901234567890123_i128])
+                .with_precision_and_scale(38, 4)
+                .unwrap(),
+        );
+        assert_eq!(json_value(d.as_ref(), 0).unwrap(), json!("1234567890123456789.0123"));
+    }
+
+    #[test]
+    fn dates_timestamps_lists() {
+        let d: ArrayRef = Arc::new(Date32Array::from(vec![19723]));
+        assert_eq!(json_value(d.as_ref(), 0).unwrap(), json!("2024-01-01"));
+        let t: ArrayRef = Arc::new(
+            TimestampMicrosecondArray::from(vec![1_704_067_200_000_000]).with_timezone("UTC"),
+        );
+        assert_eq!(json_value(t.as_ref(), 0).unwrap(), json!("2024-01-01T00:00:00+00:00"));
+        let t: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_704_067_200_500_000]));
+        assert_eq!(json_value(t.as_ref(), 0).unwrap(), json!("2024-01-01T00:00:00.500"));
+        let l: ArrayRef = Arc::new(ListArray::from_iter_primitive::<I32, _, _>(vec![Some(vec![
+            Some(1),
+            None,
+        ])]));
+        assert_eq!(json_value(l.as_ref(), 0).unwrap(), json!([1, null]));
+    }
+}

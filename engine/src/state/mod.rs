@@ -1,0 +1,70 @@
+//! Per-mapping sync state: `mapping / encoded key -> fingerprint`.
+//!
+//! [`StateStore`] speaks in domain verbs; [`rocks::RocksStateStore`] implements it on the data
+//! directory's RocksDB, and [`conformance`] is the suite every implementation must pass.
+
+#[cfg(any(test, feature = "test-util"))]
+pub mod conformance;
+pub mod rocks;
+
+use crate::diff::fingerprint::Fingerprint;
+use crate::id::MappingId;
+
+/// A state failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// The underlying store failed.
+    #[error(transparent)]
+    Storage(#[from] crate::error::StorageError),
+    /// A stored fingerprint has the wrong size (corruption).
+    #[error("sync state of mapping '{mapping}' is corrupt: a fingerprint has {len} bytes instead of 16; reset the mapping's state to resync")]
+    Corrupt {
+        /// The mapping.
+        mapping: String,
+        /// The length found.
+        len: usize,
+    },
+}
+
+/// One acknowledged change to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateWrite {
+    /// The destination holds this key with these mapped values now.
+    Put {
+        /// Encoded key.
+        key: Vec<u8>,
+        /// Fingerprint of the mapped values sent.
+        fingerprint: Fingerprint,
+    },
+    /// The destination no longer holds this key.
+    Delete {
+        /// Encoded key.
+        key: Vec<u8>,
+    },
+}
+
+/// Per-mapping sync state.
+///
+/// Duties:
+/// 1. `scan_page` returns the mapping's entries in ascending key byte order, strictly after
+///    `after`, at most `limit` of them; pages chain into a full ordered scan.
+/// 2. `commit` applies its writes atomically: all or none. Nothing else changes the state.
+/// 3. `reset` forgets a mapping's state entirely; other mappings are untouched.
+/// 4. Mappings are independent: no verb on one mapping reads or changes another's entries.
+pub trait StateStore: Send + Sync {
+    /// A page of `(encoded key, fingerprint)` entries after `after`.
+    fn scan_page(
+        &self,
+        mapping: &MappingId,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Fingerprint)>, StateError>;
+    /// The fingerprint stored for one key.
+    fn fingerprint(&self, mapping: &MappingId, key: &[u8]) -> Result<Option<Fingerprint>, StateError>;
+    /// Atomically records acknowledged writes.
+    fn commit(&self, mapping: &MappingId, writes: &[StateWrite]) -> Result<(), StateError>;
+    /// Forgets the mapping's state.
+    fn reset(&self, mapping: &MappingId) -> Result<(), StateError>;
+    /// Number of keys in the mapping's state (a full scan; for reports and tests).
+    fn count(&self, mapping: &MappingId) -> Result<u64, StateError>;
+}

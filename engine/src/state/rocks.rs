@@ -1,0 +1,145 @@
+//! [`RocksStateStore`]: the state in the `state` column family of the data directory's RocksDB.
+
+use rocksdb::{Direction, IteratorMode, WriteBatch};
+
+use crate::diff::fingerprint::Fingerprint;
+use crate::error::StorageError;
+use crate::id::MappingId;
+use crate::state::{StateError, StateStore, StateWrite};
+use crate::store::{CF_STATE, Store};
+
+/// State kept in RocksDB under `<mapping id> 0x00 <encoded key>`.
+#[derive(Debug, Clone)]
+pub struct RocksStateStore {
+    store: Store,
+}
+
+impl RocksStateStore {
+    /// State over an open store.
+    pub fn new(store: Store) -> Self {
+        RocksStateStore { store }
+    }
+
+    fn prefix(mapping: &MappingId) -> Vec<u8> {
+        let mut p = mapping.as_str().as_bytes().to_vec();
+        p.push(0);
+        p
+    }
+
+    fn full_key(prefix: &[u8], key: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(prefix.len() + key.len());
+        k.extend_from_slice(prefix);
+        k.extend_from_slice(key);
+        k
+    }
+
+    fn decode_fp(mapping: &MappingId, value: &[u8]) -> Result<Fingerprint, StateError> {
+        let bytes: [u8; 16] = value.try_into().map_err(|_| StateError::Corrupt {
+            mapping: mapping.to_string(),
+            len: value.len(),
+        })?;
+        Ok(Fingerprint(u128::from_be_bytes(bytes)))
+    }
+}
+
+impl StateStore for RocksStateStore {
+    fn scan_page(
+        &self,
+        mapping: &MappingId,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Fingerprint)>, StateError> {
+        let prefix = Self::prefix(mapping);
+        let start = match after {
+            Some(a) => Self::full_key(&prefix, a),
+            None => prefix.clone(),
+        };
+        let cf = self.store.cf(CF_STATE)?;
+        let iter = self
+            .store
+            .db()
+            .iterator_cf(cf, IteratorMode::From(&start, Direction::Forward));
+        let mut out = Vec::with_capacity(limit.min(4096));
+        for item in iter {
+            let (k, v) = item.map_err(StorageError::rocks("state scan"))?;
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let key = &k[prefix.len()..];
+            if after.is_some_and(|a| key <= a) {
+                continue;
+            }
+            out.push((key.to_vec(), Self::decode_fp(mapping, &v)?));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    fn fingerprint(&self, mapping: &MappingId, key: &[u8]) -> Result<Option<Fingerprint>, StateError> {
+        let full = Self::full_key(&Self::prefix(mapping), key);
+        match self.store.get_raw(CF_STATE, &full)? {
+            None => Ok(None),
+            Some(v) => Ok(Some(Self::decode_fp(mapping, &v)?)),
+        }
+    }
+
+    fn commit(&self, mapping: &MappingId, writes: &[StateWrite]) -> Result<(), StateError> {
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let prefix = Self::prefix(mapping);
+        let cf = self.store.cf(CF_STATE)?;
+        let mut batch = WriteBatch::default();
+        for w in writes {
+            match w {
+                StateWrite::Put { key, fingerprint } => batch.put_cf(
+                    cf,
+                    Self::full_key(&prefix, key),
+                    fingerprint.0.to_be_bytes(),
+                ),
+                StateWrite::Delete { key } => batch.delete_cf(cf, Self::full_key(&prefix, key)),
+            }
+        }
+        Ok(self.store.write(batch)?)
+    }
+
+    fn reset(&self, mapping: &MappingId) -> Result<(), StateError> {
+        let prefix = Self::prefix(mapping);
+        let mut end = prefix.clone();
+        // The prefix ends in 0x00; the same id followed by 0x01 bounds the range.
+        if let Some(last) = end.last_mut() {
+            *last = 1;
+        }
+        let cf = self.store.cf(CF_STATE)?;
+        let mut batch = WriteBatch::default();
+        batch.delete_range_cf(cf, prefix, end);
+        Ok(self.store.write(batch)?)
+    }
+
+    fn count(&self, mapping: &MappingId) -> Result<u64, StateError> {
+        let mut n = 0u64;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let page = self.scan_page(mapping, after.as_deref(), 4096)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(n);
+            };
+            n += page.len() as u64;
+            after = Some(last.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rocks_state_store_passes_conformance() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        crate::state::conformance::run_all(&RocksStateStore::new(store));
+    }
+}

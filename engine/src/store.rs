@@ -1,0 +1,169 @@
+//! The data directory's RocksDB database: one DB, one column family per concern.
+//!
+//! | column family | key | value |
+//! |---|---|---|
+//! | `catalog` | `<kind>/<id>` | JSON definition (no secrets) |
+//! | `secrets` | `<kind>/<id>` | JSON object of secret config fields |
+//! | `runs` | run id (UUIDv7, time ordered) | JSON `SyncRun` |
+//! | `state` | `<mapping id> 0x00 <encoded key>` | 16-byte fingerprint |
+//! | `meta` | `mapping/<id>/initialized` | marker |
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rocksdb::{ColumnFamilyDescriptor, DB, IteratorMode, Options, WriteBatch};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::StorageError;
+
+/// Column family names.
+pub(crate) const CF_CATALOG: &str = "catalog";
+pub(crate) const CF_SECRETS: &str = "secrets";
+pub(crate) const CF_RUNS: &str = "runs";
+pub(crate) const CF_STATE: &str = "state";
+pub(crate) const CF_META: &str = "meta";
+const ALL_CFS: [&str; 5] = [CF_CATALOG, CF_SECRETS, CF_RUNS, CF_STATE, CF_META];
+
+/// The shared RocksDB handle.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<DB>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.db.path()).finish()
+    }
+}
+
+impl Store {
+    /// Opens or creates the database at `path`.
+    pub fn open(path: &Path) -> Result<Store, StorageError> {
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.create_missing_column_families(true);
+        opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        opts.set_max_background_jobs(2);
+        let cfs = ALL_CFS.map(|name| {
+            let mut cf_opts = Options::default();
+            cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+            ColumnFamilyDescriptor::new(name, cf_opts)
+        });
+        let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(StorageError::rocks("open"))?;
+        Ok(Store { db: Arc::new(db) })
+    }
+
+    pub(crate) fn cf(&self, name: &'static str) -> Result<&rocksdb::ColumnFamily, StorageError> {
+        self.db.cf_handle(name).ok_or_else(|| StorageError::Decode {
+            what: "column family",
+            message: format!("column family '{name}' is missing"),
+        })
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    /// Reads raw bytes.
+    pub(crate) fn get_raw(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db
+            .get_cf(self.cf(cf)?, key)
+            .map_err(StorageError::rocks("read"))
+    }
+
+    /// Reads and decodes a JSON value.
+    pub(crate) fn get_json<T: DeserializeOwned>(
+        &self,
+        cf: &'static str,
+        key: &str,
+        what: &'static str,
+    ) -> Result<Option<T>, StorageError> {
+        match self.get_raw(cf, key.as_bytes())? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| StorageError::Decode {
+                    what,
+                    message: e.to_string(),
+                }),
+        }
+    }
+
+    /// Encodes a JSON value into a write batch.
+    pub(crate) fn put_json<T: Serialize>(
+        &self,
+        batch: &mut WriteBatch,
+        cf: &'static str,
+        key: &str,
+        value: &T,
+    ) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StorageError::Decode {
+            what: "record to write",
+            message: e.to_string(),
+        })?;
+        batch.put_cf(self.cf(cf)?, key.as_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Applies a write batch atomically (synced to disk).
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut opts = rocksdb::WriteOptions::default();
+        opts.set_sync(true);
+        self.db
+            .write_opt(batch, &opts)
+            .map_err(StorageError::rocks("write"))
+    }
+
+    /// Decodes every JSON value whose key starts with `prefix`, in key order.
+    pub(crate) fn scan_json<T: DeserializeOwned>(
+        &self,
+        cf: &'static str,
+        prefix: &str,
+        what: &'static str,
+    ) -> Result<Vec<T>, StorageError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator_cf(
+            self.cf(cf)?,
+            IteratorMode::From(prefix.as_bytes(), rocksdb::Direction::Forward),
+        );
+        for item in iter {
+            let (key, value) = item.map_err(StorageError::rocks("scan"))?;
+            if !key.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            out.push(
+                serde_json::from_slice(&value).map_err(|e| StorageError::Decode {
+                    what,
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Decodes every JSON value in a column family, newest key first.
+    pub(crate) fn scan_json_reverse<T: DeserializeOwned>(
+        &self,
+        cf: &'static str,
+        what: &'static str,
+        mut keep: impl FnMut(&T) -> bool,
+        limit: usize,
+    ) -> Result<Vec<T>, StorageError> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(cf)?, IteratorMode::End) {
+            let (_, value) = item.map_err(StorageError::rocks("scan"))?;
+            let value: T = serde_json::from_slice(&value).map_err(|e| StorageError::Decode {
+                what,
+                message: e.to_string(),
+            })?;
+            if keep(&value) {
+                out.push(value);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
