@@ -1,0 +1,15 @@
+//! API emulators, one file per destination API.
+//!
+//! Each emulator:
+//! 1. binds `127.0.0.1:0` and serves from a spawned tokio task, stopped on drop;
+//! 2. enforces the API's documented contract (authentication, batch limits, per-record errors,
+//!    rate limits answered with 429 + `Retry-After`);
+//! 3. keeps a ledger of every request and of every record it *accepted*, so tests can assert
+//!    conservation (nothing acknowledged that was not accepted) and count duplicates;
+//! 4. offers fault controls (`fail_next`, `reject_keys`, ...) to drive the failure modes listed in
+//!    RELIABILITY.md.
+//!
+//! To add an emulator for a new destination, copy [`webhook`], keep the same control names where
+//! they apply, and document the subset of the real API it implements.
+
+pub mod webhook;
