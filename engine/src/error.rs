@@ -190,3 +190,12 @@ impl StorageError {
         move |source| StorageError::Io { path, source }
     }
 }
+
+impl From<crate::state::StateError> for Error {
+    fn from(e: crate::state::StateError) -> Self {
+        match e {
+            crate::state::StateError::Storage(s) => Error::Storage(s),
+            corrupt @ crate::state::StateError::Corrupt { .. } => Error::precondition(corrupt.to_string()),
+        }
+    }
+}

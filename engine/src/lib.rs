@@ -43,6 +43,7 @@ pub mod staging;
 pub mod state;
 pub mod store;
 pub mod sync;
+pub mod timestamp;
 
 pub use engine::{Engine, EngineOptions, TriggerOptions};
 pub use error::{Error, ErrorCategory, Result};

@@ -29,8 +29,10 @@ pub struct DestinationDef {
     /// Whether syncs may deliver to it.
     pub enabled: bool,
     /// When it was created.
+    #[serde(with = "crate::timestamp")]
     pub create_time: DateTime<Utc>,
     /// When it was last changed.
+    #[serde(with = "crate::timestamp")]
     pub update_time: DateTime<Utc>,
 }
 

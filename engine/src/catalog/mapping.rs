@@ -58,8 +58,10 @@ pub struct MappingDef {
     /// Whether it may run.
     pub enabled: bool,
     /// When it was created.
+    #[serde(with = "crate::timestamp")]
     pub create_time: DateTime<Utc>,
     /// When it was last changed.
+    #[serde(with = "crate::timestamp")]
     pub update_time: DateTime<Utc>,
 }
 

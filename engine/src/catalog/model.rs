@@ -22,8 +22,10 @@ pub struct ModelDef {
     /// Output columns, learned when the SQL was last validated.
     pub columns: Vec<ColumnInfo>,
     /// When it was created.
+    #[serde(with = "crate::timestamp")]
     pub create_time: DateTime<Utc>,
     /// When it was last changed.
+    #[serde(with = "crate::timestamp")]
     pub update_time: DateTime<Utc>,
 }
 

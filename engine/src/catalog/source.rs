@@ -26,8 +26,10 @@ pub struct SourceDef {
     #[serde(skip)]
     pub secrets: BTreeMap<String, Secret>,
     /// When it was created.
+    #[serde(with = "crate::timestamp")]
     pub create_time: DateTime<Utc>,
     /// When it was last changed.
+    #[serde(with = "crate::timestamp")]
     pub update_time: DateTime<Utc>,
 }
 

@@ -246,8 +246,11 @@ mod tests {
         }
     }
 
+    /// An encoded string key (tag 0x03 + UTF-8).
     fn k(s: &str) -> Vec<u8> {
-        s.as_bytes().to_vec()
+        let mut v = vec![0x03];
+        v.extend_from_slice(s.as_bytes());
+        v
     }
 
     #[test]

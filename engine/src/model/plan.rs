@@ -15,9 +15,14 @@ use crate::error::Error;
 use crate::source::{ColumnInfo, Source};
 
 /// A DataFusion session with one source's tables registered.
-#[derive(Debug)]
 pub struct ModelSession {
     ctx: SessionContext,
+}
+
+impl std::fmt::Debug for ModelSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelSession").finish_non_exhaustive()
+    }
 }
 
 /// A DataFusion session limited to `memory_bytes` of working memory, spilling to `spill_dir`.

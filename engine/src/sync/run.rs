@@ -149,10 +149,13 @@ pub struct SyncRun {
     /// What started it: `manual` or `schedule`.
     pub trigger: String,
     /// When it was requested.
+    #[serde(with = "crate::timestamp")]
     pub create_time: DateTime<Utc>,
     /// When it started.
+    #[serde(with = "crate::timestamp::option")]
     pub start_time: Option<DateTime<Utc>>,
     /// When it ended.
+    #[serde(with = "crate::timestamp::option")]
     pub end_time: Option<DateTime<Utc>>,
     /// Counts.
     pub counts: RunCounts,
