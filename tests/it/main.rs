@@ -1,1 +1,6 @@
-fn main() {}
+//! The black-box suite: one test binary, a real daemon, real files, API emulators on 127.0.0.1.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod api;
+mod sync;
