@@ -1,0 +1,394 @@
+//! `retl mapping ...`.
+
+use clap::{Args, Subcommand, ValueEnum};
+use retl_proto::v1;
+
+use crate::cli::output::{Output, details, print_json, table, time};
+use crate::cli::{CliError, Context, parse_pair};
+use crate::grpc::convert::{json_to_value, value_to_json};
+use crate::grpc::json;
+
+/// Mapping commands.
+#[derive(Debug, Subcommand)]
+pub enum MappingCommand {
+    /// Create a mapping: a model's changes sent to one action of a destination.
+    Create(CreateArgs),
+    /// List mappings.
+    List,
+    /// Show a mapping.
+    Get {
+        /// Mapping id.
+        id: String,
+    },
+    /// Change a mapping's fields, record selection or display name.
+    Update(UpdateArgs),
+    /// Delete a mapping and its sync state.
+    Delete {
+        /// Mapping id.
+        id: String,
+    },
+    /// Let the mapping run.
+    Enable {
+        /// Mapping id.
+        id: String,
+    },
+    /// Stop the mapping from running.
+    Disable {
+        /// Mapping id.
+        id: String,
+    },
+}
+
+/// A kind of change a mapping can send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Change {
+    /// Records whose key is new.
+    Added,
+    /// Records whose mapped values changed.
+    Updated,
+    /// Records that left the model.
+    Deleted,
+}
+
+/// How the first run treats existing rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InitialSyncArg {
+    /// Send every existing row as added (default).
+    Backfill,
+    /// Take existing rows as already in sync; send only later changes.
+    MarkExistingSynced,
+}
+
+/// Field mapping options shared by create and update.
+#[derive(Debug, Args)]
+pub struct FieldArgs {
+    /// Map a model column to a destination field, `field=column`; repeatable.
+    #[arg(long = "field", value_name = "FIELD=COLUMN")]
+    pub fields: Vec<String>,
+    /// Map a constant to a destination field, `field=value` (JSON when valid, else a string);
+    /// repeatable.
+    #[arg(long = "field-literal", value_name = "FIELD=VALUE")]
+    pub literals: Vec<String>,
+    /// Which changes to send, comma-separated (default: what the action accepts).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub select: Vec<Change>,
+}
+
+/// Options of `retl mapping create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Id: a-z, 0-9, '-', '_' (max 63).
+    pub id: String,
+    /// The model whose changes are sent.
+    #[arg(long)]
+    pub model: String,
+    /// The destination.
+    #[arg(long)]
+    pub destination: String,
+    /// The destination action (see `retl destination types <type>`).
+    #[arg(long)]
+    pub action: String,
+    /// Fields and record selection.
+    #[command(flatten)]
+    pub fields: FieldArgs,
+    /// First-run behaviour.
+    #[arg(long, value_enum, default_value_t = InitialSyncArg::Backfill)]
+    pub initial_sync: InitialSyncArg,
+    /// Human name (defaults to the id).
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Create it disabled.
+    #[arg(long)]
+    pub disabled: bool,
+}
+
+/// Options of `retl mapping update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Mapping id.
+    pub id: String,
+    /// New fields (replace all fields when any --field/--field-literal is given) and selection.
+    #[command(flatten)]
+    pub fields: FieldArgs,
+    /// New human name.
+    #[arg(long)]
+    pub display_name: Option<String>,
+}
+
+/// Field mappings from `--field` and `--field-literal`.
+///
+/// # Errors
+/// [`CliError::Usage`] for a malformed pair.
+pub fn field_mappings(args: &FieldArgs) -> Result<Vec<v1::FieldMapping>, CliError> {
+    let mut out = Vec::new();
+    for pair in &args.fields {
+        let Some((field, column)) = pair.split_once('=') else {
+            return Err(CliError::Usage(format!(
+                "--field expects field=column, got '{pair}'"
+            )));
+        };
+        if field.is_empty() || column.is_empty() {
+            return Err(CliError::Usage(format!(
+                "--field expects field=column, got '{pair}'"
+            )));
+        }
+        out.push(v1::FieldMapping {
+            field: field.to_string(),
+            source: Some(v1::field_mapping::Source::Column(column.to_string())),
+        });
+    }
+    for pair in &args.literals {
+        let (field, value) = parse_pair("--field-literal", pair)?;
+        out.push(v1::FieldMapping {
+            field,
+            source: Some(v1::field_mapping::Source::Literal(json_to_value(value))),
+        });
+    }
+    Ok(out)
+}
+
+/// The record selection of `--select`, or `None` when not given.
+pub fn selection(select: &[Change]) -> Option<v1::RecordSelection> {
+    (!select.is_empty()).then(|| v1::RecordSelection {
+        added: select.contains(&Change::Added),
+        updated: select.contains(&Change::Updated),
+        deleted: select.contains(&Change::Deleted),
+    })
+}
+
+fn describe_selection(s: Option<&v1::RecordSelection>) -> String {
+    let Some(s) = s else {
+        return "-".into();
+    };
+    let names: Vec<&str> = [
+        (s.added, "added"),
+        (s.updated, "updated"),
+        (s.deleted, "deleted"),
+    ]
+    .into_iter()
+    .filter_map(|(on, n)| on.then_some(n))
+    .collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(",")
+    }
+}
+
+fn describe_field(f: &v1::FieldMapping) -> String {
+    match &f.source {
+        Some(v1::field_mapping::Source::Column(c)) => format!("{} <- column {c}", f.field),
+        Some(v1::field_mapping::Source::Literal(v)) => {
+            format!("{} <- literal {}", f.field, value_to_json(v.clone()))
+        }
+        None => format!("{} <- ?", f.field),
+    }
+}
+
+/// Prints one mapping.
+pub fn print_mapping(out: Output, m: &v1::Mapping) {
+    match out {
+        Output::Json => print_json(&json::mapping(m)),
+        Output::Table => {
+            let initial = match v1::InitialSync::try_from(m.initial_sync) {
+                Ok(v1::InitialSync::MarkExistingSynced) => "mark-existing-synced",
+                _ => "backfill",
+            };
+            let mut pairs = vec![
+                ("id", m.id.clone()),
+                ("display name", m.display_name.clone()),
+                ("model", m.model_id.clone()),
+                ("destination", m.destination_id.clone()),
+                ("action", m.action.clone()),
+                ("selection", describe_selection(m.selection.as_ref())),
+                ("initial sync", initial.to_string()),
+                ("enabled", m.enabled.unwrap_or(false).to_string()),
+                ("created", time(m.create_time.as_ref())),
+                ("updated", time(m.update_time.as_ref())),
+            ];
+            if m.fields.is_empty() {
+                pairs.push(("fields", "-".into()));
+            }
+            for (i, f) in m.fields.iter().enumerate() {
+                pairs.push((if i == 0 { "fields" } else { "" }, describe_field(f)));
+            }
+            print!("{}", details(&pairs));
+        }
+    }
+}
+
+/// Runs a mapping command.
+///
+/// # Errors
+/// Usage errors and the daemon's answer.
+pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError> {
+    let mut api = ctx.client.mappings();
+    match command {
+        MappingCommand::Create(args) => {
+            let initial_sync = match args.initial_sync {
+                InitialSyncArg::Backfill => v1::InitialSync::Backfill,
+                InitialSyncArg::MarkExistingSynced => v1::InitialSync::MarkExistingSynced,
+            };
+            let m = api
+                .create_mapping(v1::CreateMappingRequest {
+                    mapping_id: args.id,
+                    mapping: Some(v1::Mapping {
+                        display_name: args.display_name.unwrap_or_default(),
+                        model_id: args.model,
+                        destination_id: args.destination,
+                        action: args.action,
+                        fields: field_mappings(&args.fields)?,
+                        selection: selection(&args.fields.select),
+                        initial_sync: initial_sync as i32,
+                        enabled: Some(!args.disabled),
+                        ..Default::default()
+                    }),
+                })
+                .await?
+                .into_inner();
+            print_mapping(ctx.output, &m);
+        }
+        MappingCommand::List => {
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = api
+                    .list_mappings(v1::ListMappingsRequest {
+                        page_size: 1000,
+                        page_token,
+                    })
+                    .await?
+                    .into_inner();
+                all.extend(page.mappings);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            match ctx.output {
+                Output::Json => print_json(&serde_json::json!({
+                    "mappings": all.iter().map(json::mapping).collect::<Vec<_>>()
+                })),
+                Output::Table => {
+                    let rows: Vec<Vec<String>> = all
+                        .iter()
+                        .map(|m| {
+                            vec![
+                                m.id.clone(),
+                                m.model_id.clone(),
+                                m.destination_id.clone(),
+                                m.action.clone(),
+                                describe_selection(m.selection.as_ref()),
+                                m.enabled.unwrap_or(false).to_string(),
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        table(
+                            &["ID", "MODEL", "DESTINATION", "ACTION", "SELECT", "ENABLED"],
+                            &rows
+                        )
+                    );
+                }
+            }
+        }
+        MappingCommand::Get { id } => {
+            let m = api
+                .get_mapping(v1::GetMappingRequest { mapping_id: id })
+                .await?
+                .into_inner();
+            print_mapping(ctx.output, &m);
+        }
+        MappingCommand::Update(args) => {
+            let fields = field_mappings(&args.fields)?;
+            let selection = selection(&args.fields.select);
+            let mut paths = Vec::new();
+            if args.display_name.is_some() {
+                paths.push("display_name".to_string());
+            }
+            if !fields.is_empty() {
+                paths.push("fields".to_string());
+            }
+            if selection.is_some() {
+                paths.push("selection".to_string());
+            }
+            if paths.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to update: pass --field, --field-literal, --select or --display-name"
+                        .into(),
+                ));
+            }
+            let m = api
+                .update_mapping(v1::UpdateMappingRequest {
+                    mapping: Some(v1::Mapping {
+                        id: args.id,
+                        display_name: args.display_name.unwrap_or_default(),
+                        fields,
+                        selection,
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask { paths }),
+                })
+                .await?
+                .into_inner();
+            print_mapping(ctx.output, &m);
+        }
+        MappingCommand::Delete { id } => {
+            api.delete_mapping(v1::DeleteMappingRequest {
+                mapping_id: id.clone(),
+            })
+            .await?;
+            match ctx.output {
+                Output::Json => print_json(&serde_json::json!({})),
+                Output::Table => println!("deleted mapping {id} and its sync state"),
+            }
+        }
+        MappingCommand::Enable { id } => set_enabled(ctx, id, true).await?,
+        MappingCommand::Disable { id } => set_enabled(ctx, id, false).await?,
+    }
+    Ok(())
+}
+
+async fn set_enabled(ctx: &Context, id: String, enabled: bool) -> Result<(), CliError> {
+    let m = ctx
+        .client
+        .mappings()
+        .set_mapping_enabled(v1::SetMappingEnabledRequest {
+            mapping_id: id,
+            enabled,
+        })
+        .await?
+        .into_inner();
+    match ctx.output {
+        Output::Json => print_json(&json::mapping(&m)),
+        Output::Table => println!(
+            "mapping {} is now {}",
+            m.id,
+            if enabled { "enabled" } else { "disabled" }
+        ),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_parse() {
+        let args = FieldArgs {
+            fields: vec!["email=email_address".into()],
+            literals: vec!["source=retl".into(), "n=3".into()],
+            select: vec![Change::Added, Change::Deleted],
+        };
+        let f = field_mappings(&args).unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(describe_field(&f[0]), "email <- column email_address");
+        assert_eq!(describe_field(&f[1]), "source <- literal \"retl\"");
+        assert_eq!(describe_field(&f[2]), "n <- literal 3");
+        let s = selection(&args.select).unwrap();
+        assert!(s.added && !s.updated && s.deleted);
+        assert!(selection(&[]).is_none());
+    }
+}

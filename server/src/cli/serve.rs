@@ -1,0 +1,92 @@
+//! `retl serve`: run the daemon until Ctrl-C / SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::cli::CliError;
+use crate::daemon::{DaemonConfig, ServeError, serve};
+
+/// Options of `retl serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on; without a token only a loopback address is allowed.
+    #[arg(long, default_value = "127.0.0.1:7543")]
+    pub listen: String,
+    /// Data directory (catalog, sync state, staged extracts).
+    #[arg(long, env = "RETL_DATA_DIR", default_value = "./retl-data")]
+    pub data_dir: PathBuf,
+    /// Read the API token from this file (first line); takes precedence over --token / RETL_TOKEN.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+}
+
+fn read_token_file(path: &PathBuf) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(path).map_err(CliError::io(path))?;
+    let token = text.lines().next().unwrap_or_default().trim().to_string();
+    if token.is_empty() {
+        return Err(CliError::Usage(format!(
+            "--token-file {} is empty; write the token on its first line",
+            path.display()
+        )));
+    }
+    Ok(token)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received");
+}
+
+/// Runs `retl serve` with the global `--token` (or `RETL_TOKEN`).
+///
+/// # Errors
+/// A missing token on a non-loopback address, an unreadable token file, a busy port, or a data
+/// directory that cannot be opened.
+pub async fn run(args: ServeArgs, token: Option<String>) -> Result<(), CliError> {
+    let token = match (&args.token_file, token) {
+        (Some(path), _) => Some(read_token_file(path)?),
+        (None, Some(t)) if t.trim().is_empty() => {
+            return Err(CliError::Usage("--token / RETL_TOKEN is empty".into()));
+        }
+        (None, t) => t,
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(&args.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: args.listen.clone(),
+            source,
+        })?
+        .collect();
+    // Refuse before binding: any non-loopback address without a token.
+    if let (None, Some(addr)) = (&token, addrs.iter().find(|a| !a.ip().is_loopback())) {
+        return Err(ServeError::TokenRequired { addr: *addr }.into());
+    }
+    let listener = tokio::net::TcpListener::bind(addrs.as_slice())
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: args.listen.clone(),
+            source,
+        })?;
+    let config = DaemonConfig::new(args.data_dir, token);
+    serve(listener, config, shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,268 @@
+//! `retl source ...`.
+
+use clap::{Args, Subcommand};
+use retl_proto::v1;
+
+use crate::cli::output::{self, Output, details, list, print_json, table, time};
+use crate::cli::{CliError, Context, parse_config};
+use crate::grpc::convert::map_to_struct;
+use crate::grpc::json;
+
+/// Source commands.
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Create a source.
+    Create(CreateArgs),
+    /// List sources.
+    List,
+    /// Show a source (secret config values are never shown).
+    Get {
+        /// Source id.
+        id: String,
+    },
+    /// Change a source's display name or config keys.
+    Update(UpdateArgs),
+    /// Delete a source no model uses.
+    Delete {
+        /// Source id.
+        id: String,
+    },
+    /// Check that the source is reachable and the credentials work.
+    Test {
+        /// Source id.
+        id: String,
+    },
+    /// List the tables the source can read.
+    Tables {
+        /// Source id.
+        id: String,
+    },
+}
+
+/// Options of `retl source create`.
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Id: a-z, 0-9, '-', '_' (max 63).
+    pub id: String,
+    /// Source type, e.g. `files`, `postgres`.
+    #[arg(long = "type")]
+    pub source_type: String,
+    /// Config value `key=value` (value parsed as JSON when valid, else a string); repeatable.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
+    /// Config as a JSON object; `--config` pairs override its keys.
+    #[arg(long)]
+    pub config_json: Option<String>,
+    /// Human name (defaults to the id).
+    #[arg(long)]
+    pub display_name: Option<String>,
+}
+
+/// Options of `retl source update`.
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Source id.
+    pub id: String,
+    /// Config key to set, `key=value`; repeatable. Keys not named are kept.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
+    /// Config keys to set, as a JSON object (a null value removes the key).
+    #[arg(long)]
+    pub config_json: Option<String>,
+    /// Config key to remove; repeatable.
+    #[arg(long, value_name = "KEY")]
+    pub unset: Vec<String>,
+    /// New human name.
+    #[arg(long)]
+    pub display_name: Option<String>,
+}
+
+/// Prints one source.
+pub fn print_source(out: Output, s: &v1::Source) {
+    match out {
+        Output::Json => print_json(&json::source(s)),
+        Output::Table => {
+            let config = json::source(s)["config"].to_string();
+            print!(
+                "{}",
+                details(&[
+                    ("id", s.id.clone()),
+                    ("display name", s.display_name.clone()),
+                    ("type", s.r#type.clone()),
+                    ("config", config),
+                    ("secrets set", list(&s.secret_fields_set)),
+                    ("created", time(s.create_time.as_ref())),
+                    ("updated", time(s.update_time.as_ref())),
+                ])
+            );
+        }
+    }
+}
+
+/// Runs a source command.
+///
+/// # Errors
+/// Usage errors and the daemon's answer.
+pub async fn run(ctx: &Context, command: SourceCommand) -> Result<(), CliError> {
+    let mut api = ctx.client.sources();
+    match command {
+        SourceCommand::Create(args) => {
+            let config = parse_config(args.config_json.as_deref(), &args.config)?;
+            let source = api
+                .create_source(v1::CreateSourceRequest {
+                    source_id: args.id,
+                    source: Some(v1::Source {
+                        display_name: args.display_name.unwrap_or_default(),
+                        r#type: args.source_type,
+                        config: Some(map_to_struct(config)),
+                        ..Default::default()
+                    }),
+                })
+                .await?
+                .into_inner();
+            print_source(ctx.output, &source);
+        }
+        SourceCommand::List => {
+            let mut all = Vec::new();
+            let mut page_token = String::new();
+            loop {
+                let page = api
+                    .list_sources(v1::ListSourcesRequest {
+                        page_size: 1000,
+                        page_token,
+                    })
+                    .await?
+                    .into_inner();
+                all.extend(page.sources);
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = page.next_page_token;
+            }
+            match ctx.output {
+                Output::Json => print_json(&serde_json::json!({
+                    "sources": all.iter().map(json::source).collect::<Vec<_>>()
+                })),
+                Output::Table => {
+                    let rows: Vec<Vec<String>> = all
+                        .iter()
+                        .map(|s| {
+                            vec![
+                                s.id.clone(),
+                                s.r#type.clone(),
+                                s.display_name.clone(),
+                                time(s.update_time.as_ref()),
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        table(&["ID", "TYPE", "DISPLAY NAME", "UPDATED"], &rows)
+                    );
+                }
+            }
+        }
+        SourceCommand::Get { id } => {
+            let source = api
+                .get_source(v1::GetSourceRequest { source_id: id })
+                .await?
+                .into_inner();
+            print_source(ctx.output, &source);
+        }
+        SourceCommand::Update(args) => {
+            let mut config = parse_config(args.config_json.as_deref(), &args.config)?;
+            for key in args.unset {
+                config.insert(key, serde_json::Value::Null);
+            }
+            let mut paths = Vec::new();
+            if args.display_name.is_some() {
+                paths.push("display_name".to_string());
+            }
+            if !config.is_empty() {
+                paths.push("config".to_string());
+            }
+            if paths.is_empty() {
+                return Err(CliError::Usage(
+                    "nothing to update: pass --config, --config-json, --unset or --display-name"
+                        .into(),
+                ));
+            }
+            let source = api
+                .update_source(v1::UpdateSourceRequest {
+                    source: Some(v1::Source {
+                        id: args.id,
+                        display_name: args.display_name.unwrap_or_default(),
+                        config: Some(map_to_struct(config)),
+                        ..Default::default()
+                    }),
+                    update_mask: Some(prost_types::FieldMask { paths }),
+                })
+                .await?
+                .into_inner();
+            print_source(ctx.output, &source);
+        }
+        SourceCommand::Delete { id } => {
+            api.delete_source(v1::DeleteSourceRequest {
+                source_id: id.clone(),
+            })
+            .await?;
+            match ctx.output {
+                Output::Json => print_json(&serde_json::json!({})),
+                Output::Table => println!("deleted source {id}"),
+            }
+        }
+        SourceCommand::Test { id } => {
+            let report = api
+                .test_source(v1::TestSourceRequest { source_id: id })
+                .await?
+                .into_inner();
+            match ctx.output {
+                Output::Json => print_json(&serde_json::json!({
+                    "message": report.message, "warnings": report.warnings,
+                })),
+                Output::Table => {
+                    println!("ok: {}", report.message);
+                    for w in &report.warnings {
+                        println!("warning: {w}");
+                    }
+                }
+            }
+        }
+        SourceCommand::Tables { id } => {
+            let tables = api
+                .list_tables(v1::ListTablesRequest { source_id: id })
+                .await?
+                .into_inner()
+                .tables;
+            match ctx.output {
+                Output::Json => print_json(&serde_json::json!({
+                    "tables": tables.iter().map(json::table).collect::<Vec<_>>()
+                })),
+                Output::Table => {
+                    let rows: Vec<Vec<String>> = tables
+                        .iter()
+                        .map(|t| {
+                            let name = if t.schema.is_empty() {
+                                t.name.clone()
+                            } else {
+                                format!("{}.{}", t.schema, t.name)
+                            };
+                            let columns = t
+                                .columns
+                                .iter()
+                                .map(|c| format!("{} {}", c.name, c.data_type))
+                                .collect::<Vec<_>>()
+                                .join(", ");
+                            vec![name, t.kind.clone(), t.location.clone(), columns]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        output::table(&["TABLE", "KIND", "LOCATION", "COLUMNS"], &rows)
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,206 @@
+//! `retl sync ...`.
+
+use clap::{Args, Subcommand};
+use retl_proto::v1;
+
+use crate::cli::output::{Output, duration_ms, print_json, table, time};
+use crate::cli::progress::{self, n, stage_name, status_name};
+use crate::cli::{CliError, Context};
+use crate::grpc::json;
+
+/// Sync commands.
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Start a sync of a mapping.
+    Run(RunArgs),
+    /// List runs, newest first.
+    List(ListArgs),
+    /// Show a run: status, counts, timings, errors.
+    Get {
+        /// Run id.
+        run: String,
+    },
+    /// Follow a run until it ends.
+    Watch {
+        /// Run id.
+        run: String,
+    },
+    /// Ask a run to stop (acknowledged records stay committed).
+    Cancel {
+        /// Run id.
+        run: String,
+    },
+}
+
+/// Options of `retl sync run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Mapping id.
+    pub mapping: String,
+    /// Follow the run with a progress display, then print a summary.
+    #[arg(long)]
+    pub watch: bool,
+    /// Send deletes even when more keys vanished than the safety stop allows.
+    #[arg(long)]
+    pub confirm_mass_delete: bool,
+}
+
+/// Options of `retl sync list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only runs of this mapping.
+    #[arg(long)]
+    pub mapping: Option<String>,
+    /// Most runs to show.
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
+/// Prints a finished run (summary or JSON) and turns a non-success into an error (exit 1).
+///
+/// # Errors
+/// [`CliError::RunNotSucceeded`] when the run did not succeed.
+pub fn finish(out: Output, run: &v1::SyncRun) -> Result<(), CliError> {
+    match out {
+        Output::Json => print_json(&json::sync_run(run)),
+        Output::Table => print!("{}", progress::summary(run)),
+    }
+    if run.status() == v1::RunStatus::Succeeded {
+        Ok(())
+    } else {
+        Err(CliError::RunNotSucceeded {
+            run_id: run.id.clone(),
+            status: status_name(run.status).to_string(),
+        })
+    }
+}
+
+/// Runs a sync command.
+///
+/// # Errors
+/// The daemon's answer; a watched run that did not succeed.
+pub async fn run(ctx: &Context, command: SyncCommand) -> Result<(), CliError> {
+    let mut api = ctx.client.syncs();
+    match command {
+        SyncCommand::Run(args) => {
+            let run = api
+                .trigger_sync(v1::TriggerSyncRequest {
+                    mapping_id: args.mapping,
+                    confirm_mass_delete: args.confirm_mass_delete,
+                })
+                .await?
+                .into_inner();
+            if args.watch {
+                if ctx.output == Output::Table {
+                    eprintln!("started run {}", run.id);
+                }
+                let done =
+                    progress::watch(&ctx.client, &run.id, ctx.output == Output::Table).await?;
+                return finish(ctx.output, &done);
+            }
+            match ctx.output {
+                Output::Json => print_json(&json::sync_run(&run)),
+                Output::Table => {
+                    println!("started run {}", run.id);
+                    println!("follow it with: retl sync watch {}", run.id);
+                }
+            }
+        }
+        SyncCommand::List(args) => {
+            let page_size = i32::try_from(args.limit.min(1000)).unwrap_or(1000);
+            let runs = api
+                .list_sync_runs(v1::ListSyncRunsRequest {
+                    mapping_id: args.mapping.unwrap_or_default(),
+                    page_size,
+                    page_token: String::new(),
+                })
+                .await?
+                .into_inner()
+                .sync_runs;
+            match ctx.output {
+                Output::Json => print_json(&serde_json::json!({
+                    "sync_runs": runs.iter().map(json::sync_run).collect::<Vec<_>>()
+                })),
+                Output::Table => {
+                    let rows: Vec<Vec<String>> = runs
+                        .iter()
+                        .map(|r| {
+                            let c = r.counts.unwrap_or_default();
+                            vec![
+                                r.id.clone(),
+                                r.mapping_id.clone(),
+                                status_name(r.status).to_string(),
+                                time(r.create_time.as_ref()),
+                                n(c.added),
+                                n(c.updated),
+                                n(c.deleted),
+                                n(c.delivered),
+                                n(c.failed),
+                                duration_ms(r.timings.unwrap_or_default().total_ms),
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        table(
+                            &[
+                                "RUN",
+                                "MAPPING",
+                                "STATUS",
+                                "CREATED",
+                                "ADDED",
+                                "UPDATED",
+                                "DELETED",
+                                "DELIVERED",
+                                "FAILED",
+                                "TOTAL"
+                            ],
+                            &rows
+                        )
+                    );
+                }
+            }
+        }
+        SyncCommand::Get { run } => {
+            let r = api
+                .get_sync_run(v1::GetSyncRunRequest { run_id: run })
+                .await?
+                .into_inner();
+            match ctx.output {
+                Output::Json => print_json(&json::sync_run(&r)),
+                Output::Table => {
+                    print!("{}", progress::summary(&r));
+                    println!("  stage: {}", stage_name(r.stage));
+                    println!(
+                        "  created {}  started {}  ended {}",
+                        time(r.create_time.as_ref()),
+                        time(r.start_time.as_ref()),
+                        time(r.end_time.as_ref())
+                    );
+                    if !r.staging_path.is_empty() {
+                        println!("  staged extract: {}", r.staging_path);
+                    }
+                }
+            }
+        }
+        SyncCommand::Watch { run } => {
+            let done = progress::watch(&ctx.client, &run, ctx.output == Output::Table).await?;
+            return finish(ctx.output, &done);
+        }
+        SyncCommand::Cancel { run } => {
+            let r = api
+                .cancel_sync_run(v1::CancelSyncRunRequest { run_id: run })
+                .await?
+                .into_inner();
+            match ctx.output {
+                Output::Json => print_json(&json::sync_run(&r)),
+                Output::Table => println!(
+                    "cancellation requested for run {} (now {}); acknowledged records stay committed",
+                    r.id,
+                    status_name(r.status)
+                ),
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,532 @@
+//! Conversions between `retl.v1` messages and engine types.
+//!
+//! Secrets never leave: sources and destinations are converted with their secret field *names*
+//! only (`secret_fields_set`), never their values.
+
+use chrono::{DateTime, TimeZone, Utc};
+use prost_types::value::Kind;
+use retl_engine::catalog::destination::DestinationDef;
+use retl_engine::catalog::mapping::{FieldMapping, FieldSource, InitialSync, MappingDef};
+use retl_engine::catalog::model::{ModelDef, Preview};
+use retl_engine::catalog::source::{ConfigMap, SourceDef};
+use retl_engine::connector::DestinationType;
+use retl_engine::destination::spec::{ActionKind, ChangeKind, FieldType};
+use retl_engine::destination::{ActionSpec, DeliveryLimits, FieldSpec};
+use retl_engine::mapping::selection::RecordSelection;
+use retl_engine::source::{ColumnInfo, TableInfo};
+use retl_engine::sync::run::{RecordError, RunCounts, RunStage, RunStatus, StageTimings, SyncRun};
+use retl_proto::v1;
+use tonic::Status;
+
+use crate::grpc::status::invalid_argument;
+
+// ---- JSON <-> google.protobuf.Struct / Value ----
+
+/// Largest integer an `f64` holds exactly (2^53).
+const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
+/// A JSON value as a `google.protobuf.Value`. Numbers become doubles (protobuf has no other
+/// number kind), so integers beyond 2^53 lose precision.
+pub fn json_to_value(json: serde_json::Value) -> prost_types::Value {
+    let kind = match json {
+        serde_json::Value::Null => Kind::NullValue(prost_types::NullValue::NullValue as i32),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.into_iter().map(json_to_value).collect(),
+        }),
+        serde_json::Value::Object(map) => Kind::StructValue(map_to_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// A JSON object as a `google.protobuf.Struct`.
+pub fn map_to_struct(map: serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: map
+            .into_iter()
+            .map(|(k, v)| (k, json_to_value(v)))
+            .collect(),
+    }
+}
+
+/// A `google.protobuf.Value` as JSON. Whole numbers within ±2^53 become JSON integers, so that
+/// config values like `port: 5432` keep their integer type.
+pub fn value_to_json(value: prost_types::Value) -> serde_json::Value {
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(b)) => serde_json::Value::Bool(b),
+        Some(Kind::NumberValue(n)) => number_to_json(n),
+        Some(Kind::StringValue(s)) => serde_json::Value::String(s),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect())
+        }
+        Some(Kind::StructValue(s)) => serde_json::Value::Object(struct_to_map(s)),
+    }
+}
+
+fn number_to_json(n: f64) -> serde_json::Value {
+    if n.fract() == 0.0 && n.abs() <= MAX_EXACT_INT {
+        // Exact: |n| <= 2^53 and whole.
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "checked whole and within ±2^53"
+        )]
+        let i = n as i64;
+        serde_json::Value::from(i)
+    } else {
+        serde_json::Number::from_f64(n).map_or(serde_json::Value::Null, serde_json::Value::Number)
+    }
+}
+
+/// A `google.protobuf.Struct` as a JSON object.
+pub fn struct_to_map(s: prost_types::Struct) -> ConfigMap {
+    s.fields
+        .into_iter()
+        .map(|(k, v)| (k, value_to_json(v)))
+        .collect()
+}
+
+// ---- Timestamp <-> chrono ----
+
+/// A UTC time as a `google.protobuf.Timestamp`.
+pub fn timestamp(t: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: t.timestamp(),
+        nanos: i32::try_from(t.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+/// A `google.protobuf.Timestamp` as a UTC time; `None` when out of range.
+pub fn from_timestamp(t: &prost_types::Timestamp) -> Option<DateTime<Utc>> {
+    let nanos = u32::try_from(t.nanos).ok()?;
+    Utc.timestamp_opt(t.seconds, nanos).single()
+}
+
+// ---- shared ----
+
+fn field_type(t: FieldType) -> v1::FieldType {
+    match t {
+        FieldType::String => v1::FieldType::String,
+        FieldType::Integer => v1::FieldType::Integer,
+        FieldType::Number => v1::FieldType::Number,
+        FieldType::Boolean => v1::FieldType::Boolean,
+        FieldType::Datetime => v1::FieldType::Datetime,
+        FieldType::Object => v1::FieldType::Object,
+        FieldType::Array => v1::FieldType::Array,
+        FieldType::Any => v1::FieldType::Any,
+    }
+}
+
+/// A field spec as proto.
+pub fn field_spec(f: &FieldSpec) -> v1::FieldSpec {
+    v1::FieldSpec {
+        name: f.name.to_string(),
+        r#type: field_type(f.field_type) as i32,
+        required: f.required,
+        secret: f.secret,
+        description: f.description.to_string(),
+    }
+}
+
+/// A column as proto.
+pub fn column(c: ColumnInfo) -> v1::Column {
+    v1::Column {
+        name: c.name,
+        data_type: c.data_type,
+        nullable: c.nullable,
+    }
+}
+
+/// The config of a create or update request (absent = empty).
+pub fn config(s: Option<prost_types::Struct>) -> ConfigMap {
+    s.map(struct_to_map).unwrap_or_default()
+}
+
+// ---- sources ----
+
+/// A source as proto: non-secret config plus the names of the secret fields that are set.
+pub fn source(def: SourceDef) -> v1::Source {
+    v1::Source {
+        id: def.id.to_string(),
+        display_name: def.display_name,
+        r#type: def.source_type,
+        config: Some(map_to_struct(def.config)),
+        secret_fields_set: def.secrets.into_keys().collect(),
+        create_time: Some(timestamp(def.create_time)),
+        update_time: Some(timestamp(def.update_time)),
+    }
+}
+
+/// A table as proto.
+pub fn table(t: TableInfo) -> v1::Table {
+    v1::Table {
+        schema: t.schema,
+        name: t.name,
+        kind: t.kind,
+        location: t.location,
+        columns: t.columns.into_iter().map(column).collect(),
+    }
+}
+
+// ---- models ----
+
+/// A model as proto.
+pub fn model(def: ModelDef) -> v1::Model {
+    v1::Model {
+        id: def.id.to_string(),
+        display_name: def.display_name,
+        source_id: def.source_id.to_string(),
+        sql: def.sql,
+        unique_id: def.unique_id,
+        columns: def.columns.into_iter().map(column).collect(),
+        create_time: Some(timestamp(def.create_time)),
+        update_time: Some(timestamp(def.update_time)),
+    }
+}
+
+/// A preview as proto.
+pub fn preview(p: Preview) -> v1::PreviewModelResponse {
+    v1::PreviewModelResponse {
+        columns: p.columns.into_iter().map(column).collect(),
+        rows: p.rows.into_iter().map(map_to_struct).collect(),
+    }
+}
+
+// ---- destinations ----
+
+/// A destination as proto: non-secret config plus the names of the secret fields that are set.
+pub fn destination(def: DestinationDef) -> v1::Destination {
+    v1::Destination {
+        id: def.id.to_string(),
+        display_name: def.display_name,
+        r#type: def.destination_type,
+        config: Some(map_to_struct(def.config)),
+        secret_fields_set: def.secrets.into_keys().collect(),
+        enabled: Some(def.enabled),
+        create_time: Some(timestamp(def.create_time)),
+        update_time: Some(timestamp(def.update_time)),
+    }
+}
+
+fn action_kind(k: ActionKind) -> v1::ActionKind {
+    match k {
+        ActionKind::Upsert => v1::ActionKind::Upsert,
+        ActionKind::Delete => v1::ActionKind::Delete,
+        ActionKind::Mirror => v1::ActionKind::Mirror,
+    }
+}
+
+/// An action spec as proto.
+pub fn action(a: &ActionSpec) -> v1::Action {
+    v1::Action {
+        name: a.name.to_string(),
+        display_name: a.display_name.to_string(),
+        description: a.description.to_string(),
+        kind: action_kind(a.kind) as i32,
+        fields: a.fields.iter().map(field_spec).collect(),
+        open_fields: a.open_fields,
+    }
+}
+
+/// Delivery limits as proto.
+pub fn limits(l: &DeliveryLimits) -> v1::DeliveryLimits {
+    v1::DeliveryLimits {
+        requests_per_second: l.requests_per_second,
+        burst: l.burst,
+        batch_size: l.batch_size as u64,
+        max_batch_bytes: l.max_batch_bytes as u64,
+        max_in_flight: l.max_in_flight as u64,
+        max_attempts: l.max_attempts,
+        initial_backoff_ms: l.initial_backoff_ms,
+        max_backoff_ms: l.max_backoff_ms,
+        timeout_ms: l.timeout_ms,
+    }
+}
+
+/// A destination type as proto.
+pub fn destination_type(t: &DestinationType) -> v1::DestinationType {
+    v1::DestinationType {
+        name: t.name.to_string(),
+        display_name: t.display_name.to_string(),
+        description: t.description.to_string(),
+        config_fields: t.config.iter().map(field_spec).collect(),
+        actions: t.actions.iter().map(action).collect(),
+        default_limits: Some(limits(&(t.default_limits)())),
+    }
+}
+
+// ---- mappings ----
+
+/// A field mapping as proto.
+pub fn field_mapping(f: FieldMapping) -> v1::FieldMapping {
+    let source = match f.source {
+        FieldSource::Column(c) => v1::field_mapping::Source::Column(c),
+        FieldSource::Literal(v) => v1::field_mapping::Source::Literal(json_to_value(v)),
+    };
+    v1::FieldMapping {
+        field: f.field,
+        source: Some(source),
+    }
+}
+
+/// Field mappings from proto; `field` names the request field for errors
+/// (e.g. `mapping.fields`).
+pub fn field_mappings(
+    field: &str,
+    fields: Vec<v1::FieldMapping>,
+) -> Result<Vec<FieldMapping>, Status> {
+    fields
+        .into_iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if f.field.is_empty() {
+                return Err(invalid_argument(
+                    &format!("{field}[{i}].field"),
+                    "is required",
+                ));
+            }
+            let source = match f.source {
+                Some(v1::field_mapping::Source::Column(c)) if !c.is_empty() => {
+                    FieldSource::Column(c)
+                }
+                Some(v1::field_mapping::Source::Column(_)) => {
+                    return Err(invalid_argument(
+                        &format!("{field}[{i}].column"),
+                        "must name a model column",
+                    ));
+                }
+                Some(v1::field_mapping::Source::Literal(v)) => {
+                    FieldSource::Literal(value_to_json(v))
+                }
+                None => {
+                    return Err(invalid_argument(
+                        &format!("{field}[{i}]"),
+                        "needs a source: set `column` or `literal`",
+                    ));
+                }
+            };
+            Ok(FieldMapping {
+                field: f.field,
+                source,
+            })
+        })
+        .collect()
+}
+
+/// A record selection as proto.
+pub fn selection(s: RecordSelection) -> v1::RecordSelection {
+    v1::RecordSelection {
+        added: s.added,
+        updated: s.updated,
+        deleted: s.deleted,
+    }
+}
+
+/// A record selection from proto.
+pub fn selection_from(s: v1::RecordSelection) -> RecordSelection {
+    RecordSelection {
+        added: s.added,
+        updated: s.updated,
+        deleted: s.deleted,
+    }
+}
+
+/// An initial-sync mode as proto.
+pub fn initial_sync(i: InitialSync) -> v1::InitialSync {
+    match i {
+        InitialSync::Backfill => v1::InitialSync::Backfill,
+        InitialSync::MarkExistingSynced => v1::InitialSync::MarkExistingSynced,
+    }
+}
+
+/// An initial-sync mode from proto (unspecified = backfill).
+pub fn initial_sync_from(i: v1::InitialSync) -> InitialSync {
+    match i {
+        v1::InitialSync::Unspecified | v1::InitialSync::Backfill => InitialSync::Backfill,
+        v1::InitialSync::MarkExistingSynced => InitialSync::MarkExistingSynced,
+    }
+}
+
+/// A mapping as proto.
+pub fn mapping(def: MappingDef) -> v1::Mapping {
+    v1::Mapping {
+        id: def.id.to_string(),
+        display_name: def.display_name,
+        model_id: def.model_id.to_string(),
+        destination_id: def.destination_id.to_string(),
+        action: def.action,
+        fields: def.fields.into_iter().map(field_mapping).collect(),
+        selection: Some(selection(def.selection)),
+        initial_sync: initial_sync(def.initial_sync) as i32,
+        enabled: Some(def.enabled),
+        schedule: None,
+        create_time: Some(timestamp(def.create_time)),
+        update_time: Some(timestamp(def.update_time)),
+    }
+}
+
+// ---- sync runs ----
+
+/// A run status as proto.
+pub fn run_status(s: RunStatus) -> v1::RunStatus {
+    match s {
+        RunStatus::Queued => v1::RunStatus::Queued,
+        RunStatus::Running => v1::RunStatus::Running,
+        RunStatus::Succeeded => v1::RunStatus::Succeeded,
+        RunStatus::PartiallyFailed => v1::RunStatus::PartiallyFailed,
+        RunStatus::Failed => v1::RunStatus::Failed,
+        RunStatus::Cancelled => v1::RunStatus::Cancelled,
+    }
+}
+
+/// A run stage as proto.
+pub fn run_stage(s: RunStage) -> v1::RunStage {
+    match s {
+        RunStage::Queued => v1::RunStage::Queued,
+        RunStage::Extracting => v1::RunStage::Extracting,
+        RunStage::Delivering => v1::RunStage::Delivering,
+        RunStage::DeliveringDeletes => v1::RunStage::DeliveringDeletes,
+        RunStage::Done => v1::RunStage::Done,
+    }
+}
+
+fn change_kind(c: Option<ChangeKind>) -> v1::ChangeKind {
+    match c {
+        None => v1::ChangeKind::Unspecified,
+        Some(ChangeKind::Added) => v1::ChangeKind::Added,
+        Some(ChangeKind::Updated) => v1::ChangeKind::Updated,
+        Some(ChangeKind::Deleted) => v1::ChangeKind::Deleted,
+    }
+}
+
+fn counts(c: RunCounts) -> v1::RunCounts {
+    v1::RunCounts {
+        extracted: c.extracted,
+        added: c.added,
+        updated: c.updated,
+        unchanged: c.unchanged,
+        rejected: c.rejected,
+        deleted: c.deleted,
+        deletes_held_back: c.deletes_held_back,
+        selected: c.selected,
+        not_selected: c.not_selected,
+        delivered: c.delivered,
+        failed: c.failed,
+    }
+}
+
+fn timings(t: StageTimings) -> v1::StageTimings {
+    v1::StageTimings {
+        queued_ms: t.queued_ms,
+        extract_ms: t.extract_ms,
+        diff_ms: t.diff_ms,
+        deliver_ms: t.deliver_ms,
+        commit_ms: t.commit_ms,
+        total_ms: t.total_ms,
+    }
+}
+
+fn record_error(e: RecordError) -> v1::RecordError {
+    v1::RecordError {
+        key: e.key,
+        change: change_kind(e.change) as i32,
+        stage: e.stage,
+        reason: e.reason,
+    }
+}
+
+/// A sync run as proto.
+pub fn sync_run(run: SyncRun) -> v1::SyncRun {
+    v1::SyncRun {
+        id: run.id.to_string(),
+        mapping_id: run.mapping_id.to_string(),
+        status: run_status(run.status) as i32,
+        stage: run_stage(run.stage) as i32,
+        trigger: run.trigger,
+        create_time: Some(timestamp(run.create_time)),
+        start_time: run.start_time.map(timestamp),
+        end_time: run.end_time.map(timestamp),
+        counts: Some(counts(run.counts)),
+        timings: Some(timings(run.timings)),
+        record_errors: run.record_errors.into_iter().map(record_error).collect(),
+        record_errors_omitted: run.record_errors_omitted,
+        error: run.error.unwrap_or_default(),
+        warnings: run.warnings,
+        staging_path: run.staging_path.unwrap_or_default(),
+    }
+}
+
+/// Whether a proto run status has ended.
+pub fn is_terminal(status: v1::RunStatus) -> bool {
+    !matches!(
+        status,
+        v1::RunStatus::Unspecified | v1::RunStatus::Queued | v1::RunStatus::Running
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_round_trips_through_struct() {
+        let v = json!({"a": 1, "b": [true, null, "x", 2.5], "c": {"d": -7}, "big": 9007199254740993u64});
+        let serde_json::Value::Object(map) = v else {
+            unreachable!()
+        };
+        let back = struct_to_map(map_to_struct(map));
+        assert_eq!(back["a"], json!(1));
+        assert!(back["a"].is_i64());
+        assert_eq!(back["b"], json!([true, null, "x", 2.5]));
+        assert_eq!(back["c"], json!({"d": -7}));
+        // Beyond 2^53 precision is lost (protobuf numbers are doubles) but it stays a number.
+        assert!(back["big"].is_number());
+    }
+
+    #[test]
+    fn timestamps_round_trip() {
+        let t = Utc
+            .timestamp_opt(1_700_000_000, 123_456_789)
+            .single()
+            .unwrap();
+        assert_eq!(from_timestamp(&timestamp(t)), Some(t));
+    }
+
+    #[test]
+    fn field_mappings_need_a_source() {
+        let err = field_mappings(
+            "mapping.fields",
+            vec![v1::FieldMapping {
+                field: "email".into(),
+                source: None,
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("mapping.fields[0]"));
+    }
+
+    #[test]
+    fn secrets_are_not_converted() {
+        let mut secrets = std::collections::BTreeMap::new();
+        secrets.insert(
+            "password".to_string(),
+            retl_engine::secret::Secret::new("hunter2"),
+        );
+        let def = SourceDef {
+            id: retl_engine::id::SourceId::new("pg"),
+            display_name: "pg".into(),
+            source_type: "postgres".into(),
+            config: ConfigMap::new(),
+            secrets,
+            create_time: Utc::now(),
+            update_time: Utc::now(),
+        };
+        let proto = source(def);
+        assert_eq!(proto.secret_fields_set, vec!["password".to_string()]);
+        assert!(!format!("{proto:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,197 @@
+//! `retl.v1.MappingService`.
+
+use retl_engine::Engine;
+use retl_engine::catalog::mapping::{MappingPatch, NewMapping};
+use retl_proto::v1;
+use retl_proto::v1::mapping_service_server::MappingService;
+use tonic::{Request, Response, Status};
+
+use crate::grpc::status::{required, status};
+use crate::grpc::{Order, convert, paginate, required_id, touches, update_paths};
+
+/// What `Schedule` answers until scheduling is built.
+pub const SCHEDULES_UNIMPLEMENTED: &str =
+    "schedules are not implemented yet; trigger syncs with TriggerSync (retl sync run <mapping>)";
+
+/// The mapping service.
+#[derive(Debug, Clone)]
+pub struct MappingApi {
+    engine: Engine,
+}
+
+impl MappingApi {
+    /// A service over `engine`.
+    pub fn new(engine: Engine) -> Self {
+        MappingApi { engine }
+    }
+}
+
+fn reject_schedule(schedule: Option<&v1::Schedule>) -> Result<(), Status> {
+    match schedule {
+        Some(s) if s.schedule.is_some() => Err(Status::unimplemented(SCHEDULES_UNIMPLEMENTED)),
+        _ => Ok(()),
+    }
+}
+
+fn non_empty(field: &str, value: String) -> Result<String, Status> {
+    if value.is_empty() {
+        Err(required(field))
+    } else {
+        Ok(value)
+    }
+}
+
+#[tonic::async_trait]
+impl MappingService for MappingApi {
+    async fn create_mapping(
+        &self,
+        request: Request<v1::CreateMappingRequest>,
+    ) -> Result<Response<v1::Mapping>, Status> {
+        let req = request.into_inner();
+        let mapping = req.mapping.ok_or_else(|| required("mapping"))?;
+        reject_schedule(mapping.schedule.as_ref())?;
+        let initial_sync = convert::initial_sync_from(mapping.initial_sync());
+        let new = NewMapping {
+            id: Some(req.mapping_id).filter(|s| !s.is_empty()),
+            display_name: mapping.display_name,
+            model_id: non_empty("mapping.model_id", mapping.model_id)?,
+            destination_id: non_empty("mapping.destination_id", mapping.destination_id)?,
+            action: non_empty("mapping.action", mapping.action)?,
+            fields: convert::field_mappings("mapping.fields", mapping.fields)?,
+            selection: mapping.selection.map(convert::selection_from),
+            initial_sync,
+            enabled: mapping.enabled,
+        };
+        let def = self.engine.create_mapping(new).await.map_err(status)?;
+        tracing::info!(mapping_id = %def.id, model_id = %def.model_id, destination_id = %def.destination_id, action = %def.action, "mapping created");
+        Ok(Response::new(convert::mapping(def)))
+    }
+
+    async fn get_mapping(
+        &self,
+        request: Request<v1::GetMappingRequest>,
+    ) -> Result<Response<v1::Mapping>, Status> {
+        let req = request.into_inner();
+        let id = required_id("mapping_id", &req.mapping_id)?;
+        let def = self.engine.get_mapping(id).map_err(status)?;
+        Ok(Response::new(convert::mapping(def)))
+    }
+
+    async fn list_mappings(
+        &self,
+        request: Request<v1::ListMappingsRequest>,
+    ) -> Result<Response<v1::ListMappingsResponse>, Status> {
+        let req = request.into_inner();
+        let all = self.engine.list_mappings().map_err(status)?;
+        let (page, next_page_token) = paginate(
+            all,
+            |m| m.id.as_str(),
+            Order::Ascending,
+            req.page_size,
+            &req.page_token,
+        )?;
+        Ok(Response::new(v1::ListMappingsResponse {
+            mappings: page.into_iter().map(convert::mapping).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_mapping(
+        &self,
+        request: Request<v1::UpdateMappingRequest>,
+    ) -> Result<Response<v1::Mapping>, Status> {
+        let req = request.into_inner();
+        let mapping = req.mapping.ok_or_else(|| required("mapping"))?;
+        let id = required_id("mapping.id", &mapping.id)?.to_string();
+        let paths = update_paths(
+            "mapping",
+            req.update_mask,
+            &["display_name", "fields", "selection", "enabled", "schedule"],
+            &[
+                "id",
+                "model_id",
+                "destination_id",
+                "action",
+                "initial_sync",
+                "create_time",
+                "update_time",
+            ],
+        )?;
+        if touches(&paths, "schedule", mapping.schedule.is_some()) {
+            reject_schedule(mapping.schedule.as_ref())?;
+        }
+        let fields = if touches(&paths, "fields", !mapping.fields.is_empty()) {
+            Some(convert::field_mappings("mapping.fields", mapping.fields)?)
+        } else {
+            None
+        };
+        let selection = if touches(&paths, "selection", mapping.selection.is_some()) {
+            Some(convert::selection_from(
+                mapping
+                    .selection
+                    .ok_or_else(|| required("mapping.selection"))?,
+            ))
+        } else {
+            None
+        };
+        let enabled = if touches(&paths, "enabled", mapping.enabled.is_some()) {
+            Some(mapping.enabled.unwrap_or(false))
+        } else {
+            None
+        };
+        let patch = MappingPatch {
+            display_name: touches(&paths, "display_name", !mapping.display_name.is_empty())
+                .then_some(mapping.display_name),
+            fields,
+            selection,
+            enabled,
+        };
+        let def = self
+            .engine
+            .update_mapping(&id, patch)
+            .await
+            .map_err(status)?;
+        tracing::info!(mapping_id = %def.id, "mapping updated");
+        Ok(Response::new(convert::mapping(def)))
+    }
+
+    async fn delete_mapping(
+        &self,
+        request: Request<v1::DeleteMappingRequest>,
+    ) -> Result<Response<()>, Status> {
+        let req = request.into_inner();
+        let id = required_id("mapping_id", &req.mapping_id)?;
+        self.engine.delete_mapping(id).await.map_err(status)?;
+        tracing::info!(mapping_id = %id, "mapping deleted");
+        Ok(Response::new(()))
+    }
+
+    async fn set_mapping_enabled(
+        &self,
+        request: Request<v1::SetMappingEnabledRequest>,
+    ) -> Result<Response<v1::Mapping>, Status> {
+        let req = request.into_inner();
+        let id = required_id("mapping_id", &req.mapping_id)?;
+        let def = self
+            .engine
+            .set_mapping_enabled(id, req.enabled)
+            .await
+            .map_err(status)?;
+        tracing::info!(mapping_id = %id, enabled = req.enabled, "mapping enabled flag set");
+        Ok(Response::new(convert::mapping(def)))
+    }
+
+    async fn suggest_mappings(
+        &self,
+        _request: Request<v1::SuggestMappingsRequest>,
+    ) -> Result<Response<v1::SuggestMappingsResponse>, Status> {
+        Err(crate::grpc::status::unimplemented("SuggestMappings"))
+    }
+
+    async fn send_test_record(
+        &self,
+        _request: Request<v1::SendTestRecordRequest>,
+    ) -> Result<Response<v1::SendTestRecordResponse>, Status> {
+        Err(crate::grpc::status::unimplemented("SendTestRecord"))
+    }
+}

@@ -1,0 +1,151 @@
+//! `retl.v1.SyncService`.
+
+use std::pin::Pin;
+
+use futures::Stream;
+use retl_engine::{Engine, TriggerOptions};
+use retl_proto::v1;
+use retl_proto::v1::sync_service_server::SyncService;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::grpc::status::status;
+use crate::grpc::{Order, convert, paginate, required_id};
+
+/// The sync service.
+#[derive(Debug, Clone)]
+pub struct SyncApi {
+    engine: Engine,
+}
+
+impl SyncApi {
+    /// A service over `engine`.
+    pub fn new(engine: Engine) -> Self {
+        SyncApi { engine }
+    }
+}
+
+/// The stream `WatchSyncRun` answers with.
+pub type WatchSyncRunStream =
+    Pin<Box<dyn Stream<Item = Result<v1::WatchSyncRunResponse, Status>> + Send + 'static>>;
+
+fn snapshot(run: retl_engine::sync::run::SyncRun) -> Result<v1::WatchSyncRunResponse, Status> {
+    Ok(v1::WatchSyncRunResponse {
+        run: Some(convert::sync_run(run)),
+    })
+}
+
+/// Forwards every change of a run to `tx` until a terminal snapshot was sent or the client left.
+async fn forward(
+    engine: Engine,
+    run_id: String,
+    mut rx: tokio::sync::watch::Receiver<retl_engine::sync::run::SyncRun>,
+    tx: mpsc::Sender<Result<v1::WatchSyncRunResponse, Status>>,
+) {
+    loop {
+        let run = rx.borrow_and_update().clone();
+        let terminal = run.status.is_terminal();
+        if tx.send(snapshot(run)).await.is_err() || terminal {
+            return;
+        }
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    // The run's sender is gone without a terminal snapshot we saw: send the
+                    // stored record, which holds its end.
+                    let last = engine.get_run(&run_id).map_err(status).and_then(|run| {
+                        if run.status.is_terminal() {
+                            snapshot(run)
+                        } else {
+                            Err(Status::internal(format!(
+                                "internal error (this is a bug in retl, please report it): run {run_id} stopped reporting progress before it ended"
+                            )))
+                        }
+                    });
+                    let _ = tx.send(last).await;
+                    return;
+                }
+            }
+            () = tx.closed() => return,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl SyncService for SyncApi {
+    type WatchSyncRunStream = WatchSyncRunStream;
+
+    async fn trigger_sync(
+        &self,
+        request: Request<v1::TriggerSyncRequest>,
+    ) -> Result<Response<v1::SyncRun>, Status> {
+        let req = request.into_inner();
+        let mapping_id = required_id("mapping_id", &req.mapping_id)?;
+        let options = TriggerOptions {
+            confirm_mass_delete: req.confirm_mass_delete,
+            trigger: Some("manual".to_string()),
+        };
+        let run = self
+            .engine
+            .trigger_sync(mapping_id, options)
+            .await
+            .map_err(status)?;
+        tracing::info!(mapping_id = %mapping_id, run_id = %run.id, "sync triggered");
+        Ok(Response::new(convert::sync_run(run)))
+    }
+
+    async fn get_sync_run(
+        &self,
+        request: Request<v1::GetSyncRunRequest>,
+    ) -> Result<Response<v1::SyncRun>, Status> {
+        let req = request.into_inner();
+        let id = required_id("run_id", &req.run_id)?;
+        let run = self.engine.get_run(id).map_err(status)?;
+        Ok(Response::new(convert::sync_run(run)))
+    }
+
+    async fn list_sync_runs(
+        &self,
+        request: Request<v1::ListSyncRunsRequest>,
+    ) -> Result<Response<v1::ListSyncRunsResponse>, Status> {
+        let req = request.into_inner();
+        let mapping = Some(req.mapping_id.as_str()).filter(|m| !m.is_empty());
+        // The engine lists newest first without a cursor; page over the full list.
+        let all = self.engine.list_runs(mapping, usize::MAX).map_err(status)?;
+        let (page, next_page_token) = paginate(
+            all,
+            |r| r.id.as_str(),
+            Order::Descending,
+            req.page_size,
+            &req.page_token,
+        )?;
+        Ok(Response::new(v1::ListSyncRunsResponse {
+            sync_runs: page.into_iter().map(convert::sync_run).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn watch_sync_run(
+        &self,
+        request: Request<v1::WatchSyncRunRequest>,
+    ) -> Result<Response<Self::WatchSyncRunStream>, Status> {
+        let req = request.into_inner();
+        let run_id = required_id("run_id", &req.run_id)?.to_string();
+        let rx = self.engine.watch_run(&run_id).map_err(status)?;
+        let (tx, out) = mpsc::channel(16);
+        tokio::spawn(forward(self.engine.clone(), run_id, rx, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(out))))
+    }
+
+    async fn cancel_sync_run(
+        &self,
+        request: Request<v1::CancelSyncRunRequest>,
+    ) -> Result<Response<v1::SyncRun>, Status> {
+        let req = request.into_inner();
+        let id = required_id("run_id", &req.run_id)?;
+        let run = self.engine.cancel_run(id).map_err(status)?;
+        tracing::info!(run_id = %id, "sync run cancel requested");
+        Ok(Response::new(convert::sync_run(run)))
+    }
+}
