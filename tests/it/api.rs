@@ -51,7 +51,7 @@ async fn bad_models_are_refused_with_named_problems_and_nothing_is_stored() {
         ("CREATE TABLE x AS SELECT 1 AS id", "id", "read-only"),
         ("DROP TABLE customers", "id", "read-only"),
         ("SELECT email FROM customers", "id", "no column 'id'"),
-        ("SELECT id, email FROM customers", "", "unique id column is required"),
+        ("SELECT id, email FROM customers", "", "unique_id is required"),
         ("SELECT id, active FROM customers", "active", "cannot be a unique id"),
         ("SELECT id, email AS id FROM customers", "id", "more than once"),
     ];
