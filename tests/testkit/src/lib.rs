@@ -21,5 +21,5 @@
 pub mod emulators;
 
 pub use emulators::webhook::{
-    ReceivedRecord, ReceivedRequest, WebhookEmulator, WebhookOptions, SIGNATURE_HEADER,
+    ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions,
 };

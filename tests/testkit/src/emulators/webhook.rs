@@ -439,7 +439,10 @@ fn decide(ledger: &mut Ledger, method: &Method, headers: &HeaderMap, body: &[u8]
     if let Some(secret) = &ledger.hmac_secret
         && !signature_valid(secret, body, header_str(SIGNATURE_HEADER))
     {
-        return Decision::error(StatusCode::UNAUTHORIZED, "missing or invalid X-Retl-Signature");
+        return Decision::error(
+            StatusCode::UNAUTHORIZED,
+            "missing or invalid X-Retl-Signature",
+        );
     }
     // 4. shape
     if method != Method::POST {

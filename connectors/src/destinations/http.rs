@@ -1,0 +1,294 @@
+//! HTTP pieces every HTTP destination shares: the client builder, the classification of an
+//! answer into a [`DestinationError`], and `Retry-After` parsing.
+//!
+//! # Classification (one request = one batch)
+//! | answer | result |
+//! |---|---|
+//! | 2xx | the connector parses the body into a `BatchOutcome` |
+//! | 408, 425, 429, 5xx | [`DestinationError::Transient`] with `Retry-After`; `throttled` for 429 |
+//! | timeout, connection refused/reset, body cut short | [`DestinationError::Transient`] |
+//! | 401, 403 | [`DestinationError::Authentication`] |
+//! | 3xx (redirects are not followed: a redirected `POST` would be re-sent as `GET`) | [`DestinationError::Rejected`] naming the `Location` |
+//! | other 4xx | [`DestinationError::Rejected`] with the (truncated) response body |
+//!
+//! Messages never contain the request URL: webhook URLs often embed a token.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
+use retl_engine::destination::DestinationError;
+
+/// How much of a response body is quoted in an error message.
+pub(crate) const MAX_QUOTED_BODY: usize = 512;
+
+/// The longest connect phase, whatever the request timeout.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Builds the client a destination keeps for its lifetime (connection pooling).
+///
+/// `timeout` bounds a whole request (the engine applies the same bound around `send`); redirects
+/// are not followed.
+///
+/// # Errors
+/// [`DestinationError::Io`] when the TLS backend cannot be initialised.
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, DestinationError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("retl/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| DestinationError::Io {
+            path: "HTTP client".to_string(),
+            message: format!("could not build the HTTP client: {}", error_chain(&e)),
+        })
+}
+
+/// Whether a retry of the same request may succeed after this status.
+pub(crate) fn is_transient(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 425 | 429) || status.is_server_error()
+}
+
+/// Classifies a non-2xx answer. `body` is the response body (it is truncated here).
+pub(crate) fn classify_status(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: &str,
+) -> DestinationError {
+    let quoted = quote_body(body);
+    if is_transient(status) {
+        return DestinationError::Transient {
+            message: format!("HTTP {status}{quoted}"),
+            retry_after: retry_after(headers, SystemTime::now()),
+            throttled: status == StatusCode::TOO_MANY_REQUESTS,
+        };
+    }
+    match status.as_u16() {
+        401 | 403 => DestinationError::Authentication {
+            message: format!(
+                "HTTP {status}{quoted}; check the credentials in the destination's config"
+            ),
+        },
+        300..=399 => {
+            let location = headers
+                .get(LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(no Location header)");
+            DestinationError::Rejected {
+                message: format!(
+                    "HTTP {status}: the endpoint redirects to {location}; configure the final URL"
+                ),
+            }
+        }
+        _ => DestinationError::Rejected {
+            message: format!("HTTP {status}{quoted}"),
+        },
+    }
+}
+
+/// Reads the body of a non-2xx response and classifies it.
+pub(crate) async fn error_from_response(response: reqwest::Response) -> DestinationError {
+    let status = response.status();
+    let headers = response.headers().clone();
+    // A body that cannot be read does not change the classification, only the message.
+    let body = response.text().await.unwrap_or_default();
+    classify_status(status, &headers, &body)
+}
+
+/// Classifies a request that got no answer (or whose answer could not be read).
+pub(crate) fn classify_send_error(error: reqwest::Error) -> DestinationError {
+    let error = error.without_url();
+    let detail = error_chain(&error);
+    if error.is_builder() {
+        // An invalid header value or URL: the same request would fail again.
+        return DestinationError::Rejected {
+            message: format!("the request could not be built: {detail}"),
+        };
+    }
+    let message = if error.is_timeout() {
+        format!("the request timed out: {detail}")
+    } else if error.is_connect() {
+        format!("could not connect: {detail}")
+    } else {
+        format!("the request failed: {detail}")
+    };
+    DestinationError::Transient {
+        message,
+        retry_after: None,
+        throttled: false,
+    }
+}
+
+/// The `Retry-After` header as a delay from `now`, if present and valid.
+pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, now))
+}
+
+/// Parses a `Retry-After` value: delay-seconds (`120`, also fractional `1.5` as some APIs send)
+/// or an HTTP-date (a date in the past means "now", i.e. zero).
+pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs));
+    }
+    let date = httpdate::parse_http_date(value).ok()?;
+    Some(date.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// `": <body>"` truncated to [`MAX_QUOTED_BODY`] bytes, or nothing for an empty body.
+fn quote_body(body: &str) -> String {
+    let body = body.trim();
+    if body.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", truncate(body, MAX_QUOTED_BODY))
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, with `…` when cut.
+pub(crate) fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// An error and its sources, joined by `": "` (reqwest's own message is often just
+/// "error sending request").
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(
+            parse_retry_after("120", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::from_secs(0)));
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let earlier = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&earlier, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("-1", now), None);
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+    }
+
+    #[test]
+    fn transient_statuses_carry_retry_after() {
+        for code in [408u16, 425, 429, 500, 502, 503, 504] {
+            let status = StatusCode::from_u16(code).unwrap();
+            match classify_status(status, &headers(&[("retry-after", "7")]), "busy") {
+                DestinationError::Transient {
+                    retry_after,
+                    throttled,
+                    message,
+                } => {
+                    assert_eq!(retry_after, Some(Duration::from_secs(7)), "{code}");
+                    assert_eq!(throttled, code == 429, "{code}");
+                    assert!(message.contains("busy"), "{message}");
+                }
+                other => panic!("{code}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn auth_and_rejections() {
+        for code in [401u16, 403] {
+            let status = StatusCode::from_u16(code).unwrap();
+            assert!(matches!(
+                classify_status(status, &HeaderMap::new(), ""),
+                DestinationError::Authentication { .. }
+            ));
+        }
+        let long = "x".repeat(10_000);
+        match classify_status(StatusCode::UNPROCESSABLE_ENTITY, &HeaderMap::new(), &long) {
+            DestinationError::Rejected { message } => {
+                assert!(message.starts_with("HTTP 422"), "{message}");
+                assert!(message.len() < MAX_QUOTED_BODY + 64, "{}", message.len());
+            }
+            other => panic!("{other:?}"),
+        }
+        match classify_status(
+            StatusCode::MOVED_PERMANENTLY,
+            &headers(&[("location", "https://new.example/hook")]),
+            "",
+        ) {
+            DestinationError::Rejected { message } => {
+                assert!(message.contains("https://new.example/hook"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn truncate_respects_char_boundaries() {
+        assert_eq!(truncate("héllo", 2), "h…");
+        assert_eq!(truncate("hello", 5), "hello");
+        assert_eq!(truncate("hello", 3), "hel…");
+    }
+
+    #[tokio::test]
+    async fn connection_refused_is_transient() {
+        // Bind then drop a listener to get a port nothing listens on.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        let client = client(Duration::from_secs(2)).unwrap();
+        let error = client
+            .post(format!("http://{addr}/secret-token"))
+            .send()
+            .await
+            .unwrap_err();
+        match classify_send_error(error) {
+            DestinationError::Transient { message, .. } => {
+                assert!(!message.contains("secret-token"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Destination connectors, one folder each (see the crate docs for the file contract), and the
+//! HTTP pieces they share.
+
+pub(crate) mod file;
+pub(crate) mod http;
+pub(crate) mod webhook;
+
+use retl_engine::destination::DestinationError;
+use serde::de::DeserializeOwned;
+
+/// Parses a destination's JSON config into its typed form; unknown or mistyped fields are named.
+pub(crate) fn parse_config<T: DeserializeOwned>(
+    config: &serde_json::Value,
+) -> Result<T, DestinationError> {
+    T::deserialize(config).map_err(|e| DestinationError::InvalidConfig {
+        field: "config".to_string(),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,540 @@
+//! Webhook tests: config validation, body encoding, answer parsing, and round-trips against
+//! the testkit emulator.
+
+use std::time::Duration;
+
+use retl_engine::destination::spec::ChangeKind;
+use retl_engine::destination::{
+    DeliveryContext, DeliveryLimits, Destination, DestinationError, Payload, RecordOutcome,
+};
+use retl_engine::id::{DestinationId, MappingId, RunId};
+use retl_engine::secret::Secret;
+use retl_testkit::{WebhookEmulator, WebhookOptions};
+use serde_json::{Value, json};
+
+use super::actions::{self, WebhookAction};
+use super::client::{self, parse_response};
+use super::{WebhookDestination, destination_type};
+
+fn ctx(run: &str) -> DeliveryContext {
+    DeliveryContext {
+        destination_id: DestinationId::new("hook"),
+        mapping_id: MappingId::new("users-to-hook"),
+        run_id: RunId::new(run),
+    }
+}
+
+fn upserts(keys: &[i64]) -> Vec<Payload> {
+    keys.iter()
+        .map(|k| Payload {
+            key: json!(k),
+            change: if k % 2 == 0 {
+                ChangeKind::Updated
+            } else {
+                ChangeKind::Added
+            },
+            fields: json!({"email": format!("u{k}@example.com"), "n": k})
+                .as_object()
+                .cloned()
+                .unwrap(),
+        })
+        .collect()
+}
+
+fn deletes(keys: &[&str]) -> Vec<Payload> {
+    keys.iter()
+        .map(|k| Payload {
+            key: json!(k),
+            change: ChangeKind::Deleted,
+            fields: serde_json::Map::new(),
+        })
+        .collect()
+}
+
+fn destination(config: Value) -> WebhookDestination {
+    let limits = DeliveryLimits {
+        timeout_ms: 2_000,
+        ..(destination_type().default_limits)()
+    };
+    WebhookDestination::new(&config, limits).unwrap()
+}
+
+fn build_error(config: Value) -> (String, String) {
+    match WebhookDestination::new(&config, DeliveryLimits::default()) {
+        Err(DestinationError::InvalidConfig { field, message }) => (field, message),
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+}
+
+// ---- config -------------------------------------------------------------------------------
+
+#[test]
+fn config_validation_names_the_field() {
+    assert_eq!(build_error(json!({"url": "ftp://x/y"})).0, "url");
+    assert_eq!(build_error(json!({"url": "not a url"})).0, "url");
+    assert!(
+        build_error(json!({"url": "https://x", "bogus": 1}))
+            .1
+            .contains("bogus")
+    );
+    assert_eq!(
+        build_error(json!({"url": "https://x", "headers": {"Authorization": "Bearer t"}})).0,
+        "headers.Authorization"
+    );
+    assert_eq!(
+        build_error(json!({"url": "https://x", "headers": {"Content-Type": "text/plain"}})).0,
+        "headers.Content-Type"
+    );
+    assert_eq!(
+        build_error(json!({"url": "https://x", "headers": {"bad name": "v"}})).0,
+        "headers.bad name"
+    );
+    assert_eq!(
+        build_error(json!({"url": "https://x", "auth_header_name": "X-Key"})).0,
+        "auth_header_name"
+    );
+    assert_eq!(
+        build_error(json!({"url": "https://x", "auth_header": "a\nb"})).0,
+        "auth_header"
+    );
+    assert_eq!(
+        build_error(json!({"url": "https://x", "signing_secret": ""})).0,
+        "signing_secret"
+    );
+}
+
+#[test]
+fn debug_output_hides_secrets() {
+    let destination = destination(json!({
+        "url": "https://example.com/hook",
+        "auth_header": "Bearer hunter2",
+        "signing_secret": "s3cret-key",
+    }));
+    let debug = format!("{destination:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(!debug.contains("s3cret-key"), "{debug}");
+}
+
+#[test]
+fn catalog_entry() {
+    let ty = destination_type();
+    assert_eq!(ty.name, "webhook");
+    let names: Vec<_> = ty.actions.iter().map(|a| a.name).collect();
+    assert_eq!(names, ["upsert", "delete"]);
+    assert!(ty.action("upsert").unwrap().open_fields);
+    assert!(ty.action("delete").unwrap().accepts(ChangeKind::Deleted));
+    assert!(!ty.action("delete").unwrap().accepts(ChangeKind::Added));
+    let secrets: Vec<_> = ty
+        .config
+        .iter()
+        .filter(|f| f.secret)
+        .map(|f| f.name)
+        .collect();
+    assert_eq!(secrets, ["auth_header", "signing_secret"]);
+    let destination = destination(json!({"url": "http://127.0.0.1:9/x"}));
+    match destination.action("nope") {
+        Err(DestinationError::UnknownAction { available, .. }) => {
+            assert_eq!(available, "upsert, delete")
+        }
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("expected UnknownAction"),
+    }
+}
+
+// ---- encoding -----------------------------------------------------------------------------
+
+#[test]
+fn upsert_body_shape() {
+    let body = actions::encode(WebhookAction::Upsert, &ctx("run-1"), &upserts(&[1, 2])).unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body,
+        json!({
+            "action": "upsert",
+            "mapping": "users-to-hook",
+            "run": "run-1",
+            "records": [
+                {"key": 1, "change": "added", "fields": {"email": "u1@example.com", "n": 1}},
+                {"key": 2, "change": "updated", "fields": {"email": "u2@example.com", "n": 2}},
+            ]
+        })
+    );
+}
+
+#[test]
+fn delete_body_has_no_fields() {
+    let body = actions::encode(WebhookAction::Delete, &ctx("run-1"), &deletes(&["a"])).unwrap();
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["records"], json!([{"key": "a", "change": "deleted"}]));
+    assert_eq!(body["action"], "delete");
+}
+
+#[test]
+fn idempotency_key_is_stable_per_batch() {
+    let batch = upserts(&[1, 2, 3]);
+    let a = actions::idempotency_key(WebhookAction::Upsert, &ctx("r1"), &batch);
+    assert_eq!(a.len(), 32);
+    assert_eq!(
+        a,
+        actions::idempotency_key(WebhookAction::Upsert, &ctx("r1"), &batch)
+    );
+    assert_ne!(
+        a,
+        actions::idempotency_key(WebhookAction::Upsert, &ctx("r2"), &batch)
+    );
+    assert_ne!(
+        a,
+        actions::idempotency_key(WebhookAction::Delete, &ctx("r1"), &batch)
+    );
+    assert_ne!(
+        a,
+        actions::idempotency_key(WebhookAction::Upsert, &ctx("r1"), &upserts(&[1, 2]))
+    );
+}
+
+#[test]
+fn signature_is_hmac_sha256_hex() {
+    // RFC 4231 test case 2.
+    let sig = client::signature(&Secret::new("Jefe"), b"what do ya want for nothing?");
+    assert_eq!(
+        sig,
+        "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+}
+
+// ---- answer parsing -----------------------------------------------------------------------
+
+#[test]
+fn empty_or_plain_answers_accept_everything() {
+    for body in [&b""[..], b"ok", b"[]", b"{}", br#"{"accepted": 3}"#] {
+        let outcome = parse_response(body, 3, None).unwrap();
+        assert_eq!(outcome.records, vec![RecordOutcome::Accepted; 3]);
+    }
+}
+
+#[test]
+fn per_record_errors_and_retries() {
+    let body = br#"{"errors":[{"index":0,"message":"bad email"},{"index":2}],
+                    "retry":[{"index":1,"retry_after":2},{"index":2},{"index":3}]}"#;
+    let outcome = parse_response(body, 4, Some(Duration::from_secs(9))).unwrap();
+    assert_eq!(
+        outcome.records,
+        vec![
+            RecordOutcome::Rejected {
+                reason: "bad email".into()
+            },
+            RecordOutcome::Retry {
+                reason: "the webhook asked for a retry".into(),
+                after: Some(Duration::from_secs(2))
+            },
+            RecordOutcome::Rejected {
+                reason: "rejected by the webhook".into()
+            },
+            RecordOutcome::Retry {
+                reason: "the webhook asked for a retry".into(),
+                after: Some(Duration::from_secs(9))
+            },
+        ]
+    );
+}
+
+#[test]
+fn broken_per_record_answers_acknowledge_nothing() {
+    for body in [
+        &br#"{"errors":[{"index":5}]}"#[..],
+        br#"{"errors":"some failed"}"#,
+        br#"{"errors":[{"message":"no index"}]}"#,
+        br#"{"retry":[{"index":-1}]}"#,
+    ] {
+        assert!(
+            matches!(
+                parse_response(body, 2, None),
+                Err(DestinationError::Rejected { .. })
+            ),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+// ---- round-trips against the emulator -----------------------------------------------------
+
+async fn emulator() -> WebhookEmulator {
+    WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn accepted_batch_round_trip() {
+    let emu = emulator().await;
+    let destination = destination(json!({
+        "url": emu.url(),
+        "headers": {"X-Team": "growth"},
+        "auth_header": "Bearer tok",
+    }));
+    emu.require_bearer("tok");
+    let upsert = destination.action("upsert").unwrap();
+    let outcome = upsert
+        .send(&ctx("run-1"), &upserts(&[1, 2, 3]))
+        .await
+        .unwrap();
+    assert_eq!(outcome.records, vec![RecordOutcome::Accepted; 3]);
+    assert_eq!(emu.accepted_keys(), vec![json!(1), json!(2), json!(3)]);
+
+    let delete = destination.action("delete").unwrap();
+    let outcome = delete.send(&ctx("run-1"), &deletes(&["x"])).await.unwrap();
+    assert_eq!(outcome.records, vec![RecordOutcome::Accepted]);
+
+    let records = emu.records();
+    assert_eq!(records[0].action, "upsert");
+    assert_eq!(records[0].mapping.as_deref(), Some("users-to-hook"));
+    assert_eq!(records[0].run.as_deref(), Some("run-1"));
+    assert_eq!(records[0].change.as_deref(), Some("added"));
+    assert_eq!(
+        records[0].fields.as_ref().unwrap()["email"],
+        "u1@example.com"
+    );
+    assert_eq!(records[3].action, "delete");
+    assert_eq!(records[3].fields, None);
+
+    let requests = emu.requests();
+    assert_eq!(requests.len(), 2);
+    let first = &requests[0];
+    assert_eq!(first.method, "POST");
+    assert_eq!(first.header("content-type"), Some("application/json"));
+    assert_eq!(first.header("x-retl-mapping"), Some("users-to-hook"));
+    assert_eq!(first.header("x-retl-run"), Some("run-1"));
+    assert_eq!(first.header("x-team"), Some("growth"));
+    assert_eq!(
+        first.header("idempotency-key").map(str::to_string),
+        Some(actions::idempotency_key(
+            WebhookAction::Upsert,
+            &ctx("run-1"),
+            &upserts(&[1, 2, 3])
+        ))
+    );
+    assert!(first.header("x-retl-signature").is_none());
+}
+
+#[tokio::test]
+async fn custom_auth_header_name() {
+    let emu = emulator().await;
+    let destination = destination(json!({
+        "url": emu.url(),
+        "auth_header": "k-123",
+        "auth_header_name": "X-Api-Key",
+    }));
+    let upsert = destination.action("upsert").unwrap();
+    upsert.send(&ctx("r"), &upserts(&[1])).await.unwrap();
+    assert_eq!(emu.requests()[0].header("x-api-key"), Some("k-123"));
+    assert!(emu.requests()[0].header("authorization").is_none());
+}
+
+#[tokio::test]
+async fn hmac_signature_verified_by_emulator() {
+    let emu = emulator().await;
+    emu.require_hmac("s3cret");
+    let signed = destination(json!({"url": emu.url(), "signing_secret": "s3cret"}));
+    let outcome = signed
+        .action("upsert")
+        .unwrap()
+        .send(&ctx("r"), &upserts(&[1, 2]))
+        .await
+        .unwrap();
+    assert_eq!(outcome.records, vec![RecordOutcome::Accepted; 2]);
+    assert!(
+        emu.requests()[0]
+            .header("x-retl-signature")
+            .unwrap()
+            .starts_with("sha256=")
+    );
+
+    let wrong = destination(json!({"url": emu.url(), "signing_secret": "other"}));
+    let error = wrong
+        .action("upsert")
+        .unwrap()
+        .send(&ctx("r"), &upserts(&[3]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DestinationError::Authentication { .. }),
+        "{error:?}"
+    );
+    assert_eq!(emu.accepted_keys(), vec![json!(1), json!(2)]);
+}
+
+#[tokio::test]
+async fn per_record_rejection_round_trip() {
+    let emu = emulator().await;
+    emu.reject_keys([json!(2)]);
+    emu.retry_keys([json!(3)]);
+    let destination = destination(json!({"url": emu.url()}));
+    let upsert = destination.action("upsert").unwrap();
+    let outcome = upsert.send(&ctx("r"), &upserts(&[1, 2, 3])).await.unwrap();
+    assert_eq!(outcome.records[0], RecordOutcome::Accepted);
+    assert!(matches!(outcome.records[1], RecordOutcome::Rejected { .. }));
+    assert!(matches!(outcome.records[2], RecordOutcome::Retry { .. }));
+    assert_eq!(emu.accepted_keys(), vec![json!(1)]);
+}
+
+#[tokio::test]
+async fn server_error_is_transient() {
+    let emu = emulator().await;
+    emu.fail_next(1, 500, None);
+    let destination = destination(json!({"url": emu.url()}));
+    let upsert = destination.action("upsert").unwrap();
+    match upsert.send(&ctx("r"), &upserts(&[1])).await {
+        Err(DestinationError::Transient {
+            retry_after,
+            throttled,
+            message,
+        }) => {
+            assert_eq!(retry_after, None);
+            assert!(!throttled);
+            assert!(message.contains("500"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(emu.accepted_keys().is_empty());
+    // The same batch succeeds once the failure is over, with the same idempotency key.
+    upsert.send(&ctx("r"), &upserts(&[1])).await.unwrap();
+    let requests = emu.requests();
+    assert_eq!(
+        requests[0].header("idempotency-key"),
+        requests[1].header("idempotency-key")
+    );
+    assert_eq!(emu.accepted_keys(), vec![json!(1)]);
+}
+
+#[tokio::test]
+async fn throttling_carries_retry_after() {
+    let emu = emulator().await;
+    emu.fail_next(1, 429, Some(3));
+    emu.fail_next(1, 503, Some(1));
+    let destination = destination(json!({"url": emu.url()}));
+    let upsert = destination.action("upsert").unwrap();
+    match upsert.send(&ctx("r"), &upserts(&[1])).await {
+        Err(DestinationError::Transient {
+            retry_after,
+            throttled,
+            ..
+        }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(3)));
+            assert!(throttled);
+        }
+        other => panic!("{other:?}"),
+    }
+    match upsert.send(&ctx("r"), &upserts(&[1])).await {
+        Err(DestinationError::Transient {
+            retry_after,
+            throttled,
+            ..
+        }) => {
+            assert_eq!(retry_after, Some(Duration::from_secs(1)));
+            assert!(!throttled);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn rate_limit_answers_are_throttled() {
+    let emu = emulator().await;
+    emu.rate_limit(1, Duration::from_secs(30));
+    let destination = destination(json!({"url": emu.url()}));
+    let upsert = destination.action("upsert").unwrap();
+    upsert.send(&ctx("r"), &upserts(&[1])).await.unwrap();
+    match upsert.send(&ctx("r"), &upserts(&[2])).await {
+        Err(DestinationError::Transient {
+            retry_after: Some(after),
+            throttled: true,
+            ..
+        }) => assert!(after >= Duration::from_secs(1) && after <= Duration::from_secs(30)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unauthorized_is_authentication() {
+    let emu = emulator().await;
+    emu.require_bearer("right");
+    let destination = destination(json!({"url": emu.url(), "auth_header": "Bearer sekrit-123"}));
+    let error = destination
+        .action("upsert")
+        .unwrap()
+        .send(&ctx("r"), &upserts(&[1]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DestinationError::Authentication { .. }),
+        "{error:?}"
+    );
+    assert!(!error.is_retryable());
+    assert!(!format!("{error}").contains("sekrit-123"));
+}
+
+#[tokio::test]
+async fn oversized_batch_is_rejected_with_body() {
+    let emu = emulator().await;
+    emu.max_batch(2);
+    let destination = destination(json!({"url": emu.url()}));
+    match destination
+        .action("upsert")
+        .unwrap()
+        .send(&ctx("r"), &upserts(&[1, 2, 3]))
+        .await
+    {
+        Err(DestinationError::Rejected { message }) => {
+            assert!(message.contains("413"), "{message}");
+            assert!(message.contains("exceeds the limit of 2"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(emu.accepted_keys().is_empty());
+}
+
+#[tokio::test]
+async fn timeout_is_transient() {
+    let emu = emulator().await;
+    emu.respond_after(Duration::from_secs(5));
+    let limits = DeliveryLimits {
+        timeout_ms: 200,
+        ..DeliveryLimits::default()
+    };
+    let destination = WebhookDestination::new(&json!({"url": emu.url()}), limits).unwrap();
+    match destination
+        .action("upsert")
+        .unwrap()
+        .send(&ctx("r"), &upserts(&[1]))
+        .await
+    {
+        Err(DestinationError::Transient { message, .. }) => {
+            assert!(message.contains("timed out"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn test_connects_without_sending() {
+    let emu = emulator().await;
+    let destination = destination(json!({"url": emu.url()}));
+    let message = destination.test().await.unwrap();
+    assert!(message.contains("connected to 127.0.0.1"), "{message}");
+    assert_eq!(emu.request_count(), 0);
+
+    let addr = emu.addr();
+    drop(emu);
+    // Wait for the aborted server to release the port.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let unreachable = destination_for(&format!("http://{addr}/x"));
+    assert!(matches!(
+        unreachable.test().await,
+        Err(DestinationError::Transient { .. })
+    ));
+}
+
+fn destination_for(url: &str) -> WebhookDestination {
+    destination(json!({ "url": url }))
+}
