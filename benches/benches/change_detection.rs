@@ -1,6 +1,6 @@
 //! Micro-benchmarks of the change-detection hot paths: key encoding and fingerprinting.
 
-#![allow(missing_docs)]
+#![allow(missing_docs, clippy::unwrap_used)]
 
 use std::hint::black_box;
 

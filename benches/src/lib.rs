@@ -10,7 +10,9 @@ use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray};
 
 /// `n` rows of an integer key column and two string columns, deterministic.
 pub fn sample_columns(n: usize) -> (ArrayRef, Vec<ArrayRef>) {
-    let keys: ArrayRef = Arc::new(Int64Array::from_iter_values((0..n as i64).map(|i| i * 7 + 3)));
+    let keys: ArrayRef = Arc::new(Int64Array::from_iter_values(
+        (0..n as i64).map(|i| i * 7 + 3),
+    ));
     let emails: ArrayRef = Arc::new(StringArray::from_iter_values(
         (0..n).map(|i| format!("user{i}@example.com")),
     ));

@@ -53,10 +53,8 @@ pub struct DestinationType {
 impl DestinationType {
     /// The action spec with this name, or an error listing the valid ones.
     pub fn action(&self, name: &str) -> Result<&'static ActionSpec, DestinationError> {
-        self.actions
-            .iter()
-            .find(|a| a.name == name)
-            .ok_or_else(|| DestinationError::UnknownAction {
+        self.actions.iter().find(|a| a.name == name).ok_or_else(|| {
+            DestinationError::UnknownAction {
                 destination_type: self.name.to_string(),
                 action: name.to_string(),
                 available: self
@@ -65,7 +63,8 @@ impl DestinationType {
                     .map(|a| a.name)
                     .collect::<Vec<_>>()
                     .join(", "),
-            })
+            }
+        })
     }
 }
 
@@ -125,7 +124,11 @@ impl Registry {
                 "destination.type",
                 format!(
                     "unknown destination type '{name}'; valid types: {}",
-                    self.destinations.keys().copied().collect::<Vec<_>>().join(", ")
+                    self.destinations
+                        .keys()
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             )
         })

@@ -145,7 +145,11 @@ fn split_config(
 }
 
 /// The full config (secrets included) a connector's `build` receives.
-fn merged_config(plain: &ConfigMap, secrets: &BTreeMap<String, Secret>, skip: &[&str]) -> serde_json::Value {
+fn merged_config(
+    plain: &ConfigMap,
+    secrets: &BTreeMap<String, Secret>,
+    skip: &[&str],
+) -> serde_json::Value {
     let mut all = plain.clone();
     for key in skip {
         all.remove(*key);
@@ -156,7 +160,10 @@ fn merged_config(plain: &ConfigMap, secrets: &BTreeMap<String, Secret>, skip: &[
     serde_json::Value::Object(all)
 }
 
-fn effective_limits(destination_type: &DestinationType, config: &ConfigMap) -> Result<DeliveryLimits> {
+fn effective_limits(
+    destination_type: &DestinationType,
+    config: &ConfigMap,
+) -> Result<DeliveryLimits> {
     let defaults = (destination_type.default_limits)();
     let Some(overrides) = config.get(LIMITS_KEY) else {
         return Ok(defaults);
@@ -169,7 +176,11 @@ fn effective_limits(destination_type: &DestinationType, config: &ConfigMap) -> R
     };
     let mut merged = match serde_json::to_value(&defaults) {
         Ok(serde_json::Value::Object(m)) => m,
-        _ => return Err(Error::internal("default limits did not serialize to an object")),
+        _ => {
+            return Err(Error::internal(
+                "default limits did not serialize to an object",
+            ));
+        }
     };
     for (k, v) in overrides {
         merged.insert(k.clone(), v.clone());
@@ -184,7 +195,11 @@ fn effective_limits(destination_type: &DestinationType, config: &ConfigMap) -> R
 
 impl Engine {
     /// Opens (or creates) the data directory and closes runs a stopped daemon left open.
-    pub async fn open(data_dir: &Path, registry: Registry, options: EngineOptions) -> Result<Engine> {
+    pub async fn open(
+        data_dir: &Path,
+        registry: Registry,
+        options: EngineOptions,
+    ) -> Result<Engine> {
         std::fs::create_dir_all(data_dir)
             .map_err(|e| Error::Storage(crate::error::StorageError::io(data_dir)(e)))?;
         let store = Store::open(&data_dir.join("db"))?;
@@ -255,7 +270,13 @@ impl Engine {
         Ok(())
     }
 
-    fn put<T: Serialize>(&self, kind: Kind, id: &str, value: &T, secrets: Option<&BTreeMap<String, Secret>>) -> Result<()> {
+    fn put<T: Serialize>(
+        &self,
+        kind: Kind,
+        id: &str,
+        value: &T,
+        secrets: Option<&BTreeMap<String, Secret>>,
+    ) -> Result<()> {
         Ok(self.catalog().put(kind, id, value, secrets)?)
     }
 
@@ -263,7 +284,11 @@ impl Engine {
 
     fn build_source(&self, def: &SourceDef) -> Result<Arc<dyn Source>> {
         let source_type = self.inner.registry.source_type(&def.source_type)?;
-        Ok((source_type.build)(&merged_config(&def.config, &def.secrets, &[]))?)
+        Ok((source_type.build)(&merged_config(
+            &def.config,
+            &def.secrets,
+            &[],
+        ))?)
     }
 
     /// Creates a source after validating its config (no network access).
@@ -272,10 +297,20 @@ impl Engine {
         let id = check_id("source_id", new.id, "source")?;
         let source_type = self.inner.registry.source_type(&new.source_type)?;
         self.ensure_absent(Kind::Source, &id)?;
-        let (config, secrets) = split_config("source", source_type.config, new.config, ConfigMap::new(), BTreeMap::new())?;
+        let (config, secrets) = split_config(
+            "source",
+            source_type.config,
+            new.config,
+            ConfigMap::new(),
+            BTreeMap::new(),
+        )?;
         let now = Utc::now();
         let def = SourceDef {
-            display_name: if new.display_name.is_empty() { id.clone() } else { new.display_name },
+            display_name: if new.display_name.is_empty() {
+                id.clone()
+            } else {
+                new.display_name
+            },
             id: SourceId::new(id),
             source_type: new.source_type,
             config,
@@ -313,7 +348,13 @@ impl Engine {
         }
         if let Some(config) = patch.config {
             let source_type = self.inner.registry.source_type(&def.source_type)?;
-            let (c, s) = split_config("source", source_type.config, config, def.config, def.secrets)?;
+            let (c, s) = split_config(
+                "source",
+                source_type.config,
+                config,
+                def.config,
+                def.secrets,
+            )?;
             def.config = c;
             def.secrets = s;
         }
@@ -356,7 +397,12 @@ impl Engine {
 
     // ---- models ----
 
-    async fn validate_model(&self, source_id: &str, sql: &str, unique_id: &str) -> Result<Vec<ColumnInfo>> {
+    async fn validate_model(
+        &self,
+        source_id: &str,
+        sql: &str,
+        unique_id: &str,
+    ) -> Result<Vec<ColumnInfo>> {
         let source_def: SourceDef = self.get_source(source_id).map_err(|e| match e {
             Error::NotFound { .. } => Error::invalid(
                 "model.source_id",
@@ -365,7 +411,13 @@ impl Engine {
             other => other,
         })?;
         let source = self.build_source(&source_def)?;
-        validate_model(source.as_ref(), sql, unique_id, self.inner.options.sort_memory_bytes).await
+        validate_model(
+            source.as_ref(),
+            sql,
+            unique_id,
+            self.inner.options.sort_memory_bytes,
+        )
+        .await
     }
 
     /// Creates a model after validating its SQL and unique id.
@@ -373,10 +425,16 @@ impl Engine {
         let _guard = self.inner.writes.lock().await;
         let id = check_id("model_id", new.id, "model")?;
         self.ensure_absent(Kind::Model, &id)?;
-        let columns = self.validate_model(&new.source_id, &new.sql, &new.unique_id).await?;
+        let columns = self
+            .validate_model(&new.source_id, &new.sql, &new.unique_id)
+            .await?;
         let now = Utc::now();
         let def = ModelDef {
-            display_name: if new.display_name.is_empty() { id.clone() } else { new.display_name },
+            display_name: if new.display_name.is_empty() {
+                id.clone()
+            } else {
+                new.display_name
+            },
             id: ModelId::new(id),
             source_id: SourceId::new(new.source_id),
             sql: new.sql,
@@ -418,7 +476,11 @@ impl Engine {
         def.columns = self
             .validate_model(def.source_id.as_str(), &def.sql, &def.unique_id)
             .await?;
-        for mapping in self.list_mappings()?.into_iter().filter(|m| m.model_id.as_str() == id) {
+        for mapping in self
+            .list_mappings()?
+            .into_iter()
+            .filter(|m| m.model_id.as_str() == id)
+        {
             let spec = self.action_spec(&mapping)?;
             MappingPlan::compile(&mapping.fields, mapping.selection, &def.columns, spec).map_err(|e| {
                 Error::invalid(
@@ -461,7 +523,8 @@ impl Engine {
             PreviewTarget::Sql { source_id, sql } => (source_id, sql),
         };
         let source = self.build_source(&self.get_source(&source_id)?)?;
-        let session = ModelSession::new(source.as_ref(), self.inner.options.sort_memory_bytes, None).await?;
+        let session =
+            ModelSession::new(source.as_ref(), self.inner.options.sort_memory_bytes, None).await?;
         let plan = session.plan(&sql).await?;
         let df = session
             .context()
@@ -473,8 +536,14 @@ impl Engine {
         let batches = df
             .collect()
             .await
-            .map_err(|e| crate::source::SourceError::Read { message: e.to_string() })?;
-        let columns: Vec<ColumnInfo> = schema.fields().iter().map(|f| ColumnInfo::from_field(f)).collect();
+            .map_err(|e| crate::source::SourceError::Read {
+                message: e.to_string(),
+            })?;
+        let columns: Vec<ColumnInfo> = schema
+            .fields()
+            .iter()
+            .map(|f| ColumnInfo::from_field(f))
+            .collect();
         let mut rows = Vec::new();
         for batch in batches {
             for row in 0..batch.num_rows() {
@@ -492,8 +561,14 @@ impl Engine {
 
     // ---- destinations ----
 
-    fn build_destination(&self, def: &DestinationDef) -> Result<(Arc<dyn Destination>, DeliveryLimits)> {
-        let destination_type = self.inner.registry.destination_type(&def.destination_type)?;
+    fn build_destination(
+        &self,
+        def: &DestinationDef,
+    ) -> Result<(Arc<dyn Destination>, DeliveryLimits)> {
+        let destination_type = self
+            .inner
+            .registry
+            .destination_type(&def.destination_type)?;
         let limits = effective_limits(destination_type, &def.config)?;
         let destination = (destination_type.build)(
             &merged_config(&def.config, &def.secrets, &[LIMITS_KEY]),
@@ -506,12 +581,25 @@ impl Engine {
     pub async fn create_destination(&self, new: NewDestination) -> Result<DestinationDef> {
         let _guard = self.inner.writes.lock().await;
         let id = check_id("destination_id", new.id, "destination")?;
-        let destination_type = self.inner.registry.destination_type(&new.destination_type)?;
+        let destination_type = self
+            .inner
+            .registry
+            .destination_type(&new.destination_type)?;
         self.ensure_absent(Kind::Destination, &id)?;
-        let (config, secrets) = split_config("destination", destination_type.config, new.config, ConfigMap::new(), BTreeMap::new())?;
+        let (config, secrets) = split_config(
+            "destination",
+            destination_type.config,
+            new.config,
+            ConfigMap::new(),
+            BTreeMap::new(),
+        )?;
         let now = Utc::now();
         let def = DestinationDef {
-            display_name: if new.display_name.is_empty() { id.clone() } else { new.display_name },
+            display_name: if new.display_name.is_empty() {
+                id.clone()
+            } else {
+                new.display_name
+            },
             id: DestinationId::new(id),
             destination_type: new.destination_type,
             config,
@@ -542,7 +630,11 @@ impl Engine {
     }
 
     /// Updates a destination.
-    pub async fn update_destination(&self, id: &str, patch: DestinationPatch) -> Result<DestinationDef> {
+    pub async fn update_destination(
+        &self,
+        id: &str,
+        patch: DestinationPatch,
+    ) -> Result<DestinationDef> {
         let _guard = self.inner.writes.lock().await;
         let mut def = self.get_destination(id)?;
         if let Some(v) = patch.display_name {
@@ -552,8 +644,17 @@ impl Engine {
             def.enabled = v;
         }
         if let Some(config) = patch.config {
-            let destination_type = self.inner.registry.destination_type(&def.destination_type)?;
-            let (c, s) = split_config("destination", destination_type.config, config, def.config, def.secrets)?;
+            let destination_type = self
+                .inner
+                .registry
+                .destination_type(&def.destination_type)?;
+            let (c, s) = split_config(
+                "destination",
+                destination_type.config,
+                config,
+                def.config,
+                def.secrets,
+            )?;
             def.config = c;
             def.secrets = s;
         }
@@ -593,9 +694,16 @@ impl Engine {
 
     // ---- mappings ----
 
-    fn action_spec(&self, mapping: &MappingDef) -> Result<&'static crate::destination::spec::ActionSpec> {
-        let destination: DestinationDef = self.load(Kind::Destination, mapping.destination_id.as_str())?;
-        let destination_type = self.inner.registry.destination_type(&destination.destination_type)?;
+    fn action_spec(
+        &self,
+        mapping: &MappingDef,
+    ) -> Result<&'static crate::destination::spec::ActionSpec> {
+        let destination: DestinationDef =
+            self.load(Kind::Destination, mapping.destination_id.as_str())?;
+        let destination_type = self
+            .inner
+            .registry
+            .destination_type(&destination.destination_type)?;
         Ok(destination_type.action(&mapping.action)?)
     }
 
@@ -604,9 +712,15 @@ impl Engine {
         let _guard = self.inner.writes.lock().await;
         let id = check_id("mapping_id", new.id, "mapping")?;
         self.ensure_absent(Kind::Mapping, &id)?;
-        let model: ModelDef = self.catalog().get(Kind::Model, &new.model_id)?.ok_or_else(|| {
-            Error::invalid("mapping.model_id", format!("model '{}' does not exist", new.model_id))
-        })?;
+        let model: ModelDef = self
+            .catalog()
+            .get(Kind::Model, &new.model_id)?
+            .ok_or_else(|| {
+                Error::invalid(
+                    "mapping.model_id",
+                    format!("model '{}' does not exist", new.model_id),
+                )
+            })?;
         let destination: DestinationDef = self
             .catalog()
             .get(Kind::Destination, &new.destination_id)?
@@ -616,13 +730,22 @@ impl Engine {
                     format!("destination '{}' does not exist", new.destination_id),
                 )
             })?;
-        let destination_type = self.inner.registry.destination_type(&destination.destination_type)?;
-        let spec = destination_type.action(&new.action).map_err(|e| Error::invalid("mapping.action", e.to_string()))?;
+        let destination_type = self
+            .inner
+            .registry
+            .destination_type(&destination.destination_type)?;
+        let spec = destination_type
+            .action(&new.action)
+            .map_err(|e| Error::invalid("mapping.action", e.to_string()))?;
         let selection = new.selection.unwrap_or_else(|| default_selection(spec));
         MappingPlan::compile(&new.fields, selection, &model.columns, spec)?;
         let now = Utc::now();
         let def = MappingDef {
-            display_name: if new.display_name.is_empty() { id.clone() } else { new.display_name },
+            display_name: if new.display_name.is_empty() {
+                id.clone()
+            } else {
+                new.display_name
+            },
             id: MappingId::new(id),
             model_id: model.id,
             destination_id: destination.id,
@@ -635,7 +758,10 @@ impl Engine {
             update_time: now,
         };
         // A mapping id may be reused after a delete: start from a clean state.
-        self.inner.state.reset(&def.id).map_err(|e| Error::internal(e.to_string()))?;
+        self.inner
+            .state
+            .reset(&def.id)
+            .map_err(|e| Error::internal(e.to_string()))?;
         self.catalog().clear_initialized(&def.id)?;
         self.put(Kind::Mapping, def.id.as_str(), &def, None)?;
         Ok(def)
@@ -668,7 +794,12 @@ impl Engine {
             def.enabled = v;
         }
         let model = self.get_model(def.model_id.as_str())?;
-        MappingPlan::compile(&def.fields, def.selection, &model.columns, self.action_spec(&def)?)?;
+        MappingPlan::compile(
+            &def.fields,
+            def.selection,
+            &model.columns,
+            self.action_spec(&def)?,
+        )?;
         def.update_time = Utc::now();
         self.put(Kind::Mapping, id, &def, None)?;
         Ok(def)
@@ -692,7 +823,10 @@ impl Engine {
             )));
         }
         self.catalog().delete(Kind::Mapping, id)?;
-        self.inner.state.reset(&def.id).map_err(|e| Error::internal(e.to_string()))?;
+        self.inner
+            .state
+            .reset(&def.id)
+            .map_err(|e| Error::internal(e.to_string()))?;
         self.catalog().clear_initialized(&def.id)?;
         Ok(())
     }
@@ -709,9 +843,16 @@ impl Engine {
 
     // ---- sync runs ----
 
-    fn limiter(&self, destination_id: &str, limits: &DeliveryLimits) -> Result<Arc<DestinationLimiter>> {
+    fn limiter(
+        &self,
+        destination_id: &str,
+        limits: &DeliveryLimits,
+    ) -> Result<Arc<DestinationLimiter>> {
         let mut limiters = self.inner.limiters.lock().map_err(|_| lock_poisoned())?;
-        if let Some(l) = limiters.get(destination_id).filter(|l| l.limits() == limits) {
+        if let Some(l) = limiters
+            .get(destination_id)
+            .filter(|l| l.limits() == limits)
+        {
             return Ok(Arc::clone(l));
         }
         let l = Arc::new(DestinationLimiter::new(limits));
@@ -745,7 +886,10 @@ impl Engine {
         let action_spec = action.spec();
         let limiter = self.limiter(destination_def.id.as_str(), &limits)?;
 
-        let run = SyncRun::queued(mapping.id.clone(), options.trigger.as_deref().unwrap_or("manual"));
+        let run = SyncRun::queued(
+            mapping.id.clone(),
+            options.trigger.as_deref().unwrap_or("manual"),
+        );
         let (tx, rx) = watch::channel(run.clone());
         let cancel = CancellationToken::new();
         {
@@ -789,17 +933,23 @@ impl Engine {
         let handle = tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let done = runner.run().await;
-                tracing::info!(status = done.status.as_str(), extracted = done.counts.extracted, delivered = done.counts.delivered, failed = done.counts.failed, "sync run ended");
+                tracing::info!(
+                    status = done.status.as_str(),
+                    extracted = done.counts.extracted,
+                    delivered = done.counts.delivered,
+                    failed = done.counts.failed,
+                    "sync run ended"
+                );
                 if let Ok(mut active) = engine.inner.active.lock() {
                     active.remove(&run_id);
                 }
             },
             span,
         ));
-        if let Ok(mut active) = self.inner.active.lock() {
-            if let Some(a) = active.get_mut(run.id.as_str()) {
-                a.handle = Some(handle);
-            }
+        if let Ok(mut active) = self.inner.active.lock()
+            && let Some(a) = active.get_mut(run.id.as_str())
+        {
+            a.handle = Some(handle);
         }
         Ok(run)
     }

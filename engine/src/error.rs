@@ -161,7 +161,9 @@ pub enum StorageError {
         source: rocksdb::Error,
     },
     /// A stored record could not be decoded (corruption or an incompatible version).
-    #[error("stored {what} could not be decoded ({message}); the data directory may be corrupt or from an incompatible retl version")]
+    #[error(
+        "stored {what} could not be decoded ({message}); the data directory may be corrupt or from an incompatible retl version"
+    )]
     Decode {
         /// What was being decoded.
         what: &'static str,
@@ -195,7 +197,9 @@ impl From<crate::state::StateError> for Error {
     fn from(e: crate::state::StateError) -> Self {
         match e {
             crate::state::StateError::Storage(s) => Error::Storage(s),
-            corrupt @ crate::state::StateError::Corrupt { .. } => Error::precondition(corrupt.to_string()),
+            corrupt @ crate::state::StateError::Corrupt { .. } => {
+                Error::precondition(corrupt.to_string())
+            }
         }
     }
 }

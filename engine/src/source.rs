@@ -112,7 +112,9 @@ pub enum SourceError {
         message: String,
     },
     /// A column has a type retl cannot carry.
-    #[error("column '{column}' has type {data_type}, which retl does not support; cast it in the model SQL (for example to text)")]
+    #[error(
+        "column '{column}' has type {data_type}, which retl does not support; cast it in the model SQL (for example to text)"
+    )]
     UnsupportedType {
         /// The column.
         column: String,

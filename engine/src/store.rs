@@ -33,7 +33,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.db.path()).finish()
+        f.debug_struct("Store")
+            .field("path", &self.db.path())
+            .finish()
     }
 }
 
@@ -66,7 +68,11 @@ impl Store {
     }
 
     /// Reads raw bytes.
-    pub(crate) fn get_raw(&self, cf: &'static str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    pub(crate) fn get_raw(
+        &self,
+        cf: &'static str,
+        key: &[u8],
+    ) -> Result<Option<Vec<u8>>, StorageError> {
         self.db
             .get_cf(self.cf(cf)?, key)
             .map_err(StorageError::rocks("read"))
@@ -81,12 +87,14 @@ impl Store {
     ) -> Result<Option<T>, StorageError> {
         match self.get_raw(cf, key.as_bytes())? {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| StorageError::Decode {
-                    what,
-                    message: e.to_string(),
-                }),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| StorageError::Decode {
+                        what,
+                        message: e.to_string(),
+                    })
+            }
         }
     }
 

@@ -67,8 +67,13 @@ impl Catalog {
     }
 
     /// A definition by id.
-    pub fn get<T: DeserializeOwned>(&self, kind: Kind, id: &str) -> Result<Option<T>, StorageError> {
-        self.store.get_json(CF_CATALOG, &kind.key(id), kind.as_str())
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        kind: Kind,
+        id: &str,
+    ) -> Result<Option<T>, StorageError> {
+        self.store
+            .get_json(CF_CATALOG, &kind.key(id), kind.as_str())
     }
 
     /// The secrets stored with a definition.
@@ -81,7 +86,8 @@ impl Catalog {
 
     /// All definitions of a kind, by id.
     pub fn list<T: DeserializeOwned>(&self, kind: Kind) -> Result<Vec<T>, StorageError> {
-        self.store.scan_json(CF_CATALOG, &kind.prefix(), kind.as_str())
+        self.store
+            .scan_json(CF_CATALOG, &kind.prefix(), kind.as_str())
     }
 
     /// Writes a definition (and its secrets, when given) atomically.
@@ -93,12 +99,14 @@ impl Catalog {
         secrets: Option<&BTreeMap<String, Secret>>,
     ) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        self.store.put_json(&mut batch, CF_CATALOG, &kind.key(id), value)?;
+        self.store
+            .put_json(&mut batch, CF_CATALOG, &kind.key(id), value)?;
         if let Some(secrets) = secrets {
             if secrets.is_empty() {
                 batch.delete_cf(self.store.cf(CF_SECRETS)?, kind.key(id).as_bytes());
             } else {
-                self.store.put_json(&mut batch, CF_SECRETS, &kind.key(id), secrets)?;
+                self.store
+                    .put_json(&mut batch, CF_SECRETS, &kind.key(id), secrets)?;
             }
         }
         self.store.write(batch)
@@ -115,7 +123,8 @@ impl Catalog {
     /// Saves a run record.
     pub fn put_run(&self, run: &SyncRun) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        self.store.put_json(&mut batch, CF_RUNS, run.id.as_str(), run)?;
+        self.store
+            .put_json(&mut batch, CF_RUNS, run.id.as_str(), run)?;
         self.store.write(batch)
     }
 
@@ -125,7 +134,11 @@ impl Catalog {
     }
 
     /// Runs, newest first, optionally of one mapping, at most `limit`.
-    pub fn list_runs(&self, mapping: Option<&str>, limit: usize) -> Result<Vec<SyncRun>, StorageError> {
+    pub fn list_runs(
+        &self,
+        mapping: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, StorageError> {
         self.store.scan_json_reverse(
             CF_RUNS,
             "sync run",
@@ -167,7 +180,10 @@ impl Catalog {
     /// Forgets that a mapping completed a run.
     pub fn clear_initialized(&self, mapping: &MappingId) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        batch.delete_cf(self.store.cf(CF_META)?, Self::initialized_key(mapping).as_bytes());
+        batch.delete_cf(
+            self.store.cf(CF_META)?,
+            Self::initialized_key(mapping).as_bytes(),
+        );
         self.store.write(batch)
     }
 }

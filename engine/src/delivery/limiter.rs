@@ -53,10 +53,10 @@ impl DestinationLimiter {
     /// Pauses every sender of this destination for `duration` (a 429 with `Retry-After`).
     pub fn pause_for(&self, duration: Duration) {
         let until = Instant::now() + duration;
-        if let Ok(mut guard) = self.paused_until.lock() {
-            if guard.is_none_or(|t| t < until) {
-                *guard = Some(until);
-            }
+        if let Ok(mut guard) = self.paused_until.lock()
+            && guard.is_none_or(|t| t < until)
+        {
+            *guard = Some(until);
         }
     }
 }

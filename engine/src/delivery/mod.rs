@@ -114,7 +114,8 @@ pub async fn deliver_batch(
                     }
                     still_pending = pending.clone();
                 }
-                DestinationError::Authentication { .. } | DestinationError::InvalidConfig { .. } => {
+                DestinationError::Authentication { .. }
+                | DestinationError::InvalidConfig { .. } => {
                     let msg = err.to_string();
                     for &i in &pending {
                         outcomes[i] = Some(Delivered::Failed(msg.clone()));
@@ -141,7 +142,10 @@ pub async fn deliver_batch(
                 _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
             }
         } else {
-            last_error = format!("{last_error} (gave up after {} attempts)", limits.max_attempts);
+            last_error = format!(
+                "{last_error} (gave up after {} attempts)",
+                limits.max_attempts
+            );
         }
     }
     for &i in &pending {

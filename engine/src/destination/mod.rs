@@ -78,7 +78,9 @@ pub enum DestinationError {
         message: String,
     },
     /// No action of that name.
-    #[error("destination type '{destination_type}' has no action '{action}'; valid actions: {available}")]
+    #[error(
+        "destination type '{destination_type}' has no action '{action}'; valid actions: {available}"
+    )]
     UnknownAction {
         /// The destination type.
         destination_type: String,

@@ -24,7 +24,10 @@ pub struct Fingerprinter {
 impl Fingerprinter {
     /// A fingerprinter for columns of these types; `definition` (e.g. the mapping's field
     /// mappings as JSON) seeds the hash.
-    pub fn new(types: &[DataType], definition: &[u8]) -> Result<Self, datafusion::arrow::error::ArrowError> {
+    pub fn new(
+        types: &[DataType],
+        definition: &[u8],
+    ) -> Result<Self, datafusion::arrow::error::ArrowError> {
         let converter = if types.is_empty() {
             None
         } else {
@@ -45,7 +48,10 @@ impl Fingerprinter {
         num_rows: usize,
     ) -> Result<Vec<Fingerprint>, datafusion::arrow::error::ArrowError> {
         let Some(converter) = &self.converter else {
-            return Ok(vec![Fingerprint(xxh3_128_with_seed(&[], self.seed)); num_rows]);
+            return Ok(vec![
+                Fingerprint(xxh3_128_with_seed(&[], self.seed));
+                num_rows
+            ]);
         };
         let rows = converter.convert_columns(columns)?;
         Ok(rows

@@ -61,22 +61,27 @@ pub fn encode_key(array: &dyn Array, row: usize) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(16);
     match array.data_type() {
         DataType::Int8 => encode_i64(array.as_primitive::<Int8Type>().value(row).into(), &mut out),
-        DataType::Int16 => {
-            encode_i64(array.as_primitive::<Int16Type>().value(row).into(), &mut out)
-        }
-        DataType::Int32 => {
-            encode_i64(array.as_primitive::<Int32Type>().value(row).into(), &mut out)
-        }
+        DataType::Int16 => encode_i64(
+            array.as_primitive::<Int16Type>().value(row).into(),
+            &mut out,
+        ),
+        DataType::Int32 => encode_i64(
+            array.as_primitive::<Int32Type>().value(row).into(),
+            &mut out,
+        ),
         DataType::Int64 => encode_i64(array.as_primitive::<Int64Type>().value(row), &mut out),
-        DataType::UInt8 => {
-            encode_u64(array.as_primitive::<UInt8Type>().value(row).into(), &mut out)
-        }
-        DataType::UInt16 => {
-            encode_u64(array.as_primitive::<UInt16Type>().value(row).into(), &mut out)
-        }
-        DataType::UInt32 => {
-            encode_u64(array.as_primitive::<UInt32Type>().value(row).into(), &mut out)
-        }
+        DataType::UInt8 => encode_u64(
+            array.as_primitive::<UInt8Type>().value(row).into(),
+            &mut out,
+        ),
+        DataType::UInt16 => encode_u64(
+            array.as_primitive::<UInt16Type>().value(row).into(),
+            &mut out,
+        ),
+        DataType::UInt32 => encode_u64(
+            array.as_primitive::<UInt32Type>().value(row).into(),
+            &mut out,
+        ),
         DataType::UInt64 => encode_u64(array.as_primitive::<UInt64Type>().value(row), &mut out),
         DataType::Utf8 => encode_str(array.as_string::<i32>().value(row), &mut out),
         DataType::LargeUtf8 => encode_str(array.as_string::<i64>().value(row), &mut out),
@@ -99,7 +104,9 @@ pub fn decode_key(bytes: &[u8]) -> serde_json::Value {
             b.copy_from_slice(rest);
             serde_json::Value::from(u64::from_be_bytes(b))
         }
-        Some((&TAG_STR, rest)) => serde_json::Value::from(String::from_utf8_lossy(rest).into_owned()),
+        Some((&TAG_STR, rest)) => {
+            serde_json::Value::from(String::from_utf8_lossy(rest).into_owned())
+        }
         _ => serde_json::Value::from(format!("0x{}", hex_string(bytes))),
     }
 }
@@ -154,7 +161,13 @@ mod tests {
         let enc: Vec<Vec<u8>> = encode_all(&u).into_iter().map(Option::unwrap).collect();
         assert!(enc.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(decode_key(&enc[2]), serde_json::json!(u64::MAX));
-        let s: ArrayRef = Arc::new(StringArray::from(vec![Some(""), Some("a"), Some("ab"), Some("b"), None]));
+        let s: ArrayRef = Arc::new(StringArray::from(vec![
+            Some(""),
+            Some("a"),
+            Some("ab"),
+            Some("b"),
+            None,
+        ]));
         let enc = encode_all(&s);
         assert_eq!(enc[4], None);
         let enc: Vec<Vec<u8>> = enc.into_iter().flatten().collect();

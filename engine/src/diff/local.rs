@@ -258,9 +258,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = RocksStateStore::new(Store::open(dir.path()).unwrap());
         let m = MappingId::new("m");
-        let put = |key: &str, fp| StateWrite::Put { key: k(key), fingerprint: Fingerprint(fp) };
+        let put = |key: &str, fp| StateWrite::Put {
+            key: k(key),
+            fingerprint: Fingerprint(fp),
+        };
         state
-            .commit(&m, &[put("a", 1), put("b", 2), put("c", 3), put("d", 4), put("z", 9)])
+            .commit(
+                &m,
+                &[
+                    put("a", 1),
+                    put("b", 2),
+                    put("c", 3),
+                    put("d", 4),
+                    put("z", 9),
+                ],
+            )
             .unwrap();
         let mut d = SortMergeDiffer::new(&state, m, "id");
         let mut out = Vec::new();
@@ -271,12 +283,19 @@ mod tests {
             &mut out,
         )
         .unwrap();
-        d.push(vec![Some(k("d")), Some(k("e"))], vec![row(4), row(5)], &mut out).unwrap();
+        d.push(
+            vec![Some(k("d")), Some(k("e"))],
+            vec![row(4), row(5)],
+            &mut out,
+        )
+        .unwrap();
         d.finish(&mut out).unwrap();
         let summary: Vec<String> = out
             .iter()
             .map(|e| match e {
-                DiffEvent::Changed { change, key, .. } => format!("{}:{}", change.as_str(), key_text(key)),
+                DiffEvent::Changed { change, key, .. } => {
+                    format!("{}:{}", change.as_str(), key_text(key))
+                }
                 DiffEvent::Rejected { key, .. } => format!("rejected:{key}"),
                 DiffEvent::Deleted { key } => format!("deleted:{}", key_text(key)),
             })
@@ -303,7 +322,11 @@ mod tests {
         let state = RocksStateStore::new(Store::open(dir.path()).unwrap());
         let mut d = SortMergeDiffer::new(&state, MappingId::new("m"), "id");
         let mut out = Vec::new();
-        let err = d.push(vec![Some(k("b")), Some(k("a"))], vec![row(1), row(2)], &mut out);
+        let err = d.push(
+            vec![Some(k("b")), Some(k("a"))],
+            vec![row(1), row(2)],
+            &mut out,
+        );
         assert!(err.is_err());
     }
 }

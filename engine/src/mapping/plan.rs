@@ -85,7 +85,10 @@ impl MappingPlan {
             if !seen.insert(fm.field.as_str()) {
                 return Err(Error::invalid(
                     format!("{at}.field"),
-                    format!("destination field '{}' is mapped twice; map each field once", fm.field),
+                    format!(
+                        "destination field '{}' is mapped twice; map each field once",
+                        fm.field
+                    ),
                 ));
             }
             if !spec.open_fields && !spec.fields.iter().any(|f| f.name == fm.field) {
@@ -95,7 +98,11 @@ impl MappingPlan {
                         "action '{}' has no field '{}'; its fields are: {}",
                         spec.name,
                         fm.field,
-                        spec.fields.iter().map(|f| f.name).collect::<Vec<_>>().join(", ")
+                        spec.fields
+                            .iter()
+                            .map(|f| f.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -108,7 +115,11 @@ impl MappingPlan {
                             format!(
                                 "model has no column '{c}' (mapped to field '{}'); the model's columns are: {}",
                                 fm.field,
-                                columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                                columns
+                                    .iter()
+                                    .map(|c| c.name.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             ),
                         ));
                     }
@@ -129,7 +140,10 @@ impl MappingPlan {
                 if !seen.contains(f.name) {
                     return Err(Error::invalid(
                         "mapping.fields",
-                        format!("action '{}' requires field '{}' ({}); map a column or a literal to it", spec.name, f.name, f.description),
+                        format!(
+                            "action '{}' requires field '{}' ({}); map a column or a literal to it",
+                            spec.name, f.name, f.description
+                        ),
                     ));
                 }
             }
@@ -156,16 +170,20 @@ impl MappingPlan {
             let value = match source {
                 ResolvedSource::Literal(v) => v.clone(),
                 ResolvedSource::Column(idx) => {
-                    let array = columns
-                        .get(*idx)
-                        .ok_or_else(|| format!("internal: column {idx} missing for field '{name}'"))?;
+                    let array = columns.get(*idx).ok_or_else(|| {
+                        format!("internal: column {idx} missing for field '{name}'")
+                    })?;
                     json_value(array.as_ref(), row)
                         .map_err(|e| format!("field '{name}': value cannot be converted: {e}"))?
                 }
             };
             fields.insert(name.clone(), value);
         }
-        Ok(Payload { key, change, fields })
+        Ok(Payload {
+            key,
+            change,
+            fields,
+        })
     }
 
     /// A delete payload (key only).
@@ -184,8 +202,20 @@ mod tests {
     use crate::destination::spec::{ActionKind, FieldSpec, FieldType};
 
     static FIELDS: [FieldSpec; 2] = [
-        FieldSpec { name: "email", field_type: FieldType::String, required: true, secret: false, description: "Email" },
-        FieldSpec { name: "plan", field_type: FieldType::String, required: false, secret: false, description: "Plan" },
+        FieldSpec {
+            name: "email",
+            field_type: FieldType::String,
+            required: true,
+            secret: false,
+            description: "Email",
+        },
+        FieldSpec {
+            name: "plan",
+            field_type: FieldType::String,
+            required: false,
+            secret: false,
+            description: "Plan",
+        },
     ];
     static UPSERT: ActionSpec = ActionSpec {
         name: "upsert_contact",
@@ -199,18 +229,31 @@ mod tests {
     fn cols() -> Vec<ColumnInfo> {
         ["id", "email", "plan"]
             .iter()
-            .map(|n| ColumnInfo { name: n.to_string(), data_type: "Utf8".into(), nullable: true })
+            .map(|n| ColumnInfo {
+                name: n.to_string(),
+                data_type: "Utf8".into(),
+                nullable: true,
+            })
             .collect()
     }
 
     fn col(field: &str, c: &str) -> FieldMapping {
-        FieldMapping { field: field.into(), source: FieldSource::Column(c.into()) }
+        FieldMapping {
+            field: field.into(),
+            source: FieldSource::Column(c.into()),
+        }
     }
 
     #[test]
     fn valid_mapping_compiles() {
         let sel = default_selection(&UPSERT);
-        let plan = MappingPlan::compile(&[col("email", "email"), col("plan", "plan")], sel, &cols(), &UPSERT).unwrap();
+        let plan = MappingPlan::compile(
+            &[col("email", "email"), col("plan", "plan")],
+            sel,
+            &cols(),
+            &UPSERT,
+        )
+        .unwrap();
         assert_eq!(plan.columns, vec!["email", "plan"]);
     }
 
@@ -219,14 +262,29 @@ mod tests {
         let sel = default_selection(&UPSERT);
         let err = MappingPlan::compile(&[col("email", "mail")], sel, &cols(), &UPSERT).unwrap_err();
         assert!(err.to_string().contains("no column 'mail'"), "{err}");
-        let err = MappingPlan::compile(&[col("email", "email"), col("phone", "plan")], sel, &cols(), &UPSERT).unwrap_err();
+        let err = MappingPlan::compile(
+            &[col("email", "email"), col("phone", "plan")],
+            sel,
+            &cols(),
+            &UPSERT,
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("no field 'phone'"), "{err}");
         let err = MappingPlan::compile(&[col("plan", "plan")], sel, &cols(), &UPSERT).unwrap_err();
         assert!(err.to_string().contains("requires field 'email'"), "{err}");
-        let del = RecordSelection { added: false, updated: false, deleted: true };
-        let err = MappingPlan::compile(&[col("email", "email")], del, &cols(), &UPSERT).unwrap_err();
+        let del = RecordSelection {
+            added: false,
+            updated: false,
+            deleted: true,
+        };
+        let err =
+            MappingPlan::compile(&[col("email", "email")], del, &cols(), &UPSERT).unwrap_err();
         assert!(err.to_string().contains("cannot receive deleted"), "{err}");
-        let none = RecordSelection { added: false, updated: false, deleted: false };
+        let none = RecordSelection {
+            added: false,
+            updated: false,
+            deleted: false,
+        };
         assert!(MappingPlan::compile(&[col("email", "email")], none, &cols(), &UPSERT).is_err());
     }
 }

@@ -87,8 +87,8 @@ mod tests {
     use std::sync::Arc;
 
     use datafusion::arrow::array::{
-        ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array,
-        ListArray, StringArray, TimestampMicrosecondArray,
+        ArrayRef, BooleanArray, Date32Array, Decimal128Array, Float64Array, Int64Array, ListArray,
+        StringArray, TimestampMicrosecondArray,
     };
     use datafusion::arrow::datatypes::Int32Type as I32;
     use serde_json::json;
@@ -116,7 +116,10 @@ mod tests {
                 .with_precision_and_scale(38, 4)
                 .unwrap(),
         );
-        assert_eq!(json_value(d.as_ref(), 0).unwrap(), json!("1234567890123456789.0123"));
+        assert_eq!(
+            json_value(d.as_ref(), 0).unwrap(),
+            json!("1234567890123456789.0123")
+        );
     }
 
     #[test]
@@ -126,13 +129,18 @@ mod tests {
         let t: ArrayRef = Arc::new(
             TimestampMicrosecondArray::from(vec![1_704_067_200_000_000]).with_timezone("UTC"),
         );
-        assert_eq!(json_value(t.as_ref(), 0).unwrap(), json!("2024-01-01T00:00:00+00:00"));
+        assert_eq!(
+            json_value(t.as_ref(), 0).unwrap(),
+            json!("2024-01-01T00:00:00+00:00")
+        );
         let t: ArrayRef = Arc::new(TimestampMicrosecondArray::from(vec![1_704_067_200_500_000]));
-        assert_eq!(json_value(t.as_ref(), 0).unwrap(), json!("2024-01-01T00:00:00.500"));
-        let l: ArrayRef = Arc::new(ListArray::from_iter_primitive::<I32, _, _>(vec![Some(vec![
-            Some(1),
-            None,
-        ])]));
+        assert_eq!(
+            json_value(t.as_ref(), 0).unwrap(),
+            json!("2024-01-01T00:00:00.500")
+        );
+        let l: ArrayRef = Arc::new(ListArray::from_iter_primitive::<I32, _, _>(vec![Some(
+            vec![Some(1), None],
+        )]));
         assert_eq!(json_value(l.as_ref(), 0).unwrap(), json!([1, null]));
     }
 }

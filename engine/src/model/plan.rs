@@ -26,7 +26,10 @@ impl std::fmt::Debug for ModelSession {
 }
 
 /// A DataFusion session limited to `memory_bytes` of working memory, spilling to `spill_dir`.
-pub fn session_context(memory_bytes: usize, spill_dir: Option<&Path>) -> Result<SessionContext, Error> {
+pub fn session_context(
+    memory_bytes: usize,
+    spill_dir: Option<&Path>,
+) -> Result<SessionContext, Error> {
     let mut runtime = RuntimeEnvBuilder::new().with_memory_limit(memory_bytes, 1.0);
     if let Some(dir) = spill_dir {
         runtime = runtime.with_temp_file_path(dir);
@@ -50,7 +53,11 @@ fn sql_error(e: DataFusionError) -> Error {
 
 impl ModelSession {
     /// A session over `source`'s tables.
-    pub async fn new(source: &dyn Source, memory_bytes: usize, spill_dir: Option<&Path>) -> Result<Self, Error> {
+    pub async fn new(
+        source: &dyn Source,
+        memory_bytes: usize,
+        spill_dir: Option<&Path>,
+    ) -> Result<Self, Error> {
         let ctx = session_context(memory_bytes, spill_dir)?;
         source.register(&ctx).await?;
         Ok(ModelSession { ctx })
@@ -68,7 +75,10 @@ impl ModelSession {
     /// or an unknown table or column (the planner's message, which names it).
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, Error> {
         if sql.trim().is_empty() {
-            return Err(Error::invalid("model.sql", "SQL is empty; write a SELECT query"));
+            return Err(Error::invalid(
+                "model.sql",
+                "SQL is empty; write a SELECT query",
+            ));
         }
         let plan = self
             .ctx
@@ -84,7 +94,10 @@ impl ModelSession {
             .map_err(|e| {
                 Error::invalid(
                     "model.sql",
-                    format!("a model must be a single read-only query (SELECT or WITH ... SELECT); {}", e.find_root()),
+                    format!(
+                        "a model must be a single read-only query (SELECT or WITH ... SELECT); {}",
+                        e.find_root()
+                    ),
                 )
             })?;
         Ok(plan)
@@ -92,7 +105,11 @@ impl ModelSession {
 
     /// Executes a planned model, streaming its rows.
     pub async fn execute(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream, Error> {
-        let df = self.ctx.execute_logical_plan(plan).await.map_err(sql_error)?;
+        let df = self
+            .ctx
+            .execute_logical_plan(plan)
+            .await
+            .map_err(sql_error)?;
         df.execute_stream().await.map_err(|e| {
             Error::from(crate::source::SourceError::Read {
                 message: e.to_string(),
@@ -114,7 +131,10 @@ pub fn validate_output(schema: &Schema, unique_id: &str) -> Result<Vec<ColumnInf
     if let Some(dup) = names.windows(2).find(|w| w[0] == w[1]) {
         return Err(Error::invalid(
             "model.sql",
-            format!("the query returns column '{}' more than once; give each output column a distinct name (AS ...)", dup[0]),
+            format!(
+                "the query returns column '{}' more than once; give each output column a distinct name (AS ...)",
+                dup[0]
+            ),
         ));
     }
     if unique_id.is_empty() {
@@ -128,7 +148,11 @@ pub fn validate_output(schema: &Schema, unique_id: &str) -> Result<Vec<ColumnInf
             "model.unique_id",
             format!(
                 "the query has no column '{unique_id}'; its columns are: {}",
-                columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                columns
+                    .iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     };

@@ -49,7 +49,7 @@ pub async fn stage(
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
-    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
+    let mut writer = ArrowWriter::try_new(file, std::sync::Arc::clone(&schema), Some(props))
         .map_err(|e| Error::internal(format!("opening the staging writer: {e}")))?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {

@@ -32,11 +32,17 @@ pub fn run_all(store: &dyn StateStore) {
     let b = MappingId::new("conf-a2");
     // Ordered scan across pages, independent of insertion order.
     store
-        .commit(&a, &[put(b"c", 3), put(b"a", 1), put(b"b", 2), put(&[0xff, 0], 9)])
+        .commit(
+            &a,
+            &[put(b"c", 3), put(b"a", 1), put(b"b", 2), put(&[0xff, 0], 9)],
+        )
         .unwrap();
     store.commit(&b, &[put(b"a", 100)]).unwrap();
     let keys: Vec<Vec<u8>> = all(store, &a, 2).into_iter().map(|(k, _)| k).collect();
-    assert_eq!(keys, vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), vec![0xff, 0]]);
+    assert_eq!(
+        keys,
+        vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), vec![0xff, 0]]
+    );
     assert_eq!(store.count(&a).unwrap(), 4);
     // Mappings whose ids share a prefix stay independent.
     assert_eq!(store.count(&b).unwrap(), 1);
@@ -44,18 +50,29 @@ pub fn run_all(store: &dyn StateStore) {
     assert_eq!(store.fingerprint(&a, b"a").unwrap(), Some(Fingerprint(1)));
     // Commit overwrites and deletes atomically.
     store
-        .commit(&a, &[put(b"a", 11), StateWrite::Delete { key: b"b".to_vec() }])
+        .commit(
+            &a,
+            &[put(b"a", 11), StateWrite::Delete { key: b"b".to_vec() }],
+        )
         .unwrap();
     assert_eq!(store.fingerprint(&a, b"a").unwrap(), Some(Fingerprint(11)));
     assert_eq!(store.fingerprint(&a, b"b").unwrap(), None);
     assert_eq!(store.count(&a).unwrap(), 3);
     // Deleting an absent key is not an error (a re-sent delete after a crash).
     store
-        .commit(&a, &[StateWrite::Delete { key: b"zz".to_vec() }])
+        .commit(
+            &a,
+            &[StateWrite::Delete {
+                key: b"zz".to_vec(),
+            }],
+        )
         .unwrap();
     // An empty key is a valid key.
     store.commit(&a, &[put(b"", 5)]).unwrap();
-    assert_eq!(all(store, &a, 10).first().map(|(k, _)| k.clone()), Some(Vec::new()));
+    assert_eq!(
+        all(store, &a, 10).first().map(|(k, _)| k.clone()),
+        Some(Vec::new())
+    );
     // Reset forgets one mapping only.
     store.reset(&a).unwrap();
     assert_eq!(store.count(&a).unwrap(), 0);

@@ -17,7 +17,9 @@ pub enum StateError {
     #[error(transparent)]
     Storage(#[from] crate::error::StorageError),
     /// A stored fingerprint has the wrong size (corruption).
-    #[error("sync state of mapping '{mapping}' is corrupt: a fingerprint has {len} bytes instead of 16; reset the mapping's state to resync")]
+    #[error(
+        "sync state of mapping '{mapping}' is corrupt: a fingerprint has {len} bytes instead of 16; reset the mapping's state to resync"
+    )]
     Corrupt {
         /// The mapping.
         mapping: String,
@@ -60,7 +62,11 @@ pub trait StateStore: Send + Sync {
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Fingerprint)>, StateError>;
     /// The fingerprint stored for one key.
-    fn fingerprint(&self, mapping: &MappingId, key: &[u8]) -> Result<Option<Fingerprint>, StateError>;
+    fn fingerprint(
+        &self,
+        mapping: &MappingId,
+        key: &[u8],
+    ) -> Result<Option<Fingerprint>, StateError>;
     /// Atomically records acknowledged writes.
     fn commit(&self, mapping: &MappingId, writes: &[StateWrite]) -> Result<(), StateError>;
     /// Forgets the mapping's state.

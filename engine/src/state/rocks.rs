@@ -77,7 +77,11 @@ impl StateStore for RocksStateStore {
         Ok(out)
     }
 
-    fn fingerprint(&self, mapping: &MappingId, key: &[u8]) -> Result<Option<Fingerprint>, StateError> {
+    fn fingerprint(
+        &self,
+        mapping: &MappingId,
+        key: &[u8],
+    ) -> Result<Option<Fingerprint>, StateError> {
         let full = Self::full_key(&Self::prefix(mapping), key);
         match self.store.get_raw(CF_STATE, &full)? {
             None => Ok(None),

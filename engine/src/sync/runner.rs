@@ -213,7 +213,8 @@ impl SyncRunner {
     async fn execute(&mut self) -> Result<(), Error> {
         let options = self.env.options.clone();
         let spill_dir = self.env.data_dir.join("tmp");
-        std::fs::create_dir_all(&spill_dir).map_err(|e| Error::Storage(StorageError::io(&spill_dir)(e)))?;
+        std::fs::create_dir_all(&spill_dir)
+            .map_err(|e| Error::Storage(StorageError::io(&spill_dir)(e)))?;
 
         // Extract + stage.
         self.set_stage(RunStage::Extracting);
@@ -245,7 +246,9 @@ impl SyncRunner {
         let t = Instant::now();
         let wait_before = self.deliver_wait + self.commit_time;
         let deletes_path = spill_dir.join(format!("{}.deletes", self.run.id));
-        let deleted = self.diff_and_deliver(&staged.dir, &spill_dir, &deletes_path).await;
+        let deleted = self
+            .diff_and_deliver(&staged.dir, &spill_dir, &deletes_path)
+            .await;
         let phase = t.elapsed();
         self.run.timings.diff_ms = phase
             .saturating_sub(self.deliver_wait + self.commit_time - wait_before)
@@ -259,7 +262,9 @@ impl SyncRunner {
         };
 
         // Deletes, now that the extract is known complete.
-        let result = self.deliver_deletes(&deletes_path, deleted, state_keys).await;
+        let result = self
+            .deliver_deletes(&deletes_path, deleted, state_keys)
+            .await;
         let _ = std::fs::remove_file(&deletes_path);
         result?;
         self.drain().await?;
@@ -270,7 +275,9 @@ impl SyncRunner {
             self.inputs.model.id.as_str(),
             options.staging_runs_kept,
         ) {
-            self.run.warnings.push(format!("could not prune old staged extracts: {e}"));
+            self.run
+                .warnings
+                .push(format!("could not prune old staged extracts: {e}"));
         }
         Ok(())
     }
@@ -332,7 +339,8 @@ impl SyncRunner {
             .map_err(|e| Error::internal(format!("sorting the staged extract: {e}")))?;
 
         let state = Arc::clone(&self.env.state);
-        let mut differ = SortMergeDiffer::new(state.as_ref(), self.inputs.mapping.id.clone(), &unique_id);
+        let mut differ =
+            SortMergeDiffer::new(state.as_ref(), self.inputs.mapping.id.clone(), &unique_id);
         let file = std::fs::File::create(deletes_path).map_err(spill_error(deletes_path))?;
         let mut deletes = BufWriter::new(file);
         let mut deleted = 0u64;
@@ -349,11 +357,15 @@ impl SyncRunner {
             })?;
             let n = batch.num_rows();
             let key_col = batch.column(0);
-            let cols: Vec<ArrayRef> = plan_idx.iter().map(|&i| Arc::clone(batch.column(i))).collect();
+            let cols: Vec<ArrayRef> = plan_idx
+                .iter()
+                .map(|&i| Arc::clone(batch.column(i)))
+                .collect();
             let fps = fingerprinter
                 .fingerprints(&cols, n)
                 .map_err(|e| Error::internal(format!("fingerprinting: {e}")))?;
-            let keys: Vec<Option<Vec<u8>>> = (0..n).map(|r| encode_key(key_col.as_ref(), r)).collect();
+            let keys: Vec<Option<Vec<u8>>> =
+                (0..n).map(|r| encode_key(key_col.as_ref(), r)).collect();
             let data = Arc::new(BatchColumns { columns: cols });
             let rows: Vec<RowRef> = fps
                 .into_iter()
@@ -366,14 +378,26 @@ impl SyncRunner {
                 .collect();
             differ.push(keys, rows, &mut events)?;
             deleted += self
-                .handle_events(&mut events, &plan, first_run_marks_synced, &mut deletes, deletes_path)
+                .handle_events(
+                    &mut events,
+                    &plan,
+                    first_run_marks_synced,
+                    &mut deletes,
+                    deletes_path,
+                )
                 .await?;
             self.run.counts.unchanged = differ.unchanged;
             self.publish(false);
         }
         differ.finish(&mut events)?;
         deleted += self
-            .handle_events(&mut events, &plan, first_run_marks_synced, &mut deletes, deletes_path)
+            .handle_events(
+                &mut events,
+                &plan,
+                first_run_marks_synced,
+                &mut deletes,
+                deletes_path,
+            )
             .await?;
         self.run.counts.unchanged = differ.unchanged;
         deletes.flush().map_err(spill_error(deletes_path))?;
@@ -452,7 +476,12 @@ impl SyncRunner {
         Ok(deleted)
     }
 
-    async fn deliver_deletes(&mut self, path: &Path, deleted: u64, state_keys: u64) -> Result<(), Error> {
+    async fn deliver_deletes(
+        &mut self,
+        path: &Path,
+        deleted: u64,
+        state_keys: u64,
+    ) -> Result<(), Error> {
         if deleted == 0 {
             return Ok(());
         }
@@ -601,7 +630,9 @@ impl SyncRunner {
             tracing::error!(run_id = %self.run.id, error = %e, "could not commit acknowledged records; they will be sent again");
             self.run.counts.delivered -= writes.len() as u64;
             self.run.counts.failed += writes.len() as u64;
-            self.run.warnings.push(format!("committing acknowledged records failed: {e}"));
+            self.run
+                .warnings
+                .push(format!("committing acknowledged records failed: {e}"));
         }
         self.commit_time += t.elapsed();
         if let Some(fatal) = delivery.fatal {
