@@ -10,9 +10,12 @@ use tonic::Code;
 
 async fn base(h: &Harness) {
     write_parquet(&h.path("customers.parquet"), &customers(5));
-    h.create_source("wh", json!({"path": h.path("customers.parquet").display().to_string()}))
-        .await
-        .unwrap();
+    h.create_source(
+        "wh",
+        json!({"path": h.path("customers.parquet").display().to_string()}),
+    )
+    .await
+    .unwrap();
 }
 
 #[tokio::test]
@@ -29,16 +32,29 @@ async fn calls_without_a_valid_token_are_unauthenticated() {
             .await
             .unwrap_err();
         assert_eq!(err.code(), Code::Unauthenticated, "{token:?}: {err}");
-        assert!(err.message().to_lowercase().contains("token"), "{}", err.message());
+        assert!(
+            err.message().to_lowercase().contains("token"),
+            "{}",
+            err.message()
+        );
     }
     // Health needs no token.
-    let channel = tonic::transport::Endpoint::from_shared(h.url()).unwrap().connect().await.unwrap();
-    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
-    let resp = health
-        .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+    let channel = tonic::transport::Endpoint::from_shared(h.url())
+        .unwrap()
+        .connect()
         .await
         .unwrap();
-    assert_eq!(resp.into_inner().status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let resp = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 }
 
 #[tokio::test]
@@ -51,19 +67,47 @@ async fn bad_models_are_refused_with_named_problems_and_nothing_is_stored() {
         ("CREATE TABLE x AS SELECT 1 AS id", "id", "read-only"),
         ("DROP TABLE customers", "id", "read-only"),
         ("SELECT email FROM customers", "id", "no column 'id'"),
-        ("SELECT id, email FROM customers", "", "unique_id is required"),
-        ("SELECT id, active FROM customers", "active", "cannot be a unique id"),
-        ("SELECT id, email AS id FROM customers", "id", "more than once"),
+        (
+            "SELECT id, email FROM customers",
+            "",
+            "unique_id is required",
+        ),
+        (
+            "SELECT id, active FROM customers",
+            "active",
+            "cannot be a unique id",
+        ),
+        (
+            "SELECT id, email AS id FROM customers",
+            "id",
+            "more than once",
+        ),
     ];
     for (i, (sql, uid, needle)) in cases.iter().enumerate() {
-        let err = h.create_model(&format!("bad{i}"), "wh", sql, uid).await.unwrap_err();
+        let err = h
+            .create_model(&format!("bad{i}"), "wh", sql, uid)
+            .await
+            .unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{sql}: {err}");
-        assert!(err.message().contains(needle), "{sql}: expected '{needle}' in '{}'", err.message());
+        assert!(
+            err.message().contains(needle),
+            "{sql}: expected '{needle}' in '{}'",
+            err.message()
+        );
     }
-    let err = h.create_model("m", "nope", "SELECT id FROM customers", "id").await.unwrap_err();
+    let err = h
+        .create_model("m", "nope", "SELECT id FROM customers", "id")
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
     assert!(err.message().contains("source 'nope'"), "{}", err.message());
-    let list = h.client.models().list_models(v1::ListModelsRequest::default()).await.unwrap().into_inner();
+    let list = h
+        .client
+        .models()
+        .list_models(v1::ListModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(list.models.is_empty(), "nothing was stored: {list:?}");
 }
 
@@ -71,29 +115,72 @@ async fn bad_models_are_refused_with_named_problems_and_nothing_is_stored() {
 async fn bad_mappings_are_refused_with_named_problems() {
     let h = Harness::start().await;
     base(&h).await;
-    h.create_model("m", "wh", "SELECT id, email, plan FROM customers", "id").await.unwrap();
-    h.create_destination("hook", "webhook", json!({"url": "http://127.0.0.1:9/hook"})).await.unwrap();
+    h.create_model("m", "wh", "SELECT id, email, plan FROM customers", "id")
+        .await
+        .unwrap();
+    h.create_destination("hook", "webhook", json!({"url": "http://127.0.0.1:9/hook"}))
+        .await
+        .unwrap();
     let err = h
         .create_mapping("x", "m", "hook", "upsert", &[("email", "e_mail")], None)
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("no column 'e_mail'") && err.message().contains("email, plan"), "{}", err.message());
-    let err = h.create_mapping("x", "m", "hook", "upsert_contact", &[], None).await.unwrap_err();
-    assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("upsert_contact") && err.message().contains("upsert, delete") || err.message().contains("delete, upsert"), "{}", err.message());
+    assert!(
+        err.message().contains("no column 'e_mail'") && err.message().contains("email, plan"),
+        "{}",
+        err.message()
+    );
     let err = h
-        .create_mapping("x", "m", "hook", "upsert", &[("email", "email")], Some((false, false, true)))
+        .create_mapping("x", "m", "hook", "upsert_contact", &[], None)
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("cannot receive deleted"), "{}", err.message());
-    let err = h.create_mapping("x", "nomodel", "hook", "upsert", &[], None).await.unwrap_err();
+    assert!(
+        err.message().contains("upsert_contact") && err.message().contains("upsert, delete")
+            || err.message().contains("delete, upsert"),
+        "{}",
+        err.message()
+    );
+    let err = h
+        .create_mapping(
+            "x",
+            "m",
+            "hook",
+            "upsert",
+            &[("email", "email")],
+            Some((false, false, true)),
+        )
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    let err = h.create_mapping("Bad Id", "m", "hook", "upsert", &[], None).await.unwrap_err();
+    assert!(
+        err.message().contains("cannot receive deleted"),
+        "{}",
+        err.message()
+    );
+    let err = h
+        .create_mapping("x", "nomodel", "hook", "upsert", &[], None)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("not a valid id"), "{}", err.message());
-    let list = h.client.mappings().list_mappings(v1::ListMappingsRequest::default()).await.unwrap().into_inner();
+    let err = h
+        .create_mapping("Bad Id", "m", "hook", "upsert", &[], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("not a valid id"),
+        "{}",
+        err.message()
+    );
+    let list = h
+        .client
+        .mappings()
+        .list_mappings(v1::ListMappingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(list.mappings.is_empty());
     let err = h
         .create_destination("d2", "webhook", json!({"url": "ftp://example"}))
@@ -101,58 +188,98 @@ async fn bad_mappings_are_refused_with_named_problems() {
         .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
     assert!(err.message().contains("url"), "{}", err.message());
-    let err = h.create_destination("d3", "carrier_pigeon", json!({})).await.unwrap_err();
+    let err = h
+        .create_destination("d3", "carrier_pigeon", json!({}))
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument);
-    assert!(err.message().contains("webhook"), "lists valid types: {}", err.message());
+    assert!(
+        err.message().contains("webhook"),
+        "lists valid types: {}",
+        err.message()
+    );
 }
 
 #[tokio::test]
 async fn disabled_mappings_and_destinations_refuse_to_sync() {
     let h = Harness::start().await;
-    let hook = WebhookEmulator::start(WebhookOptions::default()).await.unwrap();
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
     base(&h).await;
-    h.create_model("m", "wh", "SELECT id, email FROM customers", "id").await.unwrap();
-    h.create_destination("hook", "webhook", json!({"url": hook.url()})).await.unwrap();
-    h.create_mapping("up", "m", "hook", "upsert", &[("email", "email")], None).await.unwrap();
-    h.client
-        .mappings()
-        .set_mapping_enabled(v1::SetMappingEnabledRequest { mapping_id: "up".into(), enabled: false })
+    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
         .await
         .unwrap();
-    let err = h
-        .client
-        .syncs()
-        .trigger_sync(v1::TriggerSyncRequest { mapping_id: "up".into(), confirm_mass_delete: false })
+    h.create_destination("hook", "webhook", json!({"url": hook.url()}))
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("disabled"), "{}", err.message());
-    h.client
-        .mappings()
-        .set_mapping_enabled(v1::SetMappingEnabledRequest { mapping_id: "up".into(), enabled: true })
+        .unwrap();
+    h.create_mapping("up", "m", "hook", "upsert", &[("email", "email")], None)
         .await
         .unwrap();
     h.client
-        .destinations()
-        .update_destination(v1::UpdateDestinationRequest {
-            destination: Some(v1::Destination { id: "hook".into(), enabled: Some(false), ..Default::default() }),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["enabled".into()] }),
+        .mappings()
+        .set_mapping_enabled(v1::SetMappingEnabledRequest {
+            mapping_id: "up".into(),
+            enabled: false,
         })
         .await
         .unwrap();
     let err = h
         .client
         .syncs()
-        .trigger_sync(v1::TriggerSyncRequest { mapping_id: "up".into(), confirm_mass_delete: false })
+        .trigger_sync(v1::TriggerSyncRequest {
+            mapping_id: "up".into(),
+            confirm_mass_delete: false,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
-    assert!(err.message().contains("destination 'hook' is disabled"), "{}", err.message());
+    assert!(err.message().contains("disabled"), "{}", err.message());
+    h.client
+        .mappings()
+        .set_mapping_enabled(v1::SetMappingEnabledRequest {
+            mapping_id: "up".into(),
+            enabled: true,
+        })
+        .await
+        .unwrap();
+    h.client
+        .destinations()
+        .update_destination(v1::UpdateDestinationRequest {
+            destination: Some(v1::Destination {
+                id: "hook".into(),
+                enabled: Some(false),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["enabled".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let err = h
+        .client
+        .syncs()
+        .trigger_sync(v1::TriggerSyncRequest {
+            mapping_id: "up".into(),
+            confirm_mass_delete: false,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message().contains("destination 'hook' is disabled"),
+        "{}",
+        err.message()
+    );
     assert_eq!(hook.request_count(), 0);
     let err = h
         .client
         .syncs()
-        .trigger_sync(v1::TriggerSyncRequest { mapping_id: "ghost".into(), confirm_mass_delete: false })
+        .trigger_sync(v1::TriggerSyncRequest {
+            mapping_id: "ghost".into(),
+            confirm_mass_delete: false,
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
@@ -163,14 +290,20 @@ async fn secrets_are_never_returned_and_definitions_survive_a_restart() {
     let mut h = Harness::start().await;
     base(&h).await;
     let secret = "very-secret-signing-key-123";
-    h.create_destination("hook", "webhook", json!({"url": "http://127.0.0.1:9/x", "signing_secret": secret}))
-        .await
-        .unwrap();
+    h.create_destination(
+        "hook",
+        "webhook",
+        json!({"url": "http://127.0.0.1:9/x", "signing_secret": secret}),
+    )
+    .await
+    .unwrap();
     h.restart().await;
     let got = h
         .client
         .destinations()
-        .get_destination(v1::GetDestinationRequest { destination_id: "hook".into() })
+        .get_destination(v1::GetDestinationRequest {
+            destination_id: "hook".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -185,7 +318,13 @@ async fn secrets_are_never_returned_and_definitions_survive_a_restart() {
         .into_inner();
     assert_eq!(list.destinations.len(), 1);
     assert!(!format!("{list:?}").contains(secret));
-    let sources = h.client.sources().list_sources(v1::ListSourcesRequest::default()).await.unwrap().into_inner();
+    let sources = h
+        .client
+        .sources()
+        .list_sources(v1::ListSourcesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(sources.sources.len(), 1, "the source survived the restart");
     // Not-yet-built RPCs say so.
     let err = h
@@ -201,8 +340,20 @@ async fn secrets_are_never_returned_and_definitions_survive_a_restart() {
 async fn preview_returns_the_first_rows() {
     let h = Harness::start().await;
     write_parquet(&h.path("customers.parquet"), &customers(25));
-    h.create_source("wh", json!({"path": h.path("customers.parquet").display().to_string()})).await.unwrap();
-    h.create_model("m", "wh", "SELECT id, email FROM customers ORDER BY id", "id").await.unwrap();
+    h.create_source(
+        "wh",
+        json!({"path": h.path("customers.parquet").display().to_string()}),
+    )
+    .await
+    .unwrap();
+    h.create_model(
+        "m",
+        "wh",
+        "SELECT id, email FROM customers ORDER BY id",
+        "id",
+    )
+    .await
+    .unwrap();
     let preview = h
         .client
         .models()
@@ -218,7 +369,9 @@ async fn preview_returns_the_first_rows() {
     let tables = h
         .client
         .sources()
-        .list_tables(v1::ListTablesRequest { source_id: "wh".into() })
+        .list_tables(v1::ListTablesRequest {
+            source_id: "wh".into(),
+        })
         .await
         .unwrap()
         .into_inner();

@@ -8,7 +8,10 @@ use retl_tests::{Customer, Harness, counts, customers, write_csv, write_parquet}
 use serde_json::{Value, json};
 
 fn keys(values: impl IntoIterator<Item = Value>) -> BTreeSet<i64> {
-    values.into_iter().map(|v| v.as_i64().expect("integer key")).collect()
+    values
+        .into_iter()
+        .map(|v| v.as_i64().expect("integer key"))
+        .collect()
 }
 
 /// Keys the emulator accepted with this change kind since `from` (a record index).
@@ -26,25 +29,44 @@ fn received(hook: &WebhookEmulator, from: usize, change: &str) -> BTreeSet<i64> 
 /// upsert mapping `up` (email, plan) plus a delete mapping `del`.
 async fn setup(h: &Harness, hook: &WebhookEmulator, rows: &[Customer]) {
     write_parquet(&h.path("customers.parquet"), rows);
-    h.create_source("wh", json!({"path": h.path("customers.parquet").display().to_string()}))
-        .await
-        .unwrap();
-    h.create_model("m", "wh", "SELECT id, email, plan, last_login FROM customers", "id")
-        .await
-        .unwrap();
+    h.create_source(
+        "wh",
+        json!({"path": h.path("customers.parquet").display().to_string()}),
+    )
+    .await
+    .unwrap();
+    h.create_model(
+        "m",
+        "wh",
+        "SELECT id, email, plan, last_login FROM customers",
+        "id",
+    )
+    .await
+    .unwrap();
     h.create_destination("hook", "webhook", json!({"url": hook.url(), "limits": {"max_attempts": 3, "initial_backoff_ms": 10, "max_backoff_ms": 50}}))
         .await
         .unwrap();
-    h.create_mapping("up", "m", "hook", "upsert", &[("email", "email"), ("plan", "plan")], None)
+    h.create_mapping(
+        "up",
+        "m",
+        "hook",
+        "upsert",
+        &[("email", "email"), ("plan", "plan")],
+        None,
+    )
+    .await
+    .unwrap();
+    h.create_mapping("del", "m", "hook", "delete", &[], None)
         .await
         .unwrap();
-    h.create_mapping("del", "m", "hook", "delete", &[], None).await.unwrap();
 }
 
 #[tokio::test]
 async fn three_runs_send_exactly_the_changes() {
     let h = Harness::start().await;
-    let hook = WebhookEmulator::start(WebhookOptions::default()).await.unwrap();
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
     let mut rows = customers(50);
     setup(&h, &hook, &rows).await;
 
@@ -54,13 +76,23 @@ async fn three_runs_send_exactly_the_changes() {
     assert_eq!(counts(&run), (50, 0, 0, 50, 0));
     assert_eq!(received(&hook, 0, "added"), (1..=50).collect());
     let del = h.sync("del").await;
-    assert_eq!(del.counts.unwrap().delivered, 0, "first run of a delete mapping sends nothing");
+    assert_eq!(
+        del.counts.unwrap().delivered,
+        0,
+        "first run of a delete mapping sends nothing"
+    );
 
     // Run 2: update 3 (mapped column), touch 5 unmapped columns, insert 2, delete 4.
-    for r in rows.iter_mut().filter(|r| [2, 4, 6].contains(&r.id.unwrap())) {
+    for r in rows
+        .iter_mut()
+        .filter(|r| [2, 4, 6].contains(&r.id.unwrap()))
+    {
         r.email = format!("changed{}@example.com", r.id.unwrap());
     }
-    for r in rows.iter_mut().filter(|r| (10..15).contains(&r.id.unwrap())) {
+    for r in rows
+        .iter_mut()
+        .filter(|r| (10..15).contains(&r.id.unwrap()))
+    {
         r.last_login = "2030-12-31".to_string();
     }
     rows.retain(|r| ![20, 21, 22, 23].contains(&r.id.unwrap()));
@@ -74,13 +106,25 @@ async fn three_runs_send_exactly_the_changes() {
     assert_eq!(c.extracted, c.added + c.updated + c.unchanged + c.rejected);
     assert_eq!(c.selected, c.delivered + c.failed);
     assert_eq!(received(&hook, before, "added"), BTreeSet::from([51, 52]));
-    assert_eq!(received(&hook, before, "updated"), BTreeSet::from([2, 4, 6]));
-    assert!(received(&hook, before, "deleted").is_empty(), "an upsert mapping sends no deletes");
+    assert_eq!(
+        received(&hook, before, "updated"),
+        BTreeSet::from([2, 4, 6])
+    );
+    assert!(
+        received(&hook, before, "deleted").is_empty(),
+        "an upsert mapping sends no deletes"
+    );
     let before = hook.records().len();
     let run = h.sync("del").await;
     assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
-    assert_eq!(received(&hook, before, "deleted"), BTreeSet::from([20, 21, 22, 23]));
-    assert!(received(&hook, before, "added").is_empty() && received(&hook, before, "updated").is_empty());
+    assert_eq!(
+        received(&hook, before, "deleted"),
+        BTreeSet::from([20, 21, 22, 23])
+    );
+    assert!(
+        received(&hook, before, "added").is_empty()
+            && received(&hook, before, "updated").is_empty()
+    );
     let deletes: Vec<_> = hook.records().into_iter().skip(before).collect();
     assert!(deletes.iter().all(|r| r.action == "delete"));
 
@@ -91,13 +135,19 @@ async fn three_runs_send_exactly_the_changes() {
     assert_eq!(run.counts.unwrap().unchanged, 48);
     let run = h.sync("del").await;
     assert_eq!(run.counts.unwrap().deleted, 0);
-    assert_eq!(hook.request_count(), before, "no request when nothing changed");
+    assert_eq!(
+        hook.request_count(),
+        before,
+        "no request when nothing changed"
+    );
 }
 
 #[tokio::test]
 async fn failed_deliveries_are_resent_after_a_restart_and_acked_ones_are_not() {
     let mut h = Harness::start().await;
-    let hook = WebhookEmulator::start(WebhookOptions::default()).await.unwrap();
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
     setup(&h, &hook, &customers(30)).await;
     // Keys 5 and 7 are rejected per record; the first request fails with 500 (retried).
     hook.reject_keys([json!(5), json!(7)]);
@@ -108,40 +158,70 @@ async fn failed_deliveries_are_resent_after_a_restart_and_acked_ones_are_not() {
     assert_eq!((c.selected, c.delivered, c.failed), (30, 28, 2));
     let errors: BTreeSet<String> = run.record_errors.iter().map(|e| e.key.clone()).collect();
     assert_eq!(errors, BTreeSet::from(["5".to_string(), "7".to_string()]));
-    assert!(hook.requests().iter().any(|r| r.status == 500), "the 500 was injected");
+    assert!(
+        hook.requests().iter().any(|r| r.status == 500),
+        "the 500 was injected"
+    );
 
     h.restart().await;
     hook.clear();
     let run = h.sync("up").await;
     assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
-    assert_eq!(received(&hook, 0, "added"), BTreeSet::from([5, 7]), "only the unacknowledged records are sent again");
+    assert_eq!(
+        received(&hook, 0, "added"),
+        BTreeSet::from([5, 7]),
+        "only the unacknowledged records are sent again"
+    );
 }
 
 #[tokio::test]
 async fn retry_after_is_obeyed() {
     let h = Harness::start().await;
-    let hook = WebhookEmulator::start(WebhookOptions::default()).await.unwrap();
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
     setup(&h, &hook, &customers(5)).await;
     hook.fail_next(1, 429, Some(1));
     let run = h.sync("up").await;
     assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
     let reqs = hook.requests();
     assert_eq!(reqs[0].status, 429);
-    let gap = reqs[1].received_at.duration_since(reqs[0].received_at).unwrap();
-    assert!(gap >= std::time::Duration::from_millis(950), "retried after {gap:?}, before Retry-After");
+    let gap = reqs[1]
+        .received_at
+        .duration_since(reqs[0].received_at)
+        .unwrap();
+    assert!(
+        gap >= std::time::Duration::from_millis(950),
+        "retried after {gap:?}, before Retry-After"
+    );
     assert_eq!(received(&hook, 0, "added"), (1..=5).collect());
 }
 
 #[tokio::test]
 async fn unmapped_column_changes_send_nothing_and_deleted_only_mapping_sends_only_deletes() {
     let h = Harness::start().await;
-    let hook = WebhookEmulator::start(WebhookOptions::default()).await.unwrap();
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
     let mut rows = customers(20);
     setup(&h, &hook, &rows).await;
-    h.create_mapping("only-del", "m", "hook", "delete", &[], Some((false, false, true))).await.unwrap();
+    h.create_mapping(
+        "only-del",
+        "m",
+        "hook",
+        "delete",
+        &[],
+        Some((false, false, true)),
+    )
+    .await
+    .unwrap();
     h.sync("up").await;
     let first = h.sync("only-del").await;
-    assert_eq!(first.counts.unwrap().not_selected, 20, "adds not selected still advance the state");
+    assert_eq!(
+        first.counts.unwrap().not_selected,
+        20,
+        "adds not selected still advance the state"
+    );
     for r in &mut rows {
         r.last_login = "1999-01-01".to_string();
     }
@@ -153,14 +233,24 @@ async fn unmapped_column_changes_send_nothing_and_deleted_only_mapping_sends_onl
     assert_eq!(received(&hook, before, "deleted"), BTreeSet::from([9]));
     assert_eq!(hook.records().len() - before, 1, "only the delete was sent");
     let run_up = h.sync("up").await;
-    assert_eq!(counts(&run_up), (0, 1, 1, 1, 0), "last_login is unmapped: only the email change is sent");
-    assert_eq!(run.counts.unwrap().updated, 0, "a mapping without fields never sees updates");
+    assert_eq!(
+        counts(&run_up),
+        (0, 1, 1, 1, 0),
+        "last_login is unmapped: only the email change is sent"
+    );
+    assert_eq!(
+        run.counts.unwrap().updated,
+        0,
+        "a mapping without fields never sees updates"
+    );
 }
 
 #[tokio::test]
 async fn null_and_duplicate_keys_are_rejected_and_never_deleted() {
     let h = Harness::start().await;
-    let hook = WebhookEmulator::start(WebhookOptions::default()).await.unwrap();
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
     let mut rows = customers(10);
     setup(&h, &hook, &rows).await;
     h.sync("up").await;
@@ -169,7 +259,10 @@ async fn null_and_duplicate_keys_are_rejected_and_never_deleted() {
     let mut dup = rows[2].clone();
     dup.email = "dup@example.com".to_string();
     rows.push(dup);
-    rows.push(Customer { id: None, ..rows[0].clone() });
+    rows.push(Customer {
+        id: None,
+        ..rows[0].clone()
+    });
     write_parquet(&h.path("customers.parquet"), &rows);
     let before = hook.records().len();
     let run = h.sync("up").await;
@@ -177,11 +270,22 @@ async fn null_and_duplicate_keys_are_rejected_and_never_deleted() {
     assert_eq!(c.rejected, 3, "{run:?}");
     assert_eq!(c.extracted, c.added + c.updated + c.unchanged + c.rejected);
     assert_eq!(hook.records().len(), before, "rejected rows are never sent");
-    let reasons: Vec<&str> = run.record_errors.iter().map(|e| e.reason.as_str()).collect();
-    assert!(reasons.iter().any(|r| r.contains("occurs 2 times")), "{reasons:?}");
+    let reasons: Vec<&str> = run
+        .record_errors
+        .iter()
+        .map(|e| e.reason.as_str())
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("occurs 2 times")),
+        "{reasons:?}"
+    );
     assert!(reasons.iter().any(|r| r.contains("is null")), "{reasons:?}");
     let run = h.sync("del").await;
-    assert_eq!(run.counts.unwrap().deleted, 0, "a duplicated key is not a deleted key");
+    assert_eq!(
+        run.counts.unwrap().deleted,
+        0,
+        "a duplicated key is not a deleted key"
+    );
     assert!(received(&hook, before, "deleted").is_empty());
     // Fix the data: key 3 is back to one row with its original values: nothing to send.
     rows.truncate(10);
@@ -193,13 +297,26 @@ async fn null_and_duplicate_keys_are_rejected_and_never_deleted() {
 #[tokio::test]
 async fn a_partial_extract_fails_the_run_and_deletes_nothing() {
     let h = Harness::start().await;
-    let hook = WebhookEmulator::start(WebhookOptions::default()).await.unwrap();
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
     let rows = customers(3000);
     write_csv(&h.path("customers.csv"), &rows, None);
-    h.create_source("wh", json!({"path": h.path("customers.csv").display().to_string()})).await.unwrap();
-    h.create_model("m", "wh", "SELECT id, email FROM customers", "id").await.unwrap();
-    h.create_destination("hook", "webhook", json!({"url": hook.url()})).await.unwrap();
-    h.create_mapping("del", "m", "hook", "delete", &[], None).await.unwrap();
+    h.create_source(
+        "wh",
+        json!({"path": h.path("customers.csv").display().to_string()}),
+    )
+    .await
+    .unwrap();
+    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
+        .await
+        .unwrap();
+    h.create_destination("hook", "webhook", json!({"url": hook.url()}))
+        .await
+        .unwrap();
+    h.create_mapping("del", "m", "hook", "delete", &[], None)
+        .await
+        .unwrap();
     let run = h.sync("del").await;
     assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
     // The file breaks two thousand rows in: the reader fails part-way through.
@@ -219,7 +336,9 @@ async fn a_partial_extract_fails_the_run_and_deletes_nothing() {
 #[tokio::test]
 async fn a_mass_drop_is_held_back_until_confirmed() {
     let h = Harness::start().await;
-    let hook = WebhookEmulator::start(WebhookOptions::default()).await.unwrap();
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
     let rows = customers(40);
     setup(&h, &hook, &rows).await;
     h.sync("del").await;
@@ -227,7 +346,11 @@ async fn a_mass_drop_is_held_back_until_confirmed() {
     let run = h.sync("del").await;
     assert_eq!(run.status(), v1::RunStatus::PartiallyFailed, "{run:?}");
     assert_eq!(run.counts.unwrap().deletes_held_back, 30);
-    assert!(run.warnings.iter().any(|w| w.contains("safety stop")), "{:?}", run.warnings);
+    assert!(
+        run.warnings.iter().any(|w| w.contains("safety stop")),
+        "{:?}",
+        run.warnings
+    );
     assert_eq!(hook.request_count(), 0);
     let run = h.sync_with("del", true).await;
     assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
@@ -244,18 +367,43 @@ async fn hmac_signatures_are_verified_by_the_receiver() {
     .await
     .unwrap();
     write_parquet(&h.path("customers.parquet"), &customers(5));
-    h.create_source("wh", json!({"path": h.path("customers.parquet").display().to_string()})).await.unwrap();
-    h.create_model("m", "wh", "SELECT * FROM customers", "id").await.unwrap();
+    h.create_source(
+        "wh",
+        json!({"path": h.path("customers.parquet").display().to_string()}),
+    )
+    .await
+    .unwrap();
+    h.create_model("m", "wh", "SELECT * FROM customers", "id")
+        .await
+        .unwrap();
     h.create_destination("signed", "webhook", json!({"url": hook.url(), "signing_secret": "s3cret-signing-key", "limits": {"batch_size": 2}}))
         .await
         .unwrap();
-    h.create_destination("unsigned", "webhook", json!({"url": hook.url(), "limits": {"max_attempts": 1}})).await.unwrap();
-    h.create_mapping("a", "m", "signed", "upsert", &[("email", "email")], None).await.unwrap();
-    h.create_mapping("b", "m", "unsigned", "upsert", &[("email", "email")], None).await.unwrap();
+    h.create_destination(
+        "unsigned",
+        "webhook",
+        json!({"url": hook.url(), "limits": {"max_attempts": 1}}),
+    )
+    .await
+    .unwrap();
+    h.create_mapping("a", "m", "signed", "upsert", &[("email", "email")], None)
+        .await
+        .unwrap();
+    h.create_mapping("b", "m", "unsigned", "upsert", &[("email", "email")], None)
+        .await
+        .unwrap();
     let run = h.sync("a").await;
     assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
-    assert_eq!(hook.request_count(), 3, "batch size 2 -> 3 requests for 5 records");
+    assert_eq!(
+        hook.request_count(),
+        3,
+        "batch size 2 -> 3 requests for 5 records"
+    );
     let run = h.sync("b").await;
-    assert_eq!(run.status(), v1::RunStatus::Failed, "an unsigned request is refused: {run:?}");
+    assert_eq!(
+        run.status(),
+        v1::RunStatus::Failed,
+        "an unsigned request is refused: {run:?}"
+    );
     assert!(run.error.contains("credentials"), "{}", run.error);
 }

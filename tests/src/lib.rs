@@ -55,11 +55,23 @@ fn batch(rows: &[Customer]) -> RecordBatch {
         Field::new("active", DataType::Boolean, false),
     ]));
     let cols: Vec<ArrayRef> = vec![
-        Arc::new(Int64Array::from(rows.iter().map(|r| r.id).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.email.as_str()).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.plan.as_deref()).collect::<Vec<_>>())),
-        Arc::new(StringArray::from(rows.iter().map(|r| r.last_login.as_str()).collect::<Vec<_>>())),
-        Arc::new(BooleanArray::from(rows.iter().map(|r| r.active).collect::<Vec<_>>())),
+        Arc::new(Int64Array::from(
+            rows.iter().map(|r| r.id).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.email.as_str()).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter().map(|r| r.plan.as_deref()).collect::<Vec<_>>(),
+        )),
+        Arc::new(StringArray::from(
+            rows.iter()
+                .map(|r| r.last_login.as_str())
+                .collect::<Vec<_>>(),
+        )),
+        Arc::new(BooleanArray::from(
+            rows.iter().map(|r| r.active).collect::<Vec<_>>(),
+        )),
     ];
     RecordBatch::try_new(schema, cols).unwrap()
 }
@@ -131,9 +143,12 @@ impl Harness {
     /// Stops the daemon and starts a new one over the same data directory.
     pub async fn restart(&mut self) {
         self.daemon.take().unwrap().stop().await.unwrap();
-        let daemon = spawn_in_process(DaemonConfig::new(self.data_dir.path(), Some(TOKEN.to_string())))
-            .await
-            .unwrap();
+        let daemon = spawn_in_process(DaemonConfig::new(
+            self.data_dir.path(),
+            Some(TOKEN.to_string()),
+        ))
+        .await
+        .unwrap();
         self.client = Client::connect(&daemon.url(), Some(TOKEN)).await.unwrap();
         self.daemon = Some(daemon);
     }
@@ -144,7 +159,11 @@ impl Harness {
     }
 
     /// Creates a `files` source.
-    pub async fn create_source(&self, id: &str, config: Value) -> Result<v1::Source, tonic::Status> {
+    pub async fn create_source(
+        &self,
+        id: &str,
+        config: Value,
+    ) -> Result<v1::Source, tonic::Status> {
         self.client
             .sources()
             .create_source(v1::CreateSourceRequest {
@@ -160,7 +179,13 @@ impl Harness {
     }
 
     /// Creates a model.
-    pub async fn create_model(&self, id: &str, source: &str, sql: &str, unique_id: &str) -> Result<v1::Model, tonic::Status> {
+    pub async fn create_model(
+        &self,
+        id: &str,
+        source: &str,
+        sql: &str,
+        unique_id: &str,
+    ) -> Result<v1::Model, tonic::Status> {
         self.client
             .models()
             .create_model(v1::CreateModelRequest {
@@ -177,7 +202,12 @@ impl Harness {
     }
 
     /// Creates a destination of `kind` with `config`.
-    pub async fn create_destination(&self, id: &str, kind: &str, config: Value) -> Result<v1::Destination, tonic::Status> {
+    pub async fn create_destination(
+        &self,
+        id: &str,
+        kind: &str,
+        config: Value,
+    ) -> Result<v1::Destination, tonic::Status> {
         self.client
             .destinations()
             .create_destination(v1::CreateDestinationRequest {
@@ -267,7 +297,9 @@ impl Harness {
                 last = msg.run;
             }
         };
-        tokio::time::timeout(Duration::from_secs(60), watch).await.expect("run did not end within 60 s");
+        tokio::time::timeout(Duration::from_secs(60), watch)
+            .await
+            .expect("run did not end within 60 s");
         let run = last.expect("WatchSyncRun sent no snapshot");
         assert!(
             retl::grpc::convert::is_terminal(run.status()),
