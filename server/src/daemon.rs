@@ -414,6 +414,56 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn reflection_lists_the_services_with_the_token() {
+        use futures::StreamExt;
+        use tonic_reflection::pb::v1::ServerReflectionRequest;
+        use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+        use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+        use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+        let dir = TempDir::new();
+        let daemon = spawn_in_process(DaemonConfig::new(dir.path(), Some("t".into())))
+            .await
+            .unwrap();
+        let channel = tonic::transport::Endpoint::from_shared(daemon.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let request = || {
+            tokio_stream::iter([ServerReflectionRequest {
+                host: String::new(),
+                message_request: Some(MessageRequest::ListServices(String::new())),
+            }])
+        };
+        let err = ServerReflectionClient::new(channel.clone())
+            .server_reflection_info(request())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+
+        let auth = crate::auth::BearerToken::new(Some("t")).unwrap();
+        let mut stream = ServerReflectionClient::with_interceptor(channel, auth)
+            .server_reflection_info(request())
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(MessageResponse::ListServicesResponse(list)) =
+            stream.next().await.unwrap().unwrap().message_response
+        else {
+            panic!("expected a service list");
+        };
+        let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+        for name in SERVICE_NAMES {
+            assert!(
+                names.iter().any(|n| n == name),
+                "{name} missing from {names:?}"
+            );
+        }
+        daemon.stop().await.unwrap();
+    }
+
+    #[tokio::test]
     async fn refuses_a_public_listener_without_a_token() {
         let dir = TempDir::new();
         let listener = TcpListener::bind("0.0.0.0:0").await.unwrap();

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use retl_proto::v1;
 
-use crate::cli::output::{Output, details, list, print_json, table, time};
+use crate::cli::output::{Output, details, list, out, outln, print_json, table, time};
 use crate::cli::{CliError, Context, parse_config};
 use crate::grpc::convert::map_to_struct;
 use crate::grpc::json;
@@ -96,7 +96,7 @@ pub fn print_destination(out: Output, d: &v1::Destination) {
         Output::Json => print_json(&json::destination(d)),
         Output::Table => {
             let config = json::destination(d)["config"].to_string();
-            print!(
+            out!(
                 "{}",
                 details(&[
                     ("id", d.id.clone()),
@@ -158,9 +158,9 @@ fn field_rows(fields: &[v1::FieldSpec]) -> Vec<Vec<String>> {
 }
 
 fn print_type_details(t: &v1::DestinationType) {
-    println!("{} ({}): {}", t.name, t.display_name, t.description);
-    println!("\nconfig:");
-    print!(
+    outln!("{} ({}): {}", t.name, t.display_name, t.description);
+    outln!("\nconfig:");
+    out!(
         "{}",
         table(
             &["FIELD", "TYPE", "FLAGS", "DESCRIPTION"],
@@ -168,7 +168,7 @@ fn print_type_details(t: &v1::DestinationType) {
         )
     );
     for a in &t.actions {
-        println!(
+        outln!(
             "\naction {} ({}), {}{}: {}",
             a.name,
             a.display_name,
@@ -181,7 +181,7 @@ fn print_type_details(t: &v1::DestinationType) {
             a.description
         );
         if !a.fields.is_empty() {
-            print!(
+            out!(
                 "{}",
                 table(
                     &["FIELD", "TYPE", "FLAGS", "DESCRIPTION"],
@@ -191,9 +191,13 @@ fn print_type_details(t: &v1::DestinationType) {
         }
     }
     if let Some(l) = &t.default_limits {
-        println!(
+        outln!(
             "\ndefault limits: {} req/s (burst {}), {} records per request, {} in flight, {} attempts",
-            l.requests_per_second, l.burst, l.batch_size, l.max_in_flight, l.max_attempts
+            l.requests_per_second,
+            l.burst,
+            l.batch_size,
+            l.max_in_flight,
+            l.max_attempts
         );
     }
 }
@@ -239,7 +243,7 @@ pub async fn run(ctx: &Context, command: DestinationCommand) -> Result<(), CliEr
                             ]
                         })
                         .collect();
-                    print!("{}", table(&["TYPE", "ACTIONS", "DESCRIPTION"], &rows));
+                    out!("{}", table(&["TYPE", "ACTIONS", "DESCRIPTION"], &rows));
                 }
             }
         }
@@ -294,7 +298,7 @@ pub async fn run(ctx: &Context, command: DestinationCommand) -> Result<(), CliEr
                             ]
                         })
                         .collect();
-                    print!(
+                    out!(
                         "{}",
                         table(&["ID", "TYPE", "ENABLED", "DISPLAY NAME", "UPDATED"], &rows)
                     );
@@ -347,7 +351,7 @@ pub async fn run(ctx: &Context, command: DestinationCommand) -> Result<(), CliEr
             .await?;
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({})),
-                Output::Table => println!("deleted destination {id}"),
+                Output::Table => outln!("deleted destination {id}"),
             }
         }
         DestinationCommand::Test { id } => {
@@ -357,7 +361,7 @@ pub async fn run(ctx: &Context, command: DestinationCommand) -> Result<(), CliEr
                 .into_inner();
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({"message": r.message})),
-                Output::Table => println!("ok: {}", r.message),
+                Output::Table => outln!("ok: {}", r.message),
             }
         }
         DestinationCommand::Enable { id } => set_enabled(ctx, id, true).await?,
@@ -384,7 +388,7 @@ async fn set_enabled(ctx: &Context, id: String, enabled: bool) -> Result<(), Cli
         .into_inner();
     match ctx.output {
         Output::Json => print_json(&json::destination(&d)),
-        Output::Table => println!(
+        Output::Table => outln!(
             "destination {} is now {}",
             d.id,
             if enabled { "enabled" } else { "disabled" }

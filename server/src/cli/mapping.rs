@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand, ValueEnum};
 use retl_proto::v1;
 
-use crate::cli::output::{Output, details, print_json, table, time};
+use crate::cli::output::{Output, details, out, outln, print_json, table, time};
 use crate::cli::{CliError, Context, parse_pair};
 use crate::grpc::convert::{json_to_value, value_to_json};
 use crate::grpc::json;
@@ -212,7 +212,7 @@ pub fn print_mapping(out: Output, m: &v1::Mapping) {
             for (i, f) in m.fields.iter().enumerate() {
                 pairs.push((if i == 0 { "fields" } else { "" }, describe_field(f)));
             }
-            print!("{}", details(&pairs));
+            out!("{}", details(&pairs));
         }
     }
 }
@@ -283,7 +283,7 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                             ]
                         })
                         .collect();
-                    print!(
+                    out!(
                         "{}",
                         table(
                             &["ID", "MODEL", "DESTINATION", "ACTION", "SELECT", "ENABLED"],
@@ -341,7 +341,7 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
             .await?;
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({})),
-                Output::Table => println!("deleted mapping {id} and its sync state"),
+                Output::Table => outln!("deleted mapping {id} and its sync state"),
             }
         }
         MappingCommand::Enable { id } => set_enabled(ctx, id, true).await?,
@@ -362,7 +362,7 @@ async fn set_enabled(ctx: &Context, id: String, enabled: bool) -> Result<(), Cli
         .into_inner();
     match ctx.output {
         Output::Json => print_json(&json::mapping(&m)),
-        Output::Table => println!(
+        Output::Table => outln!(
             "mapping {} is now {}",
             m.id,
             if enabled { "enabled" } else { "disabled" }

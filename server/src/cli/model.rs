@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use retl_proto::v1;
 
-use crate::cli::output::{Output, cell, details, print_json, table, time};
+use crate::cli::output::{Output, cell, details, out, outln, print_json, table, time};
 use crate::cli::{CliError, Context};
 use crate::grpc::convert::struct_to_map;
 use crate::grpc::json;
@@ -91,7 +91,7 @@ pub fn print_model(out: Output, m: &v1::Model) {
     match out {
         Output::Json => print_json(&json::model(m)),
         Output::Table => {
-            print!(
+            out!(
                 "{}",
                 details(&[
                     ("id", m.id.clone()),
@@ -114,8 +114,8 @@ pub fn print_model(out: Output, m: &v1::Model) {
                     ]
                 })
                 .collect();
-            println!();
-            print!("{}", table(&["COLUMN", "TYPE", "NULLABLE"], &rows));
+            outln!();
+            out!("{}", table(&["COLUMN", "TYPE", "NULLABLE"], &rows));
         }
     }
 }
@@ -177,7 +177,7 @@ pub async fn run(ctx: &Context, command: ModelCommand) -> Result<(), CliError> {
                             ]
                         })
                         .collect();
-                    print!(
+                    out!(
                         "{}",
                         table(&["ID", "SOURCE", "UNIQUE ID", "COLUMNS", "SQL"], &rows)
                     );
@@ -231,7 +231,7 @@ pub async fn run(ctx: &Context, command: ModelCommand) -> Result<(), CliError> {
             .await?;
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({})),
-                Output::Table => println!("deleted model {id}"),
+                Output::Table => outln!("deleted model {id}"),
             }
         }
         ModelCommand::Preview(args) => {
@@ -279,8 +279,8 @@ pub fn print_preview(out: Output, preview: &v1::PreviewModelResponse) {
                         .collect()
                 })
                 .collect();
-            print!("{}", table(&headers, &rows));
-            println!("({} rows)", rows.len());
+            out!("{}", table(&headers, &rows));
+            outln!("({} rows)", rows.len());
         }
     }
 }

@@ -25,7 +25,7 @@ use parquet::file::properties::WriterProperties;
 use rand::Rng;
 use retl_proto::v1;
 
-use crate::cli::output::{Output, duration_ms, print_json};
+use crate::cli::output::{Output, duration_ms, out, outln, print_json};
 use crate::cli::progress::{self, n};
 use crate::cli::{CliError, Client};
 use crate::daemon::{DaemonConfig, spawn_in_process};
@@ -322,7 +322,7 @@ async fn sync_and_watch(client: &Client, out: Output) -> Result<v1::SyncRun, Cli
     let done = progress::watch(client, &run.id, out == Output::Table).await?;
     match out {
         Output::Json => print_json(&json::sync_run(&done)),
-        Output::Table => print!("{}", progress::summary(&done)),
+        Output::Table => out!("{}", progress::summary(&done)),
     }
     if done.status() != v1::RunStatus::Succeeded {
         return Err(CliError::RunNotSucceeded {
@@ -354,7 +354,7 @@ fn check_counts(
 
 fn say(out: Output, text: &str) {
     if out == Output::Table {
-        println!("{text}");
+        outln!("{text}");
     }
 }
 
@@ -549,15 +549,15 @@ async fn drive(
 
     if out == Output::Table {
         let mapping_dir = output_dir.join(MAPPING_ID);
-        println!();
-        println!("all checks passed: the second sync found exactly the changes made.");
-        println!(
+        outln!();
+        outln!("all checks passed: the second sync found exactly the changes made.");
+        outln!(
             "first sync : {} added, {} delivered in {}",
             n(first.counts.unwrap_or_default().added),
             n(first.counts.unwrap_or_default().delivered),
             duration_ms(first.timings.unwrap_or_default().total_ms)
         );
-        println!(
+        outln!(
             "second sync: {} added, {} updated, {} deleted, {} delivered in {}",
             n(ins),
             n(upd),
@@ -565,22 +565,22 @@ async fn drive(
             n(second.counts.unwrap_or_default().delivered),
             duration_ms(second.timings.unwrap_or_default().total_ms)
         );
-        println!("\noutput files (one JSON line per change):");
+        outln!("\noutput files (one JSON line per change):");
         let mut files: Vec<PathBuf> = std::fs::read_dir(&mapping_dir)
             .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
         files.sort();
         for f in &files {
             let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-            println!("  {}  ({} bytes)", f.display(), n(size));
+            outln!("  {}  ({} bytes)", f.display(), n(size));
         }
         if let Some(last) = files.last() {
-            println!(
+            outln!(
                 "\nlook at the changes of the second sync:\n  head -n 3 {}",
                 last.display()
             );
         }
-        println!(
+        outln!(
             "\neverything lives in {}; run `retl quickstart --dir {}` again to start over.",
             dir.display(),
             args.dir.display()

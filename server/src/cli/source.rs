@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use retl_proto::v1;
 
-use crate::cli::output::{self, Output, details, list, print_json, table, time};
+use crate::cli::output::{self, Output, details, list, out, outln, print_json, table, time};
 use crate::cli::{CliError, Context, parse_config};
 use crate::grpc::convert::map_to_struct;
 use crate::grpc::json;
@@ -83,7 +83,7 @@ pub fn print_source(out: Output, s: &v1::Source) {
         Output::Json => print_json(&json::source(s)),
         Output::Table => {
             let config = json::source(s)["config"].to_string();
-            print!(
+            out!(
                 "{}",
                 details(&[
                     ("id", s.id.clone()),
@@ -155,7 +155,7 @@ pub async fn run(ctx: &Context, command: SourceCommand) -> Result<(), CliError> 
                             ]
                         })
                         .collect();
-                    print!(
+                    out!(
                         "{}",
                         table(&["ID", "TYPE", "DISPLAY NAME", "UPDATED"], &rows)
                     );
@@ -208,7 +208,7 @@ pub async fn run(ctx: &Context, command: SourceCommand) -> Result<(), CliError> 
             .await?;
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({})),
-                Output::Table => println!("deleted source {id}"),
+                Output::Table => outln!("deleted source {id}"),
             }
         }
         SourceCommand::Test { id } => {
@@ -221,9 +221,9 @@ pub async fn run(ctx: &Context, command: SourceCommand) -> Result<(), CliError> 
                     "message": report.message, "warnings": report.warnings,
                 })),
                 Output::Table => {
-                    println!("ok: {}", report.message);
+                    outln!("ok: {}", report.message);
                     for w in &report.warnings {
-                        println!("warning: {w}");
+                        outln!("warning: {w}");
                     }
                 }
             }
@@ -256,7 +256,7 @@ pub async fn run(ctx: &Context, command: SourceCommand) -> Result<(), CliError> 
                             vec![name, t.kind.clone(), t.location.clone(), columns]
                         })
                         .collect();
-                    print!(
+                    out!(
                         "{}",
                         output::table(&["TABLE", "KIND", "LOCATION", "COLUMNS"], &rows)
                     );

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use retl_proto::v1;
 
-use crate::cli::output::{Output, duration_ms, print_json, table, time};
+use crate::cli::output::{Output, duration_ms, out, outln, print_json, table, time};
 use crate::cli::progress::{self, n, stage_name, status_name};
 use crate::cli::{CliError, Context};
 use crate::grpc::json;
@@ -63,7 +63,7 @@ pub struct ListArgs {
 pub fn finish(out: Output, run: &v1::SyncRun) -> Result<(), CliError> {
     match out {
         Output::Json => print_json(&json::sync_run(run)),
-        Output::Table => print!("{}", progress::summary(run)),
+        Output::Table => out!("{}", progress::summary(run)),
     }
     if run.status() == v1::RunStatus::Succeeded {
         Ok(())
@@ -101,8 +101,8 @@ pub async fn run(ctx: &Context, command: SyncCommand) -> Result<(), CliError> {
             match ctx.output {
                 Output::Json => print_json(&json::sync_run(&run)),
                 Output::Table => {
-                    println!("started run {}", run.id);
-                    println!("follow it with: retl sync watch {}", run.id);
+                    outln!("started run {}", run.id);
+                    outln!("follow it with: retl sync watch {}", run.id);
                 }
             }
         }
@@ -140,7 +140,7 @@ pub async fn run(ctx: &Context, command: SyncCommand) -> Result<(), CliError> {
                             ]
                         })
                         .collect();
-                    print!(
+                    out!(
                         "{}",
                         table(
                             &[
@@ -169,16 +169,16 @@ pub async fn run(ctx: &Context, command: SyncCommand) -> Result<(), CliError> {
             match ctx.output {
                 Output::Json => print_json(&json::sync_run(&r)),
                 Output::Table => {
-                    print!("{}", progress::summary(&r));
-                    println!("  stage: {}", stage_name(r.stage));
-                    println!(
+                    out!("{}", progress::summary(&r));
+                    outln!("  stage: {}", stage_name(r.stage));
+                    outln!(
                         "  created {}  started {}  ended {}",
                         time(r.create_time.as_ref()),
                         time(r.start_time.as_ref()),
                         time(r.end_time.as_ref())
                     );
                     if !r.staging_path.is_empty() {
-                        println!("  staged extract: {}", r.staging_path);
+                        outln!("  staged extract: {}", r.staging_path);
                     }
                 }
             }
@@ -194,7 +194,7 @@ pub async fn run(ctx: &Context, command: SyncCommand) -> Result<(), CliError> {
                 .into_inner();
             match ctx.output {
                 Output::Json => print_json(&json::sync_run(&r)),
-                Output::Table => println!(
+                Output::Table => outln!(
                     "cancellation requested for run {} (now {}); acknowledged records stay committed",
                     r.id,
                     status_name(r.status)
