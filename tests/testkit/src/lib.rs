@@ -21,5 +21,5 @@
 pub mod emulators;
 
 pub use emulators::webhook::{
-    ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions,
+    ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions, signature,
 };
