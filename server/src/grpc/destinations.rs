@@ -7,7 +7,7 @@ use retl_proto::v1::destination_service_server::DestinationService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::status::{required, status};
-use crate::grpc::{Order, convert, paginate, required_id, touches, update_paths};
+use crate::grpc::{Order, convert, create_id, paginate, required_id, touches, update_paths};
 
 /// The destination service.
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ impl DestinationService for DestinationApi {
             return Err(required("destination.type"));
         }
         let new = NewDestination {
-            id: Some(req.destination_id).filter(|s| !s.is_empty()),
+            id: create_id("destination", req.destination_id, destination.id)?,
             display_name: destination.display_name,
             destination_type: destination.r#type,
             config: convert::config(destination.config),
@@ -147,5 +147,41 @@ impl DestinationService for DestinationApi {
         let id = required_id("destination_id", &req.destination_id)?;
         let message = self.engine.test_destination(id).await.map_err(status)?;
         Ok(Response::new(v1::TestDestinationResponse { message }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::grpc::{convert, json};
+
+    /// The catalog served by `ListDestinationTypes` (types, config fields, actions, fields,
+    /// default limits), checked in so that any change to it is reviewed. Regenerate with
+    /// `RETL_UPDATE_SNAPSHOTS=1 cargo test -p retl destination_types_snapshot`.
+    #[test]
+    fn destination_types_snapshot() {
+        let registry = crate::registry();
+        let types: Vec<serde_json::Value> = registry
+            .destination_types()
+            .map(|t| json::destination_type(&convert::destination_type(t)))
+            .collect();
+        let actual = serde_json::to_string_pretty(&serde_json::json!({
+            "destination_types": types
+        }))
+        .unwrap()
+            + "\n";
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata/destination_types.json");
+        if std::env::var_os("RETL_UPDATE_SNAPSHOTS").is_some() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, &actual).unwrap();
+            return;
+        }
+        let expected = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            expected == actual,
+            "the destination type catalog changed; review the diff and regenerate {} with \
+             RETL_UPDATE_SNAPSHOTS=1 cargo test -p retl destination_types_snapshot\n\nnew catalog:\n{actual}",
+            path.display()
+        );
     }
 }

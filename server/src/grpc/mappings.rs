@@ -7,7 +7,7 @@ use retl_proto::v1::mapping_service_server::MappingService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::status::{required, status};
-use crate::grpc::{Order, convert, paginate, required_id, touches, update_paths};
+use crate::grpc::{Order, convert, create_id, paginate, required_id, touches, update_paths};
 
 /// What `Schedule` answers until scheduling is built.
 pub const SCHEDULES_UNIMPLEMENTED: &str =
@@ -52,7 +52,7 @@ impl MappingService for MappingApi {
         reject_schedule(mapping.schedule.as_ref())?;
         let initial_sync = convert::initial_sync_from(mapping.initial_sync());
         let new = NewMapping {
-            id: Some(req.mapping_id).filter(|s| !s.is_empty()),
+            id: create_id("mapping", req.mapping_id, mapping.id)?,
             display_name: mapping.display_name,
             model_id: non_empty("mapping.model_id", mapping.model_id)?,
             destination_id: non_empty("mapping.destination_id", mapping.destination_id)?,

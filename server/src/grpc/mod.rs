@@ -128,6 +128,25 @@ pub(crate) fn touches(paths: &Option<BTreeSet<String>>, path: &str, is_set: bool
     }
 }
 
+/// The id a Create request asks for: `<kind>_id`, or the resource's own `id` when only that is
+/// set; `None` = generate one. Both set and different is an error.
+pub(crate) fn create_id(
+    kind: &str,
+    request_id: String,
+    resource_id: String,
+) -> Result<Option<String>, Status> {
+    match (request_id.is_empty(), resource_id.is_empty()) {
+        (true, true) => Ok(None),
+        (false, true) => Ok(Some(request_id)),
+        (true, false) => Ok(Some(resource_id)),
+        (false, false) if request_id == resource_id => Ok(Some(request_id)),
+        (false, false) => Err(status::invalid_argument(
+            &format!("{kind}_id"),
+            &format!("'{request_id}' differs from {kind}.id '{resource_id}'; set only {kind}_id"),
+        )),
+    }
+}
+
 /// A required id of a request.
 pub(crate) fn required_id<'a>(field: &str, id: &'a str) -> Result<&'a str, Status> {
     if id.is_empty() {

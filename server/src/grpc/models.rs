@@ -7,7 +7,7 @@ use retl_proto::v1::model_service_server::ModelService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::status::{invalid_argument, required, status};
-use crate::grpc::{Order, convert, paginate, required_id, touches, update_paths};
+use crate::grpc::{Order, convert, create_id, paginate, required_id, touches, update_paths};
 
 /// Rows `PreviewModel` returns when the request asks for 0.
 pub const DEFAULT_PREVIEW_ROWS: usize = 10;
@@ -44,7 +44,7 @@ impl ModelService for ModelApi {
         let req = request.into_inner();
         let model = req.model.ok_or_else(|| required("model"))?;
         let new = NewModel {
-            id: Some(req.model_id).filter(|s| !s.is_empty()),
+            id: create_id("model", req.model_id, model.id)?,
             display_name: model.display_name,
             source_id: non_empty("model.source_id", model.source_id)?,
             sql: non_empty("model.sql", model.sql)?,

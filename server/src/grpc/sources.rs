@@ -7,7 +7,7 @@ use retl_proto::v1::source_service_server::SourceService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::status::{required, status};
-use crate::grpc::{Order, convert, paginate, required_id, touches, update_paths};
+use crate::grpc::{Order, convert, create_id, paginate, required_id, touches, update_paths};
 
 /// The source service.
 #[derive(Debug, Clone)]
@@ -34,7 +34,7 @@ impl SourceService for SourceApi {
             return Err(required("source.type"));
         }
         let new = NewSource {
-            id: Some(req.source_id).filter(|s| !s.is_empty()),
+            id: create_id("source", req.source_id, source.id)?,
             display_name: source.display_name,
             source_type: source.r#type,
             config: convert::config(source.config),
