@@ -630,6 +630,20 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn quickstart_runs_end_to_end() {
+        let dir = tempfile_dir();
+        let args = QuickstartArgs {
+            rows: 2_000,
+            dir: dir.join("qs"),
+        };
+        run(args, Output::Json).await.unwrap();
+        let out = dir.join("qs/output").join(MAPPING_ID);
+        let files = std::fs::read_dir(&out).unwrap().count();
+        assert_eq!(files, 2, "one output file per run");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     fn tempfile_dir() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("retl-qs-test-{}", random_token()));
         std::fs::create_dir_all(&dir).unwrap();
