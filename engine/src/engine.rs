@@ -730,6 +730,12 @@ impl Engine {
                     format!("destination '{}' does not exist", new.destination_id),
                 )
             })?;
+        if !destination.enabled {
+            return Err(Error::precondition(format!(
+                "destination '{}' is disabled; enable it before mapping to it (retl destination enable {})",
+                destination.id, destination.id
+            )));
+        }
         let destination_type = self
             .inner
             .registry

@@ -80,7 +80,7 @@ async fn bad_models_are_refused_with_named_problems_and_nothing_is_stored() {
         (
             "SELECT id, email AS id FROM customers",
             "id",
-            "more than once",
+            "distinct name",
         ),
     ];
     for (i, (sql, uid, needle)) in cases.iter().enumerate() {
@@ -377,4 +377,77 @@ async fn preview_returns_the_first_rows() {
         .into_inner();
     assert_eq!(tables.tables[0].name, "customers");
     assert_eq!(tables.tables[0].columns.len(), 5);
+}
+
+#[tokio::test]
+async fn malformed_authorization_headers_are_unauthenticated() {
+    let h = Harness::start().await;
+    let channel = tonic::transport::Endpoint::from_shared(h.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    for header in [
+        "Basic dGVzdDp0ZXN0",
+        "Bearer",
+        "Bearer ",
+        "bearer-test-token-7f3a9c",
+        "test-token-7f3a9c",
+    ] {
+        let value: tonic::metadata::MetadataValue<tonic::metadata::Ascii> = header.parse().unwrap();
+        let mut client = v1::source_service_client::SourceServiceClient::with_interceptor(
+            channel.clone(),
+            move |mut req: tonic::Request<()>| {
+                req.metadata_mut().insert("authorization", value.clone());
+                Ok(req)
+            },
+        );
+        let err = client
+            .list_sources(v1::ListSourcesRequest::default())
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::Unauthenticated, "{header:?}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_mapping_to_a_disabled_destination_is_refused_and_not_stored() {
+    let h = Harness::start().await;
+    base(&h).await;
+    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
+        .await
+        .unwrap();
+    h.client
+        .destinations()
+        .create_destination(v1::CreateDestinationRequest {
+            destination_id: "off".into(),
+            destination: Some(v1::Destination {
+                r#type: "webhook".into(),
+                config: Some(retl_tests::to_struct(
+                    json!({"url": "http://127.0.0.1:9/x"}),
+                )),
+                enabled: Some(false),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let err = h
+        .create_mapping("up", "m", "off", "upsert", &[("email", "email")], None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err}");
+    assert!(
+        err.message().contains("destination 'off' is disabled"),
+        "{}",
+        err.message()
+    );
+    let list = h
+        .client
+        .mappings()
+        .list_mappings(v1::ListMappingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(list.mappings.is_empty());
 }

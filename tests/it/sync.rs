@@ -407,3 +407,212 @@ async fn hmac_signatures_are_verified_by_the_receiver() {
     );
     assert!(run.error.contains("credentials"), "{}", run.error);
 }
+
+#[tokio::test]
+async fn the_rate_limit_spaces_requests_and_a_429_pauses_the_destination() {
+    let h = Harness::start().await;
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
+    write_parquet(&h.path("customers.parquet"), &customers(6));
+    h.create_source(
+        "wh",
+        json!({"path": h.path("customers.parquet").display().to_string()}),
+    )
+    .await
+    .unwrap();
+    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
+        .await
+        .unwrap();
+    // 5 requests per second, no burst, one record per request.
+    h.create_destination("slow", "webhook", json!({"url": hook.url(), "limits": {"requests_per_second": 5, "burst": 1, "batch_size": 1, "max_in_flight": 1}}))
+        .await
+        .unwrap();
+    h.create_mapping("a", "m", "slow", "upsert", &[("email", "email")], None)
+        .await
+        .unwrap();
+    let run = h.sync("a").await;
+    assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
+    let reqs = hook.requests();
+    assert_eq!(reqs.len(), 6);
+    for pair in reqs.windows(2) {
+        let gap = pair[1]
+            .received_at
+            .duration_since(pair[0].received_at)
+            .unwrap();
+        assert!(
+            gap >= std::time::Duration::from_millis(150),
+            "requests {gap:?} apart at 5/s"
+        );
+    }
+
+    // The receiver allows 2 requests per second and answers 429 + Retry-After beyond that.
+    let hook2 = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
+    hook2.rate_limit(2, std::time::Duration::from_secs(1));
+    h.create_destination("fast", "webhook", json!({"url": hook2.url(), "limits": {"requests_per_second": 1000, "burst": 100, "batch_size": 1, "max_in_flight": 1, "max_attempts": 10}}))
+        .await
+        .unwrap();
+    h.create_mapping("b", "m", "fast", "upsert", &[("email", "email")], None)
+        .await
+        .unwrap();
+    let run = h.sync("b").await;
+    assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
+    assert_eq!(received(&hook2, 0, "added"), (1..=6).collect());
+    let reqs = hook2.requests();
+    let throttled: Vec<usize> = (0..reqs.len()).filter(|&i| reqs[i].status == 429).collect();
+    assert!(
+        !throttled.is_empty(),
+        "the receiver throttled at least once"
+    );
+    for &i in &throttled {
+        // The emulator's Retry-After is at least 1 s; one request in flight, so the next one
+        // must wait it out.
+        if let Some(next) = reqs.get(i + 1) {
+            let gap = next
+                .received_at
+                .duration_since(reqs[i].received_at)
+                .unwrap();
+            assert!(
+                gap >= std::time::Duration::from_millis(950),
+                "next request {gap:?} after a 429"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn cancelling_a_run_keeps_what_was_acknowledged() {
+    let h = Harness::start().await;
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
+    hook.respond_after(std::time::Duration::from_millis(100));
+    write_parquet(&h.path("customers.parquet"), &customers(60));
+    h.create_source(
+        "wh",
+        json!({"path": h.path("customers.parquet").display().to_string()}),
+    )
+    .await
+    .unwrap();
+    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
+        .await
+        .unwrap();
+    h.create_destination("hook", "webhook", json!({"url": hook.url(), "limits": {"batch_size": 1, "max_in_flight": 1, "requests_per_second": 1000, "burst": 10}}))
+        .await
+        .unwrap();
+    h.create_mapping("a", "m", "hook", "upsert", &[("email", "email")], None)
+        .await
+        .unwrap();
+    let run = h
+        .client
+        .syncs()
+        .trigger_sync(v1::TriggerSyncRequest {
+            mapping_id: "a".into(),
+            confirm_mass_delete: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // Live progress: wait until a few records were delivered.
+    loop {
+        let live = h
+            .client
+            .syncs()
+            .get_sync_run(v1::GetSyncRunRequest {
+                run_id: run.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if live.counts.unwrap_or_default().delivered >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    h.client
+        .syncs()
+        .cancel_sync_run(v1::CancelSyncRunRequest {
+            run_id: run.id.clone(),
+        })
+        .await
+        .unwrap();
+    let done = h.wait(&run.id).await;
+    assert_eq!(done.status(), v1::RunStatus::Cancelled, "{done:?}");
+    let c = done.counts.unwrap();
+    assert!(c.delivered >= 3 && c.delivered < 60, "{c:?}");
+    assert_eq!(c.selected, c.delivered + c.failed);
+    // The next run sends the rest, and nothing that was acknowledged.
+    hook.clear();
+    let next = h.sync("a").await;
+    assert_eq!(next.status(), v1::RunStatus::Succeeded, "{next:?}");
+    assert_eq!(next.counts.unwrap().added, 60 - c.delivered);
+    assert_eq!(hook.records().len() as u64, 60 - c.delivered);
+    let err = h
+        .client
+        .syncs()
+        .cancel_sync_run(v1::CancelSyncRunRequest {
+            run_id: run.id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+}
+
+#[tokio::test]
+async fn mark_existing_synced_sends_only_later_changes() {
+    let h = Harness::start().await;
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
+    let mut rows = customers(20);
+    write_parquet(&h.path("customers.parquet"), &rows);
+    h.create_source(
+        "wh",
+        json!({"path": h.path("customers.parquet").display().to_string()}),
+    )
+    .await
+    .unwrap();
+    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
+        .await
+        .unwrap();
+    h.create_destination("hook", "webhook", json!({"url": hook.url()}))
+        .await
+        .unwrap();
+    h.client
+        .mappings()
+        .create_mapping(v1::CreateMappingRequest {
+            mapping_id: "a".into(),
+            mapping: Some(v1::Mapping {
+                model_id: "m".into(),
+                destination_id: "hook".into(),
+                action: "upsert".into(),
+                fields: vec![v1::FieldMapping {
+                    field: "email".into(),
+                    source: Some(v1::field_mapping::Source::Column("email".into())),
+                }],
+                initial_sync: v1::InitialSync::MarkExistingSynced as i32,
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let run = h.sync("a").await;
+    let c = run.counts.unwrap();
+    assert_eq!(
+        (c.added, c.not_selected, c.delivered),
+        (20, 20, 0),
+        "{run:?}"
+    );
+    assert_eq!(hook.request_count(), 0);
+    rows[4].email = "changed@example.com".into();
+    rows.push(customers(21).pop().unwrap());
+    write_parquet(&h.path("customers.parquet"), &rows);
+    let run = h.sync("a").await;
+    assert_eq!(counts(&run), (1, 1, 0, 2, 0));
+    assert_eq!(
+        keys(hook.records().into_iter().map(|r| r.key)),
+        BTreeSet::from([5, 21])
+    );
+}

@@ -48,6 +48,13 @@ fn sql_error(e: DataFusionError) -> Error {
         DataFusionError::SQL(inner, _) => format!("SQL syntax error: {inner}"),
         other => other.to_string(),
     };
+    let message = if message.contains("ambiguous") {
+        format!(
+            "{message}; give each output column a distinct name (SELECT a.id, b.id AS other_id ...)"
+        )
+    } else {
+        message
+    };
     Error::invalid("model.sql", message)
 }
 
