@@ -616,3 +616,87 @@ async fn mark_existing_synced_sends_only_later_changes() {
         BTreeSet::from([5, 21])
     );
 }
+
+/// A `MakeWriter` collecting log output in memory.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn secrets_appear_in_no_log_line_even_at_trace_level() {
+    // #[tokio::test] runs every task of the in-process daemon on this thread, so a thread-local
+    // subscriber sees all of its logs (the engine's, tonic's, hyper's, reqwest's).
+    let logs = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let signing = "signing-secret-0d8e7c";
+    let bearer = "Bearer api-token-5b1f2a";
+    let h = Harness::start().await;
+    let hook = WebhookEmulator::start(WebhookOptions {
+        bearer_token: Some("api-token-5b1f2a".into()),
+        hmac_secret: Some(signing.into()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    write_parquet(&h.path("customers.parquet"), &customers(5));
+    h.create_source(
+        "wh",
+        json!({"path": h.path("customers.parquet").display().to_string()}),
+    )
+    .await
+    .unwrap();
+    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
+        .await
+        .unwrap();
+    h.create_destination(
+        "hook",
+        "webhook",
+        json!({"url": hook.url(), "auth_header": bearer, "signing_secret": signing}),
+    )
+    .await
+    .unwrap();
+    h.create_mapping("a", "m", "hook", "upsert", &[("email", "email")], None)
+        .await
+        .unwrap();
+    let run = h.sync("a").await;
+    assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
+    assert_eq!(hook.records().len(), 5, "the secrets were used");
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    assert!(
+        text.contains("sync run ended"),
+        "logs were captured ({} bytes)",
+        text.len()
+    );
+    assert!(
+        !text.contains(signing),
+        "the signing secret leaked into a log line"
+    );
+    assert!(
+        !text.contains("api-token-5b1f2a"),
+        "the auth header leaked into a log line"
+    );
+    assert!(
+        !text.contains(retl_tests::TOKEN),
+        "the daemon token leaked into a log line"
+    );
+}
