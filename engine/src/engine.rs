@@ -116,6 +116,23 @@ fn check_id(field: &str, wanted: Option<String>, prefix: &str) -> Result<String>
     }
 }
 
+/// Refuses to delete `kind` `id` while other definitions (`users_kind`) refer to it.
+fn refuse_if_used(
+    kind: &str,
+    id: &str,
+    users_kind: &str,
+    users: impl Iterator<Item = String>,
+) -> Result<()> {
+    let users: Vec<String> = users.collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    Err(Error::precondition(format!(
+        "{kind} '{id}' is used by {users_kind} {}; delete them first",
+        users.join(", ")
+    )))
+}
+
 /// Splits a config object into plain and secret fields by the type's field specs.
 fn split_config(
     what: &str,
@@ -368,18 +385,12 @@ impl Engine {
     pub async fn delete_source(&self, id: &str) -> Result<()> {
         let _guard = self.inner.writes.lock().await;
         let _: SourceDef = self.load(Kind::Source, id)?;
-        let users: Vec<String> = self
+        let users = self
             .list_models()?
             .into_iter()
             .filter(|m| m.source_id.as_str() == id)
-            .map(|m| m.id.to_string())
-            .collect();
-        if !users.is_empty() {
-            return Err(Error::precondition(format!(
-                "source '{id}' is used by models {}; delete them first",
-                users.join(", ")
-            )));
-        }
+            .map(|m| m.id.to_string());
+        refuse_if_used("source", id, "models", users)?;
         Ok(self.catalog().delete(Kind::Source, id)?)
     }
 
@@ -498,18 +509,12 @@ impl Engine {
     pub async fn delete_model(&self, id: &str) -> Result<()> {
         let _guard = self.inner.writes.lock().await;
         let _: ModelDef = self.load(Kind::Model, id)?;
-        let users: Vec<String> = self
+        let users = self
             .list_mappings()?
             .into_iter()
             .filter(|m| m.model_id.as_str() == id)
-            .map(|m| m.id.to_string())
-            .collect();
-        if !users.is_empty() {
-            return Err(Error::precondition(format!(
-                "model '{id}' is used by mappings {}; delete them first",
-                users.join(", ")
-            )));
-        }
+            .map(|m| m.id.to_string());
+        refuse_if_used("model", id, "mappings", users)?;
         Ok(self.catalog().delete(Kind::Model, id)?)
     }
 
@@ -668,18 +673,12 @@ impl Engine {
     pub async fn delete_destination(&self, id: &str) -> Result<()> {
         let _guard = self.inner.writes.lock().await;
         let _: DestinationDef = self.load(Kind::Destination, id)?;
-        let users: Vec<String> = self
+        let users = self
             .list_mappings()?
             .into_iter()
             .filter(|m| m.destination_id.as_str() == id)
-            .map(|m| m.id.to_string())
-            .collect();
-        if !users.is_empty() {
-            return Err(Error::precondition(format!(
-                "destination '{id}' is used by mappings {}; delete them first",
-                users.join(", ")
-            )));
-        }
+            .map(|m| m.id.to_string());
+        refuse_if_used("destination", id, "mappings", users)?;
         if let Ok(mut limiters) = self.inner.limiters.lock() {
             limiters.remove(id);
         }

@@ -4,18 +4,12 @@
 use retl::cli::Client;
 use retl_proto::v1;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
-use retl_tests::{Harness, customers, write_parquet};
+use retl_tests::{Harness, customers};
 use serde_json::json;
 use tonic::Code;
 
 async fn base(h: &Harness) {
-    write_parquet(&h.path("customers.parquet"), &customers(5));
-    h.create_source(
-        "wh",
-        json!({"path": h.path("customers.parquet").display().to_string()}),
-    )
-    .await
-    .unwrap();
+    h.warehouse(&customers(5)).await;
 }
 
 #[tokio::test]
@@ -115,9 +109,7 @@ async fn bad_models_are_refused_with_named_problems_and_nothing_is_stored() {
 async fn bad_mappings_are_refused_with_named_problems() {
     let h = Harness::start().await;
     base(&h).await;
-    h.create_model("m", "wh", "SELECT id, email, plan FROM customers", "id")
-        .await
-        .unwrap();
+    h.model("SELECT id, email, plan FROM customers").await;
     h.create_destination("hook", "webhook", json!({"url": "http://127.0.0.1:9/hook"}))
         .await
         .unwrap();
@@ -207,9 +199,7 @@ async fn disabled_mappings_and_destinations_refuse_to_sync() {
         .await
         .unwrap();
     base(&h).await;
-    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
-        .await
-        .unwrap();
+    h.model("SELECT id, email FROM customers").await;
     h.create_destination("hook", "webhook", json!({"url": hook.url()}))
         .await
         .unwrap();
@@ -339,13 +329,7 @@ async fn secrets_are_never_returned_and_definitions_survive_a_restart() {
 #[tokio::test]
 async fn preview_returns_the_first_rows() {
     let h = Harness::start().await;
-    write_parquet(&h.path("customers.parquet"), &customers(25));
-    h.create_source(
-        "wh",
-        json!({"path": h.path("customers.parquet").display().to_string()}),
-    )
-    .await
-    .unwrap();
+    h.warehouse(&customers(25)).await;
     h.create_model(
         "m",
         "wh",
@@ -414,9 +398,7 @@ async fn malformed_authorization_headers_are_unauthenticated() {
 async fn a_mapping_to_a_disabled_destination_is_refused_and_not_stored() {
     let h = Harness::start().await;
     base(&h).await;
-    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
-        .await
-        .unwrap();
+    h.model("SELECT id, email FROM customers").await;
     h.client
         .destinations()
         .create_destination(v1::CreateDestinationRequest {

@@ -28,21 +28,9 @@ fn received(hook: &WebhookEmulator, from: usize, change: &str) -> BTreeSet<i64> 
 /// Source `wh` over `customers.parquet`, model `m` (id, email, plan), webhook `hook`, and an
 /// upsert mapping `up` (email, plan) plus a delete mapping `del`.
 async fn setup(h: &Harness, hook: &WebhookEmulator, rows: &[Customer]) {
-    write_parquet(&h.path("customers.parquet"), rows);
-    h.create_source(
-        "wh",
-        json!({"path": h.path("customers.parquet").display().to_string()}),
-    )
-    .await
-    .unwrap();
-    h.create_model(
-        "m",
-        "wh",
-        "SELECT id, email, plan, last_login FROM customers",
-        "id",
-    )
-    .await
-    .unwrap();
+    h.warehouse(rows).await;
+    h.model("SELECT id, email, plan, last_login FROM customers")
+        .await;
     h.create_destination("hook", "webhook", json!({"url": hook.url(), "limits": {"max_attempts": 3, "initial_backoff_ms": 10, "max_backoff_ms": 50}}))
         .await
         .unwrap();
@@ -308,9 +296,7 @@ async fn a_partial_extract_fails_the_run_and_deletes_nothing() {
     )
     .await
     .unwrap();
-    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
-        .await
-        .unwrap();
+    h.model("SELECT id, email FROM customers").await;
     h.create_destination("hook", "webhook", json!({"url": hook.url()}))
         .await
         .unwrap();
@@ -366,16 +352,8 @@ async fn hmac_signatures_are_verified_by_the_receiver() {
     })
     .await
     .unwrap();
-    write_parquet(&h.path("customers.parquet"), &customers(5));
-    h.create_source(
-        "wh",
-        json!({"path": h.path("customers.parquet").display().to_string()}),
-    )
-    .await
-    .unwrap();
-    h.create_model("m", "wh", "SELECT * FROM customers", "id")
-        .await
-        .unwrap();
+    h.warehouse(&customers(5)).await;
+    h.model("SELECT * FROM customers").await;
     h.create_destination("signed", "webhook", json!({"url": hook.url(), "signing_secret": "s3cret-signing-key", "limits": {"batch_size": 2}}))
         .await
         .unwrap();
@@ -414,16 +392,8 @@ async fn the_rate_limit_spaces_requests_and_a_429_pauses_the_destination() {
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await
         .unwrap();
-    write_parquet(&h.path("customers.parquet"), &customers(6));
-    h.create_source(
-        "wh",
-        json!({"path": h.path("customers.parquet").display().to_string()}),
-    )
-    .await
-    .unwrap();
-    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
-        .await
-        .unwrap();
+    h.warehouse(&customers(6)).await;
+    h.model("SELECT id, email FROM customers").await;
     // 5 requests per second, no burst, one record per request.
     h.create_destination("slow", "webhook", json!({"url": hook.url(), "limits": {"requests_per_second": 5, "burst": 1, "batch_size": 1, "max_in_flight": 1}}))
         .await
@@ -489,16 +459,8 @@ async fn cancelling_a_run_keeps_what_was_acknowledged() {
         .await
         .unwrap();
     hook.respond_after(std::time::Duration::from_millis(100));
-    write_parquet(&h.path("customers.parquet"), &customers(60));
-    h.create_source(
-        "wh",
-        json!({"path": h.path("customers.parquet").display().to_string()}),
-    )
-    .await
-    .unwrap();
-    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
-        .await
-        .unwrap();
+    h.warehouse(&customers(60)).await;
+    h.model("SELECT id, email FROM customers").await;
     h.create_destination("hook", "webhook", json!({"url": hook.url(), "limits": {"batch_size": 1, "max_in_flight": 1, "requests_per_second": 1000, "burst": 10}}))
         .await
         .unwrap();
@@ -567,16 +529,8 @@ async fn mark_existing_synced_sends_only_later_changes() {
         .await
         .unwrap();
     let mut rows = customers(20);
-    write_parquet(&h.path("customers.parquet"), &rows);
-    h.create_source(
-        "wh",
-        json!({"path": h.path("customers.parquet").display().to_string()}),
-    )
-    .await
-    .unwrap();
-    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
-        .await
-        .unwrap();
+    h.warehouse(&rows).await;
+    h.model("SELECT id, email FROM customers").await;
     h.create_destination("hook", "webhook", json!({"url": hook.url()}))
         .await
         .unwrap();
@@ -658,16 +612,8 @@ async fn secrets_appear_in_no_log_line_even_at_trace_level() {
     })
     .await
     .unwrap();
-    write_parquet(&h.path("customers.parquet"), &customers(5));
-    h.create_source(
-        "wh",
-        json!({"path": h.path("customers.parquet").display().to_string()}),
-    )
-    .await
-    .unwrap();
-    h.create_model("m", "wh", "SELECT id, email FROM customers", "id")
-        .await
-        .unwrap();
+    h.warehouse(&customers(5)).await;
+    h.model("SELECT id, email FROM customers").await;
     h.create_destination(
         "hook",
         "webhook",

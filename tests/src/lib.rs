@@ -158,6 +158,20 @@ impl Harness {
         self.work.path().join(name)
     }
 
+    /// Writes `rows` to `customers.parquet` and creates the `files` source `wh` over it.
+    pub async fn warehouse(&self, rows: &[Customer]) {
+        write_parquet(&self.path("customers.parquet"), rows);
+        let path = self.path("customers.parquet").display().to_string();
+        self.create_source("wh", json!({ "path": path }))
+            .await
+            .unwrap();
+    }
+
+    /// Creates the model `m` over source `wh` with unique id `id`.
+    pub async fn model(&self, sql: &str) {
+        self.create_model("m", "wh", sql, "id").await.unwrap();
+    }
+
     /// Creates a `files` source.
     pub async fn create_source(
         &self,
