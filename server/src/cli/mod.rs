@@ -20,7 +20,7 @@ pub mod sync;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use retl_proto::v1::destination_service_client::DestinationServiceClient;
 use retl_proto::v1::mapping_service_client::MappingServiceClient;
 use retl_proto::v1::model_service_client::ModelServiceClient;
@@ -258,6 +258,72 @@ pub struct Context {
     pub client: Client,
     /// The output format.
     pub output: Output,
+}
+
+/// The config-changing flags shared by `source update` and `destination update`.
+#[derive(Debug, Args)]
+pub struct ConfigUpdateArgs {
+    /// Config key to set, `key=value`; repeatable. Keys not named are kept.
+    #[arg(long = "config", value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
+    /// Config keys to set, as a JSON object (a null value removes the key).
+    #[arg(long)]
+    pub config_json: Option<String>,
+    /// Config key to remove; repeatable.
+    #[arg(long, value_name = "KEY")]
+    pub unset: Vec<String>,
+    /// New human name.
+    #[arg(long)]
+    pub display_name: Option<String>,
+}
+
+/// What a `ConfigUpdateArgs` asks to change.
+#[derive(Debug)]
+pub struct ConfigUpdate {
+    /// New human name, empty when unchanged.
+    pub display_name: String,
+    /// Config keys to set (null = remove).
+    pub config: serde_json::Map<String, serde_json::Value>,
+    /// The update mask paths.
+    pub paths: Vec<String>,
+}
+
+impl ConfigUpdateArgs {
+    /// The changes and the matching update mask.
+    ///
+    /// # Errors
+    /// A malformed `--config`/`--config-json`, or nothing to update.
+    pub fn into_update(self) -> Result<ConfigUpdate, CliError> {
+        let mut config = parse_config(self.config_json.as_deref(), &self.config)?;
+        for key in self.unset {
+            config.insert(key, serde_json::Value::Null);
+        }
+        let mut paths = Vec::new();
+        if self.display_name.is_some() {
+            paths.push("display_name".to_string());
+        }
+        if !config.is_empty() {
+            paths.push("config".to_string());
+        }
+        if paths.is_empty() {
+            return Err(CliError::Usage(
+                "nothing to update: pass --config, --config-json, --unset or --display-name".into(),
+            ));
+        }
+        Ok(ConfigUpdate {
+            display_name: self.display_name.unwrap_or_default(),
+            config,
+            paths,
+        })
+    }
+}
+
+/// Prints the result of a delete.
+pub fn print_deleted(out: Output, kind: &str, id: &str) {
+    match out {
+        Output::Json => output::print_json(&serde_json::json!({})),
+        Output::Table => output::outln!("deleted {kind} {id}"),
+    }
 }
 
 /// Parses `key=value` config pairs (value as JSON when it is valid JSON, else as a string) on

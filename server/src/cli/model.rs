@@ -229,10 +229,7 @@ pub async fn run(ctx: &Context, command: ModelCommand) -> Result<(), CliError> {
                 model_id: id.clone(),
             })
             .await?;
-            match ctx.output {
-                Output::Json => print_json(&serde_json::json!({})),
-                Output::Table => outln!("deleted model {id}"),
-            }
+            super::print_deleted(ctx.output, "model", &id);
         }
         ModelCommand::Preview(args) => {
             let target = match (args.id, args.source, args.sql) {

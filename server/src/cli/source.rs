@@ -63,18 +63,9 @@ pub struct CreateArgs {
 pub struct UpdateArgs {
     /// Source id.
     pub id: String,
-    /// Config key to set, `key=value`; repeatable. Keys not named are kept.
-    #[arg(long = "config", value_name = "KEY=VALUE")]
-    pub config: Vec<String>,
-    /// Config keys to set, as a JSON object (a null value removes the key).
-    #[arg(long)]
-    pub config_json: Option<String>,
-    /// Config key to remove; repeatable.
-    #[arg(long, value_name = "KEY")]
-    pub unset: Vec<String>,
-    /// New human name.
-    #[arg(long)]
-    pub display_name: Option<String>,
+    /// What to change.
+    #[command(flatten)]
+    pub changes: super::ConfigUpdateArgs,
 }
 
 /// Prints one source.
@@ -170,32 +161,18 @@ pub async fn run(ctx: &Context, command: SourceCommand) -> Result<(), CliError> 
             print_source(ctx.output, &source);
         }
         SourceCommand::Update(args) => {
-            let mut config = parse_config(args.config_json.as_deref(), &args.config)?;
-            for key in args.unset {
-                config.insert(key, serde_json::Value::Null);
-            }
-            let mut paths = Vec::new();
-            if args.display_name.is_some() {
-                paths.push("display_name".to_string());
-            }
-            if !config.is_empty() {
-                paths.push("config".to_string());
-            }
-            if paths.is_empty() {
-                return Err(CliError::Usage(
-                    "nothing to update: pass --config, --config-json, --unset or --display-name"
-                        .into(),
-                ));
-            }
+            let update = args.changes.into_update()?;
             let source = api
                 .update_source(v1::UpdateSourceRequest {
                     source: Some(v1::Source {
                         id: args.id,
-                        display_name: args.display_name.unwrap_or_default(),
-                        config: Some(map_to_struct(config)),
+                        display_name: update.display_name,
+                        config: Some(map_to_struct(update.config)),
                         ..Default::default()
                     }),
-                    update_mask: Some(prost_types::FieldMask { paths }),
+                    update_mask: Some(prost_types::FieldMask {
+                        paths: update.paths,
+                    }),
                 })
                 .await?
                 .into_inner();
@@ -206,10 +183,7 @@ pub async fn run(ctx: &Context, command: SourceCommand) -> Result<(), CliError> 
                 source_id: id.clone(),
             })
             .await?;
-            match ctx.output {
-                Output::Json => print_json(&serde_json::json!({})),
-                Output::Table => outln!("deleted source {id}"),
-            }
+            super::print_deleted(ctx.output, "source", &id);
         }
         SourceCommand::Test { id } => {
             let report = api
