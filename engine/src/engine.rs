@@ -976,12 +976,18 @@ impl Engine {
             .ok_or_else(|| Error::not_found("sync run", run_id))
     }
 
-    /// Runs, newest first, optionally of one mapping, at most `limit`.
-    pub fn list_runs(&self, mapping_id: Option<&str>, limit: usize) -> Result<Vec<SyncRun>> {
+    /// Runs, newest first, older than run `before` when given (a page cursor), optionally of
+    /// one mapping, at most `limit`.
+    pub fn list_runs(
+        &self,
+        mapping_id: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>> {
         if let Some(m) = mapping_id {
             let _: MappingDef = self.load(Kind::Mapping, m)?;
         }
-        let mut runs = self.catalog().list_runs(mapping_id, limit)?;
+        let mut runs = self.catalog().list_runs(mapping_id, before, limit)?;
         let active = self.inner.active.lock().map_err(|_| lock_poisoned())?;
         for run in &mut runs {
             if let Some(a) = active.get(run.id.as_str()) {

@@ -150,17 +150,26 @@ impl Store {
         Ok(out)
     }
 
-    /// Decodes every JSON value in a column family, newest key first.
+    /// Decodes JSON values in a column family in descending key order, starting strictly
+    /// before `before` (or at the end), keeping at most `limit` values that pass `keep`.
     pub(crate) fn scan_json_reverse<T: DeserializeOwned>(
         &self,
         cf: &'static str,
         what: &'static str,
+        before: Option<&str>,
         mut keep: impl FnMut(&T) -> bool,
         limit: usize,
     ) -> Result<Vec<T>, StorageError> {
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(cf)?, IteratorMode::End) {
-            let (_, value) = item.map_err(StorageError::rocks("scan"))?;
+        let mode = match before {
+            Some(key) => IteratorMode::From(key.as_bytes(), rocksdb::Direction::Reverse),
+            None => IteratorMode::End,
+        };
+        for item in self.db.iterator_cf(self.cf(cf)?, mode) {
+            let (key, value) = item.map_err(StorageError::rocks("scan"))?;
+            if before.is_some_and(|b| key.as_ref() >= b.as_bytes()) {
+                continue;
+            }
             let value: T = serde_json::from_slice(&value).map_err(|e| StorageError::Decode {
                 what,
                 message: e.to_string(),

@@ -433,3 +433,46 @@ async fn a_mapping_to_a_disabled_destination_is_refused_and_not_stored() {
         .into_inner();
     assert!(list.mappings.is_empty());
 }
+
+#[tokio::test]
+async fn sync_runs_page_newest_first() {
+    let h = Harness::start().await;
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
+    h.warehouse(&customers(3)).await;
+    h.model("SELECT id, email FROM customers").await;
+    h.create_destination("hook", "webhook", json!({"url": hook.url()}))
+        .await
+        .unwrap();
+    h.create_mapping("a", "m", "hook", "upsert", &[("email", "email")], None)
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(h.sync("a").await.id);
+    }
+    ids.reverse();
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = h
+            .client
+            .syncs()
+            .list_sync_runs(v1::ListSyncRunsRequest {
+                mapping_id: "a".into(),
+                page_size: 2,
+                page_token: token,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.sync_runs.len() <= 2);
+        seen.extend(page.sync_runs.into_iter().map(|r| r.id));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(seen, ids, "every run once, newest first");
+}

@@ -133,15 +133,18 @@ impl Catalog {
         self.store.get_json(CF_RUNS, id, "sync run")
     }
 
-    /// Runs, newest first, optionally of one mapping, at most `limit`.
+    /// Runs, newest first, older than run `before` when given, optionally of one mapping, at
+    /// most `limit`.
     pub fn list_runs(
         &self,
         mapping: Option<&str>,
+        before: Option<&str>,
         limit: usize,
     ) -> Result<Vec<SyncRun>, StorageError> {
         self.store.scan_json_reverse(
             CF_RUNS,
             "sync run",
+            before,
             |r: &SyncRun| mapping.is_none_or(|m| r.mapping_id.as_str() == m),
             limit,
         )
@@ -152,6 +155,7 @@ impl Catalog {
         self.store.scan_json_reverse(
             CF_RUNS,
             "sync run",
+            None,
             |r: &SyncRun| !r.status.is_terminal(),
             usize::MAX,
         )

@@ -45,6 +45,18 @@ pub(crate) enum Order {
     Descending,
 }
 
+/// The effective page size of a List request: 0 = the default, capped at the maximum.
+pub(crate) fn effective_page_size(page_size: i32) -> Result<usize, Status> {
+    match usize::try_from(page_size) {
+        Ok(0) => Ok(DEFAULT_PAGE_SIZE),
+        Ok(n) => Ok(n.min(MAX_PAGE_SIZE)),
+        Err(_) => Err(status::invalid_argument(
+            "page_size",
+            "must not be negative",
+        )),
+    }
+}
+
 /// One page of `items` (sorted by `id` in `order`) after `page_token`, and the next token.
 pub(crate) fn paginate<T>(
     items: Vec<T>,
@@ -53,16 +65,7 @@ pub(crate) fn paginate<T>(
     page_size: i32,
     page_token: &str,
 ) -> Result<(Vec<T>, String), Status> {
-    let size = match usize::try_from(page_size) {
-        Ok(0) => DEFAULT_PAGE_SIZE,
-        Ok(n) => n.min(MAX_PAGE_SIZE),
-        Err(_) => {
-            return Err(status::invalid_argument(
-                "page_size",
-                "must not be negative",
-            ));
-        }
-    };
+    let size = effective_page_size(page_size)?;
     let mut page: Vec<T> = items
         .into_iter()
         .filter(|item| {
