@@ -31,7 +31,7 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// are not followed.
 ///
 /// # Errors
-/// [`DestinationError::Io`] when the TLS backend cannot be initialised.
+/// [`DestinationError::Internal`] when the TLS backend cannot be initialised.
 pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, DestinationError> {
     reqwest::Client::builder()
         .timeout(timeout)
@@ -39,8 +39,7 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, DestinationEr
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("retl/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| DestinationError::Io {
-            path: "HTTP client".to_string(),
+        .map_err(|e| DestinationError::Internal {
             message: format!("could not build the HTTP client: {}", error_chain(&e)),
         })
 }

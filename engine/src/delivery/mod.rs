@@ -115,7 +115,8 @@ pub async fn deliver_batch(
                     still_pending = pending.clone();
                 }
                 DestinationError::Authentication { .. }
-                | DestinationError::InvalidConfig { .. } => {
+                | DestinationError::InvalidConfig { .. }
+                | DestinationError::Internal { .. } => {
                     let msg = err.to_string();
                     for &i in &pending {
                         outcomes[i] = Some(Delivered::Failed(msg.clone()));

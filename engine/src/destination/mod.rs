@@ -111,6 +111,12 @@ pub enum DestinationError {
         /// Whether this was a rate-limit answer (429), which pauses the whole destination.
         throttled: bool,
     },
+    /// A bug or an environment problem in retl itself (e.g. the TLS backend cannot start).
+    #[error("internal destination error (this is a bug in retl or its environment): {message}")]
+    Internal {
+        /// What failed.
+        message: String,
+    },
     /// Local I/O failed (file destination).
     #[error("destination I/O error at {path}: {message}")]
     Io {
@@ -131,7 +137,9 @@ impl DestinationError {
             DestinationError::Authentication { .. } => ErrorCategory::ExternalAuth,
             DestinationError::Rejected { .. } => ErrorCategory::FailedPrecondition,
             DestinationError::Transient { .. } => ErrorCategory::Unavailable,
-            DestinationError::Io { .. } => ErrorCategory::Internal,
+            DestinationError::Io { .. } | DestinationError::Internal { .. } => {
+                ErrorCategory::Internal
+            }
         }
     }
 
