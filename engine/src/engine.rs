@@ -83,7 +83,11 @@ struct Inner {
     catalog: Catalog,
     state: Arc<RocksStateStore>,
     limiters: Mutex<HashMap<String, Arc<DestinationLimiter>>>,
+    /// Extraction slots per source id, with the limit they were made for.
+    extraction_slots: Mutex<HashMap<String, (usize, Arc<tokio::sync::Semaphore>)>>,
     active: Mutex<HashMap<String, ActiveRun>>,
+    /// Preview results per source and SQL text.
+    previews: Mutex<PreviewCache>,
     /// Serializes catalog mutations so referential checks and writes do not interleave.
     writes: tokio::sync::Mutex<()>,
 }
@@ -113,6 +117,63 @@ fn check_id(field: &str, wanted: Option<String>, prefix: &str) -> Result<String>
             Ok(id)
         }
         None => Ok(generate_slug(prefix)),
+    }
+}
+
+/// Previews kept per daemon (oldest evicted first).
+const PREVIEW_CACHE_ENTRIES: usize = 128;
+
+/// Cached previews, keyed by (source id, SQL text, row limit).
+#[derive(Default)]
+struct PreviewCache {
+    entries: HashMap<(String, String, usize), Preview>,
+    order: std::collections::VecDeque<(String, String, usize)>,
+}
+
+impl PreviewCache {
+    fn get(&self, key: &(String, String, usize)) -> Option<Preview> {
+        self.entries.get(key).cloned()
+    }
+
+    fn put(&mut self, key: (String, String, usize), preview: Preview) {
+        if self.entries.insert(key.clone(), preview).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > PREVIEW_CACHE_ENTRIES {
+            if let Some(old) = self.order.pop_front() {
+                self.entries.remove(&old);
+            }
+        }
+    }
+
+    /// Forgets the entries of a source, or only those with this SQL text.
+    fn evict(&mut self, source_id: &str, sql: Option<&str>) {
+        self.entries
+            .retain(|(s, q, _), _| !(s == source_id && sql.is_none_or(|sql| sql == q)));
+        let entries = &self.entries;
+        self.order.retain(|k| entries.contains_key(k));
+    }
+}
+
+/// The source config key holding the maximum of concurrent extractions (default 1); handled by
+/// the engine, never passed to the connector.
+pub const MAX_EXTRACTIONS_KEY: &str = "max_concurrent_extractions";
+
+/// The largest `max_concurrent_extractions` accepted.
+const MAX_EXTRACTIONS_LIMIT: u64 = 64;
+
+fn max_extractions(config: &ConfigMap) -> Result<usize> {
+    match config.get(MAX_EXTRACTIONS_KEY) {
+        None => Ok(1),
+        Some(v) => match v.as_u64() {
+            Some(n) if (1..=MAX_EXTRACTIONS_LIMIT).contains(&n) => Ok(n as usize),
+            _ => Err(Error::invalid(
+                format!("source.config.{MAX_EXTRACTIONS_KEY}"),
+                format!(
+                    "must be a whole number from 1 to {MAX_EXTRACTIONS_LIMIT} (extractions of this source that may run at once; further runs queue)"
+                ),
+            )),
+        },
     }
 }
 
@@ -236,6 +297,8 @@ impl Engine {
                 catalog,
                 state: Arc::new(RocksStateStore::new(store)),
                 limiters: Mutex::new(HashMap::new()),
+                extraction_slots: Mutex::new(HashMap::new()),
+                previews: Mutex::new(PreviewCache::default()),
                 active: Mutex::new(HashMap::new()),
                 writes: tokio::sync::Mutex::new(()),
             }),
@@ -301,10 +364,11 @@ impl Engine {
 
     fn build_source(&self, def: &SourceDef) -> Result<Arc<dyn Source>> {
         let source_type = self.inner.registry.source_type(&def.source_type)?;
+        max_extractions(&def.config)?;
         Ok((source_type.build)(&merged_config(
             &def.config,
             &def.secrets,
-            &[],
+            &[MAX_EXTRACTIONS_KEY],
         ))?)
     }
 
@@ -378,6 +442,7 @@ impl Engine {
         def.update_time = Utc::now();
         self.build_source(&def)?;
         self.put(Kind::Source, id, &def, Some(&def.secrets))?;
+        self.evict_previews(id, None);
         Ok(def)
     }
 
@@ -391,6 +456,7 @@ impl Engine {
             .filter(|m| m.source_id.as_str() == id)
             .map(|m| m.id.to_string());
         refuse_if_used("source", id, "models", users)?;
+        self.evict_previews(id, None);
         Ok(self.catalog().delete(Kind::Source, id)?)
     }
 
@@ -472,6 +538,8 @@ impl Engine {
     pub async fn update_model(&self, id: &str, patch: ModelPatch) -> Result<ModelDef> {
         let _guard = self.inner.writes.lock().await;
         let mut def = self.get_model(id)?;
+        // A model edit must show fresh rows: forget previews of the old SQL.
+        self.evict_previews(def.source_id.as_str(), Some(&def.sql));
         if let Some(v) = patch.display_name {
             def.display_name = v;
         }
@@ -502,6 +570,7 @@ impl Engine {
         }
         def.update_time = Utc::now();
         self.put(Kind::Model, id, &def, None)?;
+        self.evict_previews(def.source_id.as_str(), Some(&def.sql));
         Ok(def)
     }
 
@@ -519,7 +588,16 @@ impl Engine {
     }
 
     /// The first `limit` rows of a model (or of unsaved SQL).
-    pub async fn preview_model(&self, target: PreviewTarget, limit: usize) -> Result<Preview> {
+    ///
+    /// Answers are cached per source, SQL text and limit, so that clients building a SQL editor
+    /// do not hit the warehouse on every keystroke; `refresh` bypasses (and renews) the cache,
+    /// and so does any change to the source or to a model with that SQL. Syncs never use it.
+    pub async fn preview_model(
+        &self,
+        target: PreviewTarget,
+        limit: usize,
+        refresh: bool,
+    ) -> Result<Preview> {
         let (source_id, sql) = match target {
             PreviewTarget::Model(id) => {
                 let m = self.get_model(&id)?;
@@ -527,6 +605,18 @@ impl Engine {
             }
             PreviewTarget::Sql { source_id, sql } => (source_id, sql),
         };
+        let key = (source_id.clone(), sql.clone(), limit);
+        if !refresh
+            && let Some(mut hit) = self
+                .inner
+                .previews
+                .lock()
+                .map_err(|_| lock_poisoned())?
+                .get(&key)
+        {
+            hit.cached = true;
+            return Ok(hit);
+        }
         let source = self.build_source(&self.get_source(&source_id)?)?;
         let session =
             ModelSession::new(source.as_ref(), self.inner.options.sort_memory_bytes, None).await?;
@@ -561,7 +651,23 @@ impl Engine {
                 rows.push(obj);
             }
         }
-        Ok(Preview { columns, rows })
+        let preview = Preview {
+            columns,
+            rows,
+            cached: false,
+        };
+        self.inner
+            .previews
+            .lock()
+            .map_err(|_| lock_poisoned())?
+            .put(key, preview.clone());
+        Ok(preview)
+    }
+
+    fn evict_previews(&self, source_id: &str, sql: Option<&str>) {
+        if let Ok(mut cache) = self.inner.previews.lock() {
+            cache.evict(source_id, sql);
+        }
     }
 
     // ---- destinations ----
@@ -865,6 +971,24 @@ impl Engine {
         Ok(l)
     }
 
+    fn extraction_slots(&self, source: &SourceDef) -> Result<Arc<tokio::sync::Semaphore>> {
+        let limit = max_extractions(&source.config)?;
+        let mut slots = self
+            .inner
+            .extraction_slots
+            .lock()
+            .map_err(|_| lock_poisoned())?;
+        if let Some((n, s)) = slots.get(source.id.as_str())
+            && *n == limit
+        {
+            return Ok(Arc::clone(s));
+        }
+        // A changed limit applies to runs triggered from now on.
+        let s = Arc::new(tokio::sync::Semaphore::new(limit));
+        slots.insert(source.id.to_string(), (limit, Arc::clone(&s)));
+        Ok(s)
+    }
+
     /// Starts a sync of a mapping in the background; returns the new run.
     ///
     /// # Errors
@@ -885,7 +1009,9 @@ impl Engine {
             )));
         }
         let model = self.get_model(mapping.model_id.as_str())?;
-        let source = self.build_source(&self.get_source(model.source_id.as_str())?)?;
+        let source_def = self.get_source(model.source_id.as_str())?;
+        let source = self.build_source(&source_def)?;
+        let extraction_slots = self.extraction_slots(&source_def)?;
         let (destination, limits) = self.build_destination(&destination_def)?;
         let action: Arc<dyn Action> = destination.action(&mapping.action)?;
         let action_spec = action.spec();
@@ -930,6 +1056,7 @@ impl Engine {
             limiter,
             limits,
             confirm_mass_delete: options.confirm_mass_delete,
+            extraction_slots,
         };
         let runner = SyncRunner::new(env, inputs, run.clone(), tx, cancel);
         let engine = self.clone();

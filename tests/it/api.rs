@@ -476,3 +476,137 @@ async fn sync_runs_page_newest_first() {
     }
     assert_eq!(seen, ids, "every run once, newest first");
 }
+
+async fn preview(h: &Harness, refresh: bool) -> v1::PreviewModelResponse {
+    h.client
+        .models()
+        .preview_model(v1::PreviewModelRequest {
+            target: Some(v1::preview_model_request::Target::ModelId("m".into())),
+            limit: 5,
+            refresh,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+#[tokio::test]
+async fn previews_are_cached_per_source_and_sql_until_refreshed_or_edited() {
+    let h = Harness::start().await;
+    let mut rows = customers(8);
+    h.warehouse(&rows).await;
+    h.model("SELECT id, email FROM customers ORDER BY id").await;
+    let first = preview(&h, false).await;
+    assert!(!first.cached);
+    // The warehouse changes; an identical preview still answers from the cache.
+    rows[0].email = "fresh@example.com".into();
+    retl_tests::write_parquet(&h.path("customers.parquet"), &rows);
+    let second = preview(&h, false).await;
+    assert!(second.cached);
+    assert_eq!(second.rows, first.rows, "identical cached results");
+    let refreshed = preview(&h, true).await;
+    assert!(!refreshed.cached);
+    assert_ne!(refreshed.rows, first.rows, "refresh reads the warehouse");
+    // A model edit shows fresh rows too.
+    rows[0].email = "edited@example.com".into();
+    retl_tests::write_parquet(&h.path("customers.parquet"), &rows);
+    h.client
+        .models()
+        .update_model(v1::UpdateModelRequest {
+            model: Some(v1::Model {
+                id: "m".into(),
+                sql: "SELECT id, email FROM customers ORDER BY id DESC".into(),
+                ..Default::default()
+            }),
+            update_mask: Some(prost_types::FieldMask {
+                paths: vec!["sql".into()],
+            }),
+        })
+        .await
+        .unwrap();
+    let after_edit = preview(&h, false).await;
+    assert!(!after_edit.cached);
+}
+
+#[tokio::test]
+async fn extractions_of_one_source_queue_behind_its_limit() {
+    let h = Harness::start().await;
+    let err = h
+        .create_source(
+            "bad",
+            json!({"path": "/tmp/x.parquet", "max_concurrent_extractions": 0}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().contains("max_concurrent_extractions"),
+        "{}",
+        err.message()
+    );
+    // Big enough that an extraction takes a noticeable time.
+    retl_tests::write_csv(&h.path("customers.csv"), &customers(150_000), None);
+    h.create_source("wh", json!({"path": h.path("customers.csv").display().to_string(), "max_concurrent_extractions": 1}))
+        .await
+        .unwrap();
+    h.model("SELECT id, email, plan FROM customers").await;
+    let out = h.path("out");
+    h.create_destination(
+        "files",
+        "file",
+        json!({"directory": out.display().to_string()}),
+    )
+    .await
+    .unwrap();
+    for m in ["a", "b"] {
+        h.create_mapping(
+            m,
+            "m",
+            "files",
+            "append_changes",
+            &[("email", "email")],
+            None,
+        )
+        .await
+        .unwrap();
+    }
+    let trigger = |m: &'static str| {
+        let mut c = h.client.syncs();
+        async move {
+            c.trigger_sync(v1::TriggerSyncRequest {
+                mapping_id: m.into(),
+                confirm_mass_delete: false,
+            })
+            .await
+            .unwrap()
+            .into_inner()
+        }
+    };
+    let (ra, rb) = tokio::join!(trigger("a"), trigger("b"));
+    let (a, b) = tokio::join!(h.wait(&ra.id), h.wait(&rb.id));
+    for run in [&a, &b] {
+        assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
+        assert_eq!(run.counts.unwrap().delivered, 150_000);
+    }
+    // With one slot the extraction windows [start, start + extract] do not overlap.
+    let window = |r: &v1::SyncRun| {
+        let start = r.start_time.unwrap();
+        let start_ms = start.seconds * 1000 + i64::from(start.nanos) / 1_000_000;
+        (start_ms, start_ms + r.timings.unwrap().extract_ms as i64)
+    };
+    let (mut first, mut second) = (window(&a), window(&b));
+    let queued = if first.0 > second.0 {
+        std::mem::swap(&mut first, &mut second);
+        a.timings.unwrap().queued_ms
+    } else {
+        b.timings.unwrap().queued_ms
+    };
+    assert!(
+        second.0 + 5 >= first.1,
+        "extractions overlapped: {first:?} {second:?}"
+    );
+    assert!(
+        queued as i64 + 5 >= first.1 - first.0,
+        "the second run waited in the queue ({queued} ms)"
+    );
+}

@@ -78,4 +78,6 @@ pub struct Preview {
     pub columns: Vec<ColumnInfo>,
     /// Rows as JSON objects keyed by column name.
     pub rows: Vec<serde_json::Map<String, serde_json::Value>>,
+    /// Whether this answer came from the source's preview cache.
+    pub cached: bool,
 }

@@ -16,7 +16,7 @@ use datafusion::prelude::{ParquetReadOptions, ident};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
@@ -58,6 +58,8 @@ pub struct RunInputs {
     pub limits: DeliveryLimits,
     /// Send deletes even past the safety-stop fraction.
     pub confirm_mass_delete: bool,
+    /// The source's extraction slots (its maximum of concurrent extractions).
+    pub extraction_slots: Arc<Semaphore>,
 }
 
 /// Shared services a run uses.
@@ -99,6 +101,8 @@ pub struct SyncRunner {
     deliver_wait: Duration,
     commit_time: Duration,
     last_publish: Instant,
+    /// Held while the run extracts from its source.
+    extraction_slot: Option<OwnedSemaphorePermit>,
 }
 
 fn spill_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -135,6 +139,7 @@ impl SyncRunner {
             deliver_wait: Duration::ZERO,
             commit_time: Duration::ZERO,
             last_publish: Instant::now(),
+            extraction_slot: None,
         }
     }
 
@@ -159,13 +164,28 @@ impl SyncRunner {
 
     /// Runs to the end and returns the final run record (also saved and published).
     pub async fn run(mut self) -> SyncRun {
+        // Wait for an extraction slot of the source: several extractions at once can overload
+        // a warehouse, so runs beyond the source's limit queue here (status `queued`).
+        let slots = Arc::clone(&self.inputs.extraction_slots);
+        let slot = tokio::select! {
+            permit = slots.acquire_owned() => permit.ok(),
+            _ = self.cancel.cancelled() => None,
+        };
         let started = Instant::now();
         let now = Utc::now();
         self.run.timings.queued_ms = (now - self.run.create_time).num_milliseconds().max(0) as u64;
         self.run.start_time = Some(now);
-        self.run.status = RunStatus::Running;
-        self.save();
-        let result = self.execute().await;
+        let result = match slot {
+            Some(slot) => {
+                self.extraction_slot = Some(slot);
+                self.run.status = RunStatus::Running;
+                self.save();
+                self.execute().await
+            }
+            None => Err(Error::Cancelled {
+                reason: "cancelled while queued for an extraction slot".to_string(),
+            }),
+        };
         // Whatever happened, settle what is in flight and record what was acknowledged.
         let drained = self.drain().await;
         let committed = self.commit_unsent();
@@ -240,6 +260,8 @@ impl SyncRunner {
         .await?;
         self.run.counts.extracted = staged.rows;
         self.run.timings.extract_ms = t.elapsed().as_millis() as u64;
+        // The warehouse is done with; let the next queued extraction of this source start.
+        self.extraction_slot = None;
 
         // Diff + deliver.
         self.set_stage(RunStage::Delivering);

@@ -84,6 +84,9 @@ pub struct PreviewArgs {
     /// Rows to show (1 to 1000).
     #[arg(long, default_value_t = 10)]
     pub limit: u32,
+    /// Fetch fresh rows instead of the source's cached preview.
+    #[arg(long)]
+    pub refresh: bool,
 }
 
 /// Prints one model.
@@ -249,6 +252,7 @@ pub async fn run(ctx: &Context, command: ModelCommand) -> Result<(), CliError> {
                 .preview_model(v1::PreviewModelRequest {
                     target: Some(target),
                     limit,
+                    refresh: args.refresh,
                 })
                 .await?
                 .into_inner();

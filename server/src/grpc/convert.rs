@@ -191,6 +191,7 @@ pub fn preview(p: Preview) -> v1::PreviewModelResponse {
     v1::PreviewModelResponse {
         columns: p.columns.into_iter().map(column).collect(),
         rows: p.rows.into_iter().map(map_to_struct).collect(),
+        cached: p.cached,
     }
 }
 

@@ -81,6 +81,7 @@ pub fn preview(p: &v1::PreviewModelResponse) -> Value {
     json!({
         "columns": p.columns.iter().map(column).collect::<Vec<_>>(),
         "rows": p.rows.iter().map(|r| config(Some(r))).collect::<Vec<_>>(),
+        "cached": p.cached,
     })
 }
 

@@ -164,7 +164,7 @@ impl ModelService for ModelApi {
         };
         let preview = self
             .engine
-            .preview_model(target, limit)
+            .preview_model(target, limit, req.refresh)
             .await
             .map_err(status)?;
         Ok(Response::new(convert::preview(preview)))
