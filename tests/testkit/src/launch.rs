@@ -193,11 +193,11 @@ where
 pub(crate) fn is_root() -> bool {
     static ROOT: OnceLock<bool> = OnceLock::new();
     *ROOT.get_or_init(|| {
-        if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
-            if let Some(line) = status.lines().find(|l| l.starts_with("Uid:")) {
-                // Uid: real effective saved filesystem
-                return line.split_whitespace().nth(2) == Some("0");
-            }
+        if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+            && let Some(line) = status.lines().find(|l| l.starts_with("Uid:"))
+        {
+            // Uid: real effective saved filesystem
+            return line.split_whitespace().nth(2) == Some("0");
         }
         std::process::Command::new("id")
             .arg("-u")
@@ -355,7 +355,7 @@ impl Run {
     }
 
     /// Runs the program as `user` via `runuser` (when `Some`).
-    pub(crate) fn as_user(mut self, user: Option<&'static str>) -> Self {
+    pub(crate) fn run_as(mut self, user: Option<&'static str>) -> Self {
         self.as_user = user;
         self
     }

@@ -24,13 +24,13 @@
 //!
 //! Starting takes about 0.7 s (`mariadb-install-db` ~0.5 s, start ~0.2 s).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use crate::launch::{
-    LaunchError, Run, find_program, free_port, is_root, searched, server_dir, tail, url_encode,
-    wait_until,
+    LaunchError, Run, chown, find_program, free_port, is_root, searched, server_dir, tail,
+    url_encode, wait_until,
 };
 
 const ROOT: &str = "root";
@@ -128,6 +128,7 @@ impl MariaDbServer {
         )
         .arg("--no-defaults")
         .arg(format!("--datadir={}", server.data_dir().display()))
+        .arg(format!("--tmpdir={}", server.tmp_dir()?.display()))
         .args([
             "--auth-root-authentication-method=normal",
             "--skip-test-db",
@@ -141,6 +142,8 @@ impl MariaDbServer {
         .await?;
         for attempt in 1..=PORT_ATTEMPTS {
             server.port = free_port()?;
+            // Each attempt starts with an empty log, so `port_was_taken` reads this attempt only.
+            let _ = std::fs::remove_file(server.log_path());
             match server.launch().await {
                 Ok(()) => {
                     server
@@ -168,8 +171,6 @@ impl MariaDbServer {
     /// Spawns `mariadbd` and waits until it answers `mariadb-admin ping` on its socket.
     async fn launch(&mut self) -> Result<(), LaunchError> {
         let log = self.log_path();
-        // Start each attempt with an empty log, so `port_was_taken` reads this attempt only.
-        let _ = std::fs::remove_file(&log);
         let mut cmd = std::process::Command::new(&self.bin.server);
         cmd.arg("--no-defaults")
             .arg(format!("--datadir={}", self.data_dir().display()))
@@ -181,6 +182,7 @@ impl MariaDbServer {
                 self.dir.path().join("mariadbd.pid").display()
             ))
             .arg(format!("--log-error={}", log.display()))
+            .arg(format!("--tmpdir={}", self.tmp_dir()?.display()))
             .args([
                 "--skip-name-resolve",
                 "--skip-log-bin",
@@ -470,9 +472,24 @@ impl MariaDbServer {
         self.dir.path().join("mariadbd.log")
     }
 
+    /// The server's own `--tmpdir`: concurrent servers sharing `/tmp` made
+    /// `mariadb-install-db` fail now and then (`Could not remove temporary table`,
+    /// `ERROR: 1051 Unknown table 'mysql.tmp_user_sys'`).
+    fn tmp_dir(&self) -> Result<PathBuf, LaunchError> {
+        let tmp = self.dir.path().join("tmp");
+        if !tmp.is_dir() {
+            std::fs::create_dir(&tmp)
+                .map_err(|e| LaunchError::io(format!("create {}", tmp.display()), e))?;
+            if let Some(user) = self.run_as {
+                chown(&tmp, user)?;
+            }
+        }
+        Ok(tmp)
+    }
+
     /// The temp dir (tests check that drop deletes it).
     #[cfg(test)]
-    fn dir(&self) -> &Path {
+    fn dir(&self) -> &std::path::Path {
         self.dir.path()
     }
 }
@@ -603,6 +620,18 @@ mod tests {
         eprintln!("MariaDB started again in {:?}", started.elapsed());
         assert_eq!(db.port(), port);
         assert_eq!(db.sql("SELECT v FROM kept").await.unwrap(), "still here");
+    }
+
+    #[tokio::test]
+    async fn start_again_on_a_taken_port_reports_the_server_log() {
+        let mut db = MariaDbServer::start().await.unwrap();
+        db.stop().await.unwrap();
+        let _squatter = std::net::TcpListener::bind(("127.0.0.1", db.port())).unwrap();
+        let err = db.start_again().await.unwrap_err().to_string();
+        eprintln!("{err}");
+        assert!(err.contains("mariadbd (start MariaDB)"), "{err}");
+        assert!(err.contains("server log (end):"), "{err}");
+        assert!(err.contains("Address already in use"), "{err}");
     }
 
     #[tokio::test]

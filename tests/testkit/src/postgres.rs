@@ -156,6 +156,8 @@ impl PostgresServer {
         server.initdb().await?;
         for attempt in 1..=PORT_ATTEMPTS {
             server.port = free_port()?;
+            // Each attempt starts with an empty log, so `port_was_taken` reads this attempt only.
+            let _ = std::fs::remove_file(server.log_path());
             match server.pg_ctl_start().await {
                 Ok(()) => return Ok(server),
                 Err(e) if attempt < PORT_ATTEMPTS && server.port_was_taken() => {
@@ -186,7 +188,7 @@ impl PostgresServer {
             .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
             .arg(format!("--pwfile={}", pwfile.display()))
             .args(["--no-sync", "--no-instructions"])
-            .as_user(self.run_as)
+            .run_as(self.run_as)
             .cwd(self.dir.path())
             .timeout(START_TIMEOUT)
             .output()
@@ -215,7 +217,7 @@ impl PostgresServer {
             .arg(&log)
             .args(["-o", &format!("-p {}", self.port)])
             .args(["-w", "-t", &START_TIMEOUT.as_secs().to_string(), "start"])
-            .as_user(self.run_as)
+            .run_as(self.run_as)
             .cwd(self.dir.path())
             .timeout(START_TIMEOUT + Duration::from_secs(5))
             .output()
@@ -267,7 +269,7 @@ impl PostgresServer {
         .arg("-D")
         .arg(self.data_dir())
         .args(["-m", mode, "-w", "-t", "30", "stop"])
-        .as_user(self.run_as)
+        .run_as(self.run_as)
         .cwd(self.dir.path())
         .timeout(Duration::from_secs(35))
     }
@@ -431,12 +433,14 @@ fn trim_newline(mut text: String) -> String {
 }
 
 impl Drop for PostgresServer {
-    /// Stops the server (`pg_ctl -m immediate stop`, blocking) and deletes its temp dir.
+    /// Stops the server (`pg_ctl -m immediate stop`, blocking) and deletes its temp dir. A
+    /// `postmaster.pid` left by a start that failed or timed out also triggers the stop.
     fn drop(&mut self) {
-        if self.running {
-            if let Err(e) = self.pg_ctl_stop("immediate").output_blocking() {
-                tracing::warn!(error = %e, "could not stop the throwaway PostgreSQL server");
-            }
+        let pid_file = self.data_dir().join("postmaster.pid");
+        if (self.running || pid_file.exists())
+            && let Err(e) = self.pg_ctl_stop("immediate").output_blocking()
+        {
+            tracing::warn!(error = %e, "could not stop the throwaway PostgreSQL server");
         }
     }
 }
@@ -554,6 +558,18 @@ mod tests {
         eprintln!("PostgreSQL started again in {:?}", started.elapsed());
         assert_eq!(pg.port(), port);
         assert_eq!(pg.psql("SELECT v FROM kept").await.unwrap(), "still here");
+    }
+
+    #[tokio::test]
+    async fn start_again_on_a_taken_port_reports_the_server_log() {
+        let mut pg = PostgresServer::start().await.unwrap();
+        pg.stop().await.unwrap();
+        let _squatter = std::net::TcpListener::bind(("127.0.0.1", pg.port())).unwrap();
+        let err = pg.start_again().await.unwrap_err().to_string();
+        eprintln!("{err}");
+        assert!(err.contains("pg_ctl start"), "{err}");
+        assert!(err.contains("server log (end):"), "{err}");
+        assert!(err.contains("Address already in use"), "{err}");
     }
 
     #[tokio::test]
