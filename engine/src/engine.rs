@@ -1064,14 +1064,7 @@ impl Engine {
         let span = tracing::info_span!("sync_run", mapping_id = %mapping_id, run_id = %run_id);
         let handle = tokio::spawn(tracing::Instrument::instrument(
             async move {
-                let done = runner.run().await;
-                tracing::info!(
-                    status = done.status.as_str(),
-                    extracted = done.counts.extracted,
-                    delivered = done.counts.delivered,
-                    failed = done.counts.failed,
-                    "sync run ended"
-                );
+                runner.run().await;
                 if let Ok(mut active) = engine.inner.active.lock() {
                     active.remove(&run_id);
                 }

@@ -575,6 +575,22 @@ async fn mark_existing_synced_sends_only_later_changes() {
 #[derive(Clone, Default)]
 struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
+/// The process-wide log buffer, installed on first use.
+fn global_logs() -> LogBuffer {
+    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = LogBuffer::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(logs.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
+        logs
+    })
+    .clone()
+}
+
 impl std::io::Write for LogBuffer {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         self.0.lock().unwrap().extend_from_slice(buf);
@@ -594,14 +610,10 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
 
 #[tokio::test]
 async fn secrets_appear_in_no_log_line_even_at_trace_level() {
-    // #[tokio::test] runs every task of the in-process daemon on this thread, so a thread-local
-    // subscriber sees all of its logs (the engine's, tonic's, hyper's, reqwest's).
-    let logs = LogBuffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(logs.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // One process-wide subscriber at TRACE level (a thread-local one can miss events whose
+    // callsites other tests registered first); it sees every test's logs, which must all be
+    // free of these secrets.
+    let logs = global_logs();
     let signing = "signing-secret-0d8e7c";
     let bearer = "Bearer api-token-5b1f2a";
     let h = Harness::start().await;
@@ -645,4 +657,36 @@ async fn secrets_appear_in_no_log_line_even_at_trace_level() {
         !text.contains(retl_tests::TOKEN),
         "the daemon token leaked into a log line"
     );
+}
+
+#[tokio::test]
+async fn a_batch_too_large_for_the_receiver_is_split_until_it_fits() {
+    let h = Harness::start().await;
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
+    hook.max_batch(7);
+    h.warehouse(&customers(50)).await;
+    h.model("SELECT id, email FROM customers").await;
+    h.create_destination(
+        "hook",
+        "webhook",
+        json!({"url": hook.url(), "limits": {"batch_size": 25}}),
+    )
+    .await
+    .unwrap();
+    h.create_mapping("a", "m", "hook", "upsert", &[("email", "email")], None)
+        .await
+        .unwrap();
+    let run = h.sync("a").await;
+    assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
+    assert_eq!(received(&hook, 0, "added"), (1..=50).collect());
+    let reqs = hook.requests();
+    assert!(
+        reqs.iter().any(|r| r.status == 413),
+        "the receiver refused the large batches"
+    );
+    for r in reqs.iter().filter(|r| r.status == 200) {
+        assert!(r.body["records"].as_array().unwrap().len() <= 7);
+    }
 }

@@ -8,6 +8,7 @@
 //! | 408, 425, 429, 5xx | [`DestinationError::Transient`] with `Retry-After`; `throttled` for 429 |
 //! | timeout, connection refused/reset, body cut short | [`DestinationError::Transient`] |
 //! | 401, 403 | [`DestinationError::Authentication`] |
+//! | 413 | [`DestinationError::PayloadTooLarge`]: the engine splits the batch and sends the halves |
 //! | 3xx (redirects are not followed: a redirected `POST` would be re-sent as `GET`) | [`DestinationError::Rejected`] naming the `Location` |
 //! | other 4xx | [`DestinationError::Rejected`] with the (truncated) response body |
 //!
@@ -64,6 +65,11 @@ pub(crate) fn classify_status(
         };
     }
     match status.as_u16() {
+        413 => DestinationError::PayloadTooLarge {
+            message: format!(
+                "HTTP {status}{quoted}; lower the destination's limits.batch_size or limits.max_batch_bytes to avoid the split"
+            ),
+        },
         401 | 403 => DestinationError::Authentication {
             message: format!(
                 "HTTP {status}{quoted}; check the credentials in the destination's config"

@@ -9,7 +9,9 @@
 pub mod limiter;
 pub mod retry;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+
 use tokio_util::sync::CancellationToken;
 
 use crate::destination::spec::{DeliveryLimits, Payload};
@@ -36,7 +38,18 @@ pub struct BatchDelivery {
     pub fatal: Option<DestinationError>,
 }
 
-/// Delivers one batch with rate limiting, retries and a per-request timeout.
+/// How delivering one chunk of a batch ended.
+enum ChunkEnd {
+    /// Every record of the chunk is settled.
+    Done,
+    /// The destination said the request was too large: send these two halves instead.
+    Split(Vec<usize>, Vec<usize>),
+    /// The run must stop (credentials refused, broken configuration).
+    Fatal(DestinationError),
+}
+
+/// Delivers one batch with rate limiting, retries and a per-request timeout. A batch the
+/// destination refuses as too large (HTTP 413) is split in halves until it fits.
 pub async fn deliver_batch(
     action: Arc<dyn Action>,
     ctx: DeliveryContext,
@@ -47,120 +60,166 @@ pub async fn deliver_batch(
 ) -> BatchDelivery {
     let n = payloads.len();
     let mut outcomes: Vec<Option<Delivered>> = vec![None; n];
-    let mut pending: Vec<usize> = (0..n).collect();
-    let mut last_error = String::from("not attempted");
-    for attempt in 1..=limits.max_attempts {
-        if cancel.is_cancelled() {
-            last_error = "run cancelled".to_string();
-            break;
+    let mut chunks: VecDeque<Vec<usize>> = VecDeque::from([(0..n).collect::<Vec<_>>()]);
+    let mut fatal = None;
+    while let Some(chunk) = chunks.pop_front() {
+        if let Some(err) = &fatal {
+            let msg = format!("not sent: {err}");
+            for i in chunk {
+                outcomes[i] = Some(Delivered::Failed(msg.clone()));
+            }
+            continue;
         }
-        tokio::select! {
-            _ = limiter.acquire() => {}
-            _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
-        }
-        let batch: Vec<Payload> = pending.iter().map(|&i| payloads[i].clone()).collect();
-        let result = tokio::select! {
-            r = tokio::time::timeout(limits.timeout(), action.send(&ctx, &batch)) => r,
-            _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
+        let sender = ChunkSender {
+            action: action.as_ref(),
+            ctx: &ctx,
+            limiter: &limiter,
+            limits: &limits,
+            payloads: &payloads,
+            cancel: &cancel,
         };
-        let mut wait = retry::backoff(&limits, attempt);
-        let mut still_pending = Vec::new();
-        match result {
-            Err(_) => {
-                last_error = format!("request timed out after {} ms", limits.timeout_ms);
-                still_pending = pending.clone();
+        match sender.send(chunk, &mut outcomes).await {
+            ChunkEnd::Done => {}
+            ChunkEnd::Split(first, second) => {
+                chunks.push_front(second);
+                chunks.push_front(first);
             }
-            Ok(Ok(answer)) if answer.records.len() != pending.len() => {
-                let msg = format!(
-                    "destination answered about {} records for a batch of {}; treating the batch as not delivered",
-                    answer.records.len(),
-                    pending.len()
-                );
-                for &i in &pending {
-                    outcomes[i] = Some(Delivered::Failed(msg.clone()));
-                }
-                return finish(outcomes, None);
-            }
-            Ok(Ok(answer)) => {
-                for (&i, outcome) in pending.iter().zip(answer.records) {
-                    match outcome {
-                        RecordOutcome::Accepted => outcomes[i] = Some(Delivered::Accepted),
-                        RecordOutcome::Rejected { reason } => {
-                            outcomes[i] = Some(Delivered::Rejected(reason))
-                        }
-                        RecordOutcome::Retry { reason, after } => {
-                            last_error = reason;
-                            if let Some(after) = after {
-                                wait = wait.max(after);
-                            }
-                            still_pending.push(i);
-                        }
-                    }
-                }
-            }
-            Ok(Err(err)) => match err {
-                DestinationError::Transient {
-                    retry_after,
-                    throttled,
-                    ..
-                } => {
-                    last_error = err.to_string();
-                    if let Some(after) = retry_after {
-                        wait = after;
-                    }
-                    if throttled {
-                        // A 429 pauses the whole destination, not just this request.
-                        limiter.pause_for(retry_after.unwrap_or(wait));
-                    }
-                    still_pending = pending.clone();
-                }
-                DestinationError::Authentication { .. }
-                | DestinationError::InvalidConfig { .. }
-                | DestinationError::Internal { .. } => {
-                    let msg = err.to_string();
-                    for &i in &pending {
-                        outcomes[i] = Some(Delivered::Failed(msg.clone()));
-                    }
-                    return finish(outcomes, Some(err));
-                }
-                other => {
-                    let msg = other.to_string();
-                    for &i in &pending {
-                        outcomes[i] = Some(Delivered::Rejected(msg.clone()));
-                    }
-                    return finish(outcomes, None);
-                }
-            },
-        }
-        pending = still_pending;
-        if pending.is_empty() {
-            break;
-        }
-        if attempt < limits.max_attempts {
-            tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %last_error, "retrying batch");
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
-            }
-        } else {
-            last_error = format!(
-                "{last_error} (gave up after {} attempts)",
-                limits.max_attempts
-            );
+            ChunkEnd::Fatal(err) => fatal = Some(err),
         }
     }
-    for &i in &pending {
-        outcomes[i] = Some(Delivered::Failed(last_error.clone()));
-    }
-    finish(outcomes, None)
-}
-
-fn finish(outcomes: Vec<Option<Delivered>>, fatal: Option<DestinationError>) -> BatchDelivery {
     BatchDelivery {
         outcomes: outcomes
             .into_iter()
             .map(|o| o.unwrap_or_else(|| Delivered::Failed("not attempted".to_string())))
             .collect(),
         fatal,
+    }
+}
+
+/// What sending one chunk needs.
+struct ChunkSender<'a> {
+    action: &'a dyn Action,
+    ctx: &'a DeliveryContext,
+    limiter: &'a DestinationLimiter,
+    limits: &'a DeliveryLimits,
+    payloads: &'a [Payload],
+    cancel: &'a CancellationToken,
+}
+
+impl ChunkSender<'_> {
+    /// Sends the records `chunk` (indexes into the batch), retrying what was not answered.
+    async fn send(&self, chunk: Vec<usize>, outcomes: &mut [Option<Delivered>]) -> ChunkEnd {
+        let limits = self.limits;
+        let cancel = self.cancel;
+        let mut pending = chunk;
+        let mut last_error = String::from("not attempted");
+        for attempt in 1..=limits.max_attempts {
+            if cancel.is_cancelled() {
+                last_error = "run cancelled".to_string();
+                break;
+            }
+            tokio::select! {
+                _ = self.limiter.acquire() => {}
+                _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
+            }
+            let batch: Vec<Payload> = pending.iter().map(|&i| self.payloads[i].clone()).collect();
+            let result = tokio::select! {
+                r = tokio::time::timeout(limits.timeout(), self.action.send(self.ctx, &batch)) => r,
+                _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
+            };
+            let mut wait = retry::backoff(limits, attempt);
+            let mut still_pending = Vec::new();
+            match result {
+                Err(_) => {
+                    last_error = format!("request timed out after {} ms", limits.timeout_ms);
+                    still_pending = pending.clone();
+                }
+                Ok(Ok(answer)) if answer.records.len() != pending.len() => {
+                    let msg = format!(
+                        "destination answered about {} records for a batch of {}; treating the batch as not delivered",
+                        answer.records.len(),
+                        pending.len()
+                    );
+                    settle(outcomes, &pending, Delivered::Failed(msg));
+                    return ChunkEnd::Done;
+                }
+                Ok(Ok(answer)) => {
+                    for (&i, outcome) in pending.iter().zip(answer.records) {
+                        match outcome {
+                            RecordOutcome::Accepted => outcomes[i] = Some(Delivered::Accepted),
+                            RecordOutcome::Rejected { reason } => {
+                                outcomes[i] = Some(Delivered::Rejected(reason))
+                            }
+                            RecordOutcome::Retry { reason, after } => {
+                                last_error = reason;
+                                if let Some(after) = after {
+                                    wait = wait.max(after);
+                                }
+                                still_pending.push(i);
+                            }
+                        }
+                    }
+                }
+                Ok(Err(err)) => match err {
+                    DestinationError::Transient {
+                        retry_after,
+                        throttled,
+                        ..
+                    } => {
+                        last_error = err.to_string();
+                        if let Some(after) = retry_after {
+                            wait = after;
+                        }
+                        if throttled {
+                            // A 429 pauses the whole destination, not just this request.
+                            self.limiter.pause_for(retry_after.unwrap_or(wait));
+                        }
+                        still_pending = pending.clone();
+                    }
+                    DestinationError::PayloadTooLarge { .. } if pending.len() > 1 => {
+                        let second = pending.split_off(pending.len() / 2);
+                        tracing::debug!(
+                            records = pending.len() + second.len(),
+                            "request too large for the destination; splitting the batch"
+                        );
+                        return ChunkEnd::Split(pending, second);
+                    }
+                    DestinationError::Authentication { .. }
+                    | DestinationError::InvalidConfig { .. }
+                    | DestinationError::Internal { .. } => {
+                        settle(outcomes, &pending, Delivered::Failed(err.to_string()));
+                        return ChunkEnd::Fatal(err);
+                    }
+                    other => {
+                        settle(outcomes, &pending, Delivered::Rejected(other.to_string()));
+                        return ChunkEnd::Done;
+                    }
+                },
+            }
+            pending = still_pending;
+            if pending.is_empty() {
+                return ChunkEnd::Done;
+            }
+            if attempt < limits.max_attempts {
+                tracing::debug!(attempt, wait_ms = wait.as_millis() as u64, error = %last_error, "retrying batch");
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
+                }
+            } else {
+                last_error = format!(
+                    "{last_error} (gave up after {} attempts)",
+                    limits.max_attempts
+                );
+            }
+        }
+        settle(outcomes, &pending, Delivered::Failed(last_error));
+        ChunkEnd::Done
+    }
+}
+
+fn settle(outcomes: &mut [Option<Delivered>], records: &[usize], outcome: Delivered) {
+    for &i in records {
+        outcomes[i] = Some(outcome.clone());
     }
 }

@@ -95,6 +95,12 @@ pub enum DestinationError {
         /// What the API said and what to check.
         message: String,
     },
+    /// The request was too large for the destination (HTTP 413): the deliverer splits the batch.
+    #[error("destination refused the request as too large: {message}")]
+    PayloadTooLarge {
+        /// What the API said.
+        message: String,
+    },
     /// The request was rejected permanently (4xx validation); retrying the same request will not help.
     #[error("destination rejected the request: {message}")]
     Rejected {
@@ -135,7 +141,9 @@ impl DestinationError {
                 ErrorCategory::InvalidArgument
             }
             DestinationError::Authentication { .. } => ErrorCategory::ExternalAuth,
-            DestinationError::Rejected { .. } => ErrorCategory::FailedPrecondition,
+            DestinationError::Rejected { .. } | DestinationError::PayloadTooLarge { .. } => {
+                ErrorCategory::FailedPrecondition
+            }
             DestinationError::Transient { .. } => ErrorCategory::Unavailable,
             DestinationError::Io { .. } | DestinationError::Internal { .. } => {
                 ErrorCategory::Internal

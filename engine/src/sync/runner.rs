@@ -212,6 +212,15 @@ impl SyncRunner {
         }
         self.run.stage = RunStage::Done;
         self.run.end_time = Some(Utc::now());
+        // Logged before the final snapshot is published, so a watcher that saw the end can
+        // rely on the log line being there.
+        tracing::info!(
+            status = self.run.status.as_str(),
+            extracted = self.run.counts.extracted,
+            delivered = self.run.counts.delivered,
+            failed = self.run.counts.failed,
+            "sync run ended"
+        );
         self.save();
         self.run
     }
