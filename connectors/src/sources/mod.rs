@@ -1,6 +1,7 @@
 //! Source connectors, one folder each (see the crate docs for the file contract).
 
 pub(crate) mod files;
+pub(crate) mod postgres;
 
 use retl_engine::source::SourceError;
 use serde::de::DeserializeOwned;

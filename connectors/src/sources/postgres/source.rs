@@ -1,0 +1,691 @@
+//! `impl Source` for PostgreSQL: the connection pool, error wording, the lazily resolving
+//! catalog registered in DataFusion, `test` and `list_tables`.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::common::TableReference;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::optimizer::OptimizerRule;
+use datafusion::prelude::SessionContext;
+use datafusion_federation::{FederatedQueryPlanner, FederationOptimizerRule};
+use datafusion_table_providers::UnsupportedTypeAction;
+use datafusion_table_providers::postgres::PostgresTableFactory;
+use datafusion_table_providers::sql::db_connection_pool::dbconnection::Error as DbError;
+use datafusion_table_providers::sql::db_connection_pool::postgrespool::PostgresConnectionPool;
+use datafusion_table_providers::util::secrets::to_secret_map;
+use retl_engine::source::{ColumnInfo, Source, SourceError, SourceTestReport, TableInfo};
+
+use super::config::{Flavor, ValidConfig};
+use super::types::{self, PgType};
+
+/// Connections kept by one source's pool (an extract uses one; catalog look-ups another).
+const POOL_SIZE: usize = 4;
+/// How many object names a warning lists before "and N more".
+const NAMES_SHOWN: usize = 5;
+
+/// A PostgreSQL (or Redshift) database.
+#[derive(Debug)]
+pub(crate) struct PostgresSource {
+    config: ValidConfig,
+    /// Created on first use (never by `build`), then shared by every registration.
+    pool: tokio::sync::OnceCell<Arc<PostgresConnectionPool>>,
+}
+
+// ---- errors ---------------------------------------------------------------------------------
+
+/// The first `tokio_postgres::Error` in an error's source chain.
+fn find_pg_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a tokio_postgres::Error> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
+            return Some(pg);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// The first table-providers connection error in an error's source chain.
+fn find_db_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a DbError> {
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(db) = e.downcast_ref::<DbError>() {
+            return Some(db);
+        }
+        current = e.source();
+    }
+    None
+}
+
+/// The server's own words for an error (tokio-postgres prints only "db error"), with the
+/// chain of causes for client-side errors.
+pub(crate) fn pg_message(error: &tokio_postgres::Error) -> String {
+    if let Some(db) = error.as_db_error() {
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!("; {detail}"));
+        }
+        return text;
+    }
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(&format!(": {e}"));
+        source = e.source();
+    }
+    text
+}
+
+impl PostgresSource {
+    /// A source over this (validated) config; touches no network.
+    pub(crate) fn new(config: ValidConfig) -> Self {
+        PostgresSource {
+            config,
+            pool: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Words a failure to connect (or a failed statement) for the user.
+    fn classify(&self, error: &(dyn StdError + 'static)) -> SourceError {
+        let c = &self.config;
+        let address = c.address();
+        let Some(pg) = find_pg_error(error) else {
+            return SourceError::Unavailable {
+                message: format!("cannot use PostgreSQL at {address}: {error}"),
+            };
+        };
+        let detail = pg_message(pg);
+        match pg.code().map(|code| code.code()) {
+            Some("28P01") => SourceError::Authentication {
+                message: format!(
+                    "password authentication failed for user '{}' on {address}: check the user and password (and that the role has LOGIN)",
+                    c.user
+                ),
+            },
+            Some("28000") => SourceError::Authentication {
+                message: format!(
+                    "the server refused user '{}' for database '{}': {detail}; check the user name, and that pg_hba.conf allows this client",
+                    c.user, c.database
+                ),
+            },
+            Some("3D000") => SourceError::InvalidConfig {
+                field: "database".to_string(),
+                message: format!(
+                    "database '{}' does not exist on {address}; check the name (it is case-sensitive) or create it",
+                    c.database
+                ),
+            },
+            Some("42501") => SourceError::PermissionDenied {
+                message: format!(
+                    "user '{}' may not do this in database '{}': {detail}; grant it (GRANT CONNECT ON DATABASE {} TO {}, GRANT USAGE ON SCHEMA ..., GRANT SELECT ON ...)",
+                    c.user, c.database, c.database, c.user
+                ),
+            },
+            Some("57014") => SourceError::Read {
+                message: format!(
+                    "the query was cancelled by the server: {detail}; if it hit statement_timeout, raise the source's query_timeout_ms"
+                ),
+            },
+            Some(code)
+                if code.starts_with("53") || code.starts_with("57") || code.starts_with("08") =>
+            {
+                SourceError::Unavailable {
+                    message: format!(
+                        "PostgreSQL at {address} cannot serve the connection now: {detail}"
+                    ),
+                }
+            }
+            Some(_) => SourceError::Read {
+                message: format!("PostgreSQL at {address} reported: {detail}"),
+            },
+            None => {
+                let lower = detail.to_ascii_lowercase();
+                let hint = if lower.contains("tls") || lower.contains("ssl") {
+                    format!(
+                        "; the TLS handshake failed with sslmode={}: check the server's TLS setup or choose another sslmode",
+                        c.sslmode.as_str()
+                    )
+                } else {
+                    String::new()
+                };
+                SourceError::Unavailable {
+                    message: format!("cannot talk to PostgreSQL at {address}: {detail}{hint}"),
+                }
+            }
+        }
+    }
+
+    /// Resolves the host and opens a TCP connection within the connect timeout, so an
+    /// unreachable host fails fast with its own message (the driver's own check blocks for
+    /// 30 s per address).
+    async fn check_reachable(&self) -> Result<(), SourceError> {
+        let c = &self.config;
+        let address = c.address();
+        let timeout = c.connect_timeout;
+        let addrs =
+            tokio::time::timeout(timeout, tokio::net::lookup_host((c.host.as_str(), c.port)))
+                .await
+                .map_err(|_| SourceError::Unavailable {
+                    message: format!(
+                        "looking up host '{}' timed out after {} ms; check the host name and DNS",
+                        c.host,
+                        timeout.as_millis()
+                    ),
+                })?
+                .map_err(|e| SourceError::Unavailable {
+                    message: format!("cannot resolve host '{}': {e}; check the host name", c.host),
+                })?;
+        let mut last_error = None;
+        for addr in addrs {
+            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+                Ok(Ok(_)) => return Ok(()),
+                Ok(Err(e)) => last_error = Some(e.to_string()),
+                Err(_) => last_error = Some(format!("no answer within {} ms", timeout.as_millis())),
+            }
+        }
+        Err(SourceError::Unavailable {
+            message: format!(
+                "cannot connect to PostgreSQL at {address}: {}; check the host and port, that the server is running and listens on that address (listen_addresses), and that no firewall blocks it",
+                last_error.unwrap_or_else(|| "the host name resolves to no address".to_string())
+            ),
+        })
+    }
+
+    /// The driver's connection parameters (password included).
+    fn pool_params(&self) -> HashMap<String, String> {
+        let c = &self.config;
+        let mut params = HashMap::from([
+            ("host".to_string(), c.host.clone()),
+            ("port".to_string(), c.port.to_string()),
+            ("db".to_string(), c.database.clone()),
+            ("user".to_string(), c.user.clone()),
+            ("sslmode".to_string(), c.sslmode.as_str().to_string()),
+            ("connection_pool_size".to_string(), POOL_SIZE.to_string()),
+            ("application_name".to_string(), "retl".to_string()),
+        ]);
+        if let Some(password) = &c.password {
+            params.insert("pass".to_string(), password.expose().to_string());
+        }
+        if c.flavor == Flavor::Postgres {
+            // Read-only sessions: a model can never write, whatever SQL reaches the server.
+            let mut options = "-c default_transaction_read_only=on".to_string();
+            if let Some(timeout) = c.query_timeout {
+                options.push_str(&format!(" -c statement_timeout={}", timeout.as_millis()));
+            }
+            params.insert("options".to_string(), options);
+        }
+        params
+    }
+
+    /// The connection pool, connecting on first use.
+    pub(crate) async fn pool(&self) -> Result<Arc<PostgresConnectionPool>, SourceError> {
+        self.pool
+            .get_or_try_init(|| async {
+                self.check_reachable().await?;
+                let params = to_secret_map(self.pool_params());
+                let timeout = self.config.connect_timeout;
+                let pool = tokio::time::timeout(timeout, PostgresConnectionPool::new(params))
+                    .await
+                    .map_err(|_| SourceError::Unavailable {
+                        message: format!(
+                            "{} accepted the TCP connection but did not complete the PostgreSQL handshake within {} ms; check that it is a PostgreSQL server and the sslmode",
+                            self.config.address(),
+                            timeout.as_millis()
+                        ),
+                    })?
+                    .map_err(|e| self.classify(&e))?
+                    .with_unsupported_type_action(UnsupportedTypeAction::String);
+                Ok(Arc::new(pool))
+            })
+            .await
+            .map(Arc::clone)
+    }
+
+    /// Runs one catalog query on a pooled connection.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, SourceError> {
+        let pool = self.pool().await?;
+        let conn = pool.connect_direct().await.map_err(|e| self.classify(&e))?;
+        conn.conn
+            .query(sql, params)
+            .await
+            .map_err(|e| self.classify(&e))
+    }
+}
+
+// ---- DataFusion registration ----------------------------------------------------------------
+
+/// Lets a model whose tables all live in this database run there as one SQL statement: the
+/// federation optimizer rule replaces such a plan by one scan holding the SQL text, and the
+/// federated query planner executes it. Plans that mix sources keep DataFusion's plan with
+/// each table's projection, filter and limit pushed down.
+///
+/// The engine builds the session; until it installs these itself this rebuilds the session
+/// state with them (idempotent, and harmless for tables of other sources).
+fn install_federation(ctx: &SessionContext) {
+    let rule = Arc::new(FederationOptimizerRule::new());
+    let state_ref = ctx.state_ref();
+    let mut state = state_ref.write();
+    if state.optimizers().iter().any(|r| r.name() == rule.name()) {
+        return;
+    }
+    let mut rules = state.optimizers().to_vec();
+    // After scalar subqueries become joins, as datafusion-federation's default rule list has it.
+    let position = rules
+        .iter()
+        .position(|r| r.name() == "scalar_subquery_to_join")
+        .map_or(rules.len(), |p| p + 1);
+    rules.insert(position, rule);
+    let rebuilt = SessionStateBuilder::new_from_existing(state.clone())
+        .with_optimizer_rules(rules)
+        .with_query_planner(Arc::new(FederatedQueryPlanner::new()))
+        .build();
+    *state = rebuilt;
+}
+
+/// What the catalog shares with its schemas: the pool, the provider factory and the tables
+/// already resolved in this session.
+struct Resolver {
+    source_config: ValidConfig,
+    pool: Arc<PostgresConnectionPool>,
+    factory: PostgresTableFactory,
+    tables: Mutex<HashMap<(String, String), Arc<dyn TableProvider>>>,
+}
+
+impl std::fmt::Debug for Resolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resolver")
+            .field("address", &self.source_config.address())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Existence, kind and read access of one relation.
+const LOOKUP_SQL: &str = "
+SELECT has_schema_privilege(n.oid, 'USAGE') AS schema_usage,
+       has_table_privilege(c.oid, 'SELECT') AS can_select
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'v', 'm', 'f', 'p')";
+
+fn external(error: SourceError) -> DataFusionError {
+    DataFusionError::External(Box::new(error))
+}
+
+impl Resolver {
+    fn cached(&self, schema: &str, table: &str) -> Option<Arc<dyn TableProvider>> {
+        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        tables
+            .get(&(schema.to_string(), table.to_string()))
+            .map(Arc::clone)
+    }
+
+    fn names(&self, schema: &str) -> Vec<String> {
+        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        tables
+            .keys()
+            .filter(|(s, _)| s == schema)
+            .map(|(_, t)| t.clone())
+            .collect()
+    }
+
+    /// Resolves `schema.table`: `None` when it does not exist (DataFusion then reports the
+    /// unknown table), an error naming the grant when it cannot be read.
+    async fn resolve(
+        &self,
+        schema: &str,
+        table: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>, SourceError> {
+        if let Some(provider) = self.cached(schema, table) {
+            return Ok(Some(provider));
+        }
+        let c = &self.source_config;
+        let source = PostgresSource::new(c.clone());
+        let conn = self
+            .pool
+            .connect_direct()
+            .await
+            .map_err(|e| source.classify(&e))?;
+        let row = conn
+            .conn
+            .query_opt(LOOKUP_SQL, &[&schema, &table])
+            .await
+            .map_err(|e| source.classify(&e))?;
+        drop(conn);
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let schema_usage: bool = row.try_get(0).unwrap_or(false);
+        let can_select: bool = row.try_get(1).unwrap_or(false);
+        if !schema_usage {
+            return Err(SourceError::PermissionDenied {
+                message: format!(
+                    "user '{}' has no USAGE privilege on schema '{schema}'; run GRANT USAGE ON SCHEMA \"{schema}\" TO \"{}\"",
+                    c.user, c.user
+                ),
+            });
+        }
+        if !can_select {
+            return Err(SourceError::PermissionDenied {
+                message: format!(
+                    "user '{}' may not read table {schema}.{table}; run GRANT SELECT ON \"{schema}\".\"{table}\" TO \"{}\"",
+                    c.user, c.user
+                ),
+            });
+        }
+        let reference = TableReference::partial(schema, table);
+        let provider = self
+            .factory
+            .table_provider(reference)
+            .await
+            .map_err(|e| match find_db_error(e.as_ref()) {
+                Some(DbError::UnsupportedDataType {
+                    data_type,
+                    field_name,
+                }) => SourceError::Query {
+                    message: format!(
+                        "table {schema}.{table} cannot be read: column '{field_name}' has PostgreSQL type {data_type}, which retl cannot read; create a view that casts it (for example {field_name}::text) and use the view"
+                    ),
+                },
+                _ => match find_pg_error(e.as_ref()) {
+                    Some(pg) => source.classify(pg),
+                    None => SourceError::Read {
+                        message: format!("reading the columns of {schema}.{table} failed: {e}"),
+                    },
+                },
+            })?;
+        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        tables.insert(
+            (schema.to_string(), table.to_string()),
+            Arc::clone(&provider),
+        );
+        Ok(Some(provider))
+    }
+}
+
+/// The database as a DataFusion catalog: every schema name resolves to a [`PgSchema`];
+/// tables are looked up when the SQL names them.
+#[derive(Debug)]
+struct PgCatalog {
+    resolver: Arc<Resolver>,
+}
+
+impl CatalogProvider for PgCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        vec![self.resolver.source_config.schema.clone()]
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        Some(Arc::new(PgSchema {
+            name: name.to_string(),
+            resolver: Arc::clone(&self.resolver),
+        }))
+    }
+}
+
+/// One PostgreSQL schema, resolving its tables lazily.
+#[derive(Debug)]
+struct PgSchema {
+    name: String,
+    resolver: Arc<Resolver>,
+}
+
+#[async_trait]
+impl SchemaProvider for PgSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.resolver.names(&self.name)
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
+        self.resolver
+            .resolve(&self.name, name)
+            .await
+            .map_err(external)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.resolver.cached(&self.name, name).is_some()
+    }
+}
+
+// ---- Source -------------------------------------------------------------------------------
+
+/// Every readable column of every readable table, view, materialized view, foreign and
+/// partitioned table outside the system schemas (partitions are listed through their parent).
+const LIST_SQL: &str = "
+SELECT n.nspname, c.relname, c.relkind::text,
+       a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), t.typtype::text,
+       pg_catalog.format_type(et.oid, a.atttypmod), et.typtype::text,
+       NOT a.attnotnull
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+LEFT JOIN pg_catalog.pg_type et ON et.oid = t.typelem AND t.typcategory = 'A'
+WHERE c.relkind IN ('r', 'v', 'm', 'f', 'p')
+  AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND has_schema_privilege(n.oid, 'USAGE')
+  AND has_table_privilege(c.oid, 'SELECT')
+ORDER BY n.nspname, c.relname, a.attnum";
+
+/// Who we are, and what we may do with the configured schema.
+const WHOAMI_SQL: &str = "
+SELECT current_user::text, version(),
+       COALESCE((SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user), false),
+       (SELECT has_schema_privilege(n.oid, 'USAGE') FROM pg_catalog.pg_namespace n WHERE n.nspname = $1)";
+
+/// Tables of the configured schema, and whether each can be read.
+const SCHEMA_TABLES_SQL: &str = "
+SELECT c.relname, has_table_privilege(c.oid, 'SELECT')
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'v', 'm', 'f', 'p') AND NOT c.relispartition
+ORDER BY c.relname";
+
+/// Tables outside the system schemas the user could change.
+const WRITABLE_SQL: &str = "
+SELECT n.nspname || '.' || c.relname
+FROM pg_catalog.pg_class c
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p', 'f')
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp\\_%'
+  AND has_schema_privilege(n.oid, 'USAGE')
+  AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
+ORDER BY 1";
+
+/// `a, b, c and 4 more`.
+fn some_names(names: &[String]) -> String {
+    let shown = names
+        .iter()
+        .take(NAMES_SHOWN)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMES_SHOWN {
+        format!("{shown} and {} more", names.len() - NAMES_SHOWN)
+    } else {
+        shown
+    }
+}
+
+fn kind_name(relkind: &str) -> &'static str {
+    match relkind {
+        "v" => "view",
+        "m" => "materialized_view",
+        "f" => "foreign_table",
+        _ => "table",
+    }
+}
+
+#[async_trait]
+impl Source for PostgresSource {
+    async fn test(&self) -> Result<SourceTestReport, SourceError> {
+        let c = &self.config;
+        let rows = self.query(WHOAMI_SQL, &[&c.schema]).await?;
+        let Some(row) = rows.first() else {
+            return Err(SourceError::Read {
+                message: "the server answered the privilege check with no row".to_string(),
+            });
+        };
+        let user: String = row.try_get(0).unwrap_or_else(|_| c.user.clone());
+        let version: String = row.try_get(1).unwrap_or_default();
+        let superuser: bool = row.try_get(2).unwrap_or(false);
+        let schema_usage: Option<bool> = row.try_get(3).unwrap_or(None);
+        match schema_usage {
+            None => {
+                return Err(SourceError::InvalidConfig {
+                    field: "schema".to_string(),
+                    message: format!(
+                        "schema '{}' does not exist in database '{}' (or is invisible to user '{user}'); check the name, it is case-sensitive",
+                        c.schema, c.database
+                    ),
+                });
+            }
+            Some(false) => {
+                return Err(SourceError::PermissionDenied {
+                    message: format!(
+                        "user '{user}' has no USAGE privilege on schema '{}'; run GRANT USAGE ON SCHEMA \"{}\" TO \"{user}\" and GRANT SELECT ON ALL TABLES IN SCHEMA \"{}\" TO \"{user}\"",
+                        c.schema, c.schema, c.schema
+                    ),
+                });
+            }
+            Some(true) => {}
+        }
+
+        let mut warnings = Vec::new();
+        let tables = self.query(SCHEMA_TABLES_SQL, &[&c.schema]).await?;
+        let mut readable = 0_usize;
+        let mut unreadable = Vec::new();
+        for row in &tables {
+            let name: String = row.try_get(0).unwrap_or_default();
+            if row.try_get::<_, bool>(1).unwrap_or(false) {
+                readable += 1;
+            } else {
+                unreadable.push(name);
+            }
+        }
+        if tables.is_empty() {
+            warnings.push(format!(
+                "schema '{}' holds no tables or views yet; models can name tables of other schemas as schema.table",
+                c.schema
+            ));
+        } else if readable == 0 {
+            return Err(SourceError::PermissionDenied {
+                message: format!(
+                    "user '{user}' may read none of the {} tables of schema '{}' (permission denied on {}); run GRANT SELECT ON ALL TABLES IN SCHEMA \"{}\" TO \"{user}\"",
+                    tables.len(),
+                    c.schema,
+                    some_names(&unreadable),
+                    c.schema
+                ),
+            });
+        } else if !unreadable.is_empty() {
+            warnings.push(format!(
+                "user '{user}' may not read {} of the tables of schema '{}' ({}); models that use them will fail: GRANT SELECT ON them TO \"{user}\"",
+                unreadable.len(),
+                c.schema,
+                some_names(&unreadable)
+            ));
+        }
+
+        if superuser {
+            warnings.push(format!(
+                "user '{user}' is a superuser; retl only reads, so a role with SELECT grants only is safer"
+            ));
+        } else {
+            let writable: Vec<String> = self
+                .query(WRITABLE_SQL, &[])
+                .await?
+                .iter()
+                .filter_map(|row| row.try_get::<_, String>(0).ok())
+                .collect();
+            if !writable.is_empty() {
+                warnings.push(format!(
+                    "user '{user}' may also INSERT, UPDATE, DELETE or TRUNCATE {} tables ({}); retl only reads, so a role without write privileges is safer (REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ... FROM \"{user}\")",
+                    writable.len(),
+                    some_names(&writable)
+                ));
+            }
+        }
+
+        let server = version.split(" on ").next().unwrap_or(&version).to_string();
+        Ok(SourceTestReport {
+            message: format!(
+                "connected to {server} at {} as '{user}', database '{}'; {readable} readable tables and views in schema '{}'",
+                c.address(),
+                c.database,
+                c.schema
+            ),
+            warnings,
+        })
+    }
+
+    async fn list_tables(&self) -> Result<Vec<TableInfo>, SourceError> {
+        let rows = self.query(LIST_SQL, &[]).await?;
+        let c = &self.config;
+        let mut tables: Vec<TableInfo> = Vec::new();
+        for row in &rows {
+            let get = |i: usize| row.try_get::<_, Option<String>>(i).ok().flatten();
+            let schema = get(0).unwrap_or_default();
+            let name = get(1).unwrap_or_default();
+            let pg = PgType {
+                formatted: get(4).unwrap_or_default(),
+                typtype: get(5).unwrap_or_default(),
+                element: get(6).map(|e| (e, get(7).unwrap_or_default())),
+            };
+            let column = ColumnInfo {
+                name: get(3).unwrap_or_default(),
+                data_type: match types::arrow_type(&pg) {
+                    Ok(data_type) => data_type.to_string(),
+                    Err(unsupported) => unsupported.to_string(),
+                },
+                nullable: row.try_get::<_, bool>(8).unwrap_or(true),
+            };
+            match tables.last_mut() {
+                Some(last) if last.schema == schema && last.name == name => {
+                    last.columns.push(column);
+                }
+                _ => tables.push(TableInfo {
+                    location: format!("{}/{}/{schema}.{name}", c.address(), c.database),
+                    kind: kind_name(&get(2).unwrap_or_default()).to_string(),
+                    schema,
+                    name,
+                    columns: vec![column],
+                }),
+            }
+        }
+        Ok(tables)
+    }
+
+    async fn register(&self, ctx: &SessionContext) -> Result<(), SourceError> {
+        let pool = self.pool().await?;
+        install_federation(ctx);
+        let resolver = Arc::new(Resolver {
+            source_config: self.config.clone(),
+            factory: PostgresTableFactory::new(Arc::clone(&pool)),
+            pool,
+            tables: Mutex::new(HashMap::new()),
+        });
+        let state_ref = ctx.state_ref();
+        let catalog_name = {
+            let mut state = state_ref.write();
+            let options = state.config_mut().options_mut();
+            // Unqualified names resolve to the configured schema, as PostgreSQL's search_path.
+            options.catalog.default_schema = self.config.schema.clone();
+            options.catalog.default_catalog.clone()
+        };
+        ctx.register_catalog(catalog_name, Arc::new(PgCatalog { resolver }));
+        Ok(())
+    }
+}
