@@ -475,7 +475,7 @@ async fn unauthorized_is_authentication() {
 }
 
 #[tokio::test]
-async fn oversized_batch_is_rejected_with_body() {
+async fn oversized_batch_is_payload_too_large_with_body() {
     let emu = emulator().await;
     emu.max_batch(2);
     let destination = destination(json!({"url": emu.url()}));
@@ -485,7 +485,8 @@ async fn oversized_batch_is_rejected_with_body() {
         .send(&ctx("r"), &upserts(&[1, 2, 3]))
         .await
     {
-        Err(DestinationError::Rejected { message }) => {
+        // The engine splits the batch on this error (see engine/src/delivery).
+        Err(DestinationError::PayloadTooLarge { message }) => {
             assert!(message.contains("413"), "{message}");
             assert!(message.contains("exceeds the limit of 2"), "{message}");
         }
