@@ -58,9 +58,10 @@
 //! naming the table, the column and the fix; failures while reading → `Read` or `Unavailable`.
 //!
 //! # Limits
-//! Timestamps must lie between 1677 and 2262 (Arrow nanoseconds). The `redshift` flavor sends
-//! no startup options (no read-only session, no `statement_timeout`: use Redshift WLM) and is
-//! not tested against a real cluster here.
+//! Timestamps must lie between 1677 and 2262 (Arrow nanoseconds); numerics keep 28
+//! significant digits and arrays may not hold NULL elements (decoder limits, see `types.rs`).
+//! The `redshift` flavor sends no startup options (no read-only session, no
+//! `statement_timeout`: use Redshift WLM) and is not tested against a real cluster here.
 
 mod config;
 mod source;

@@ -10,9 +10,9 @@
 //! | PostgreSQL | Arrow | notes |
 //! |---|---|---|
 //! | `smallint`, `integer`, `bigint` | `Int16`, `Int32`, `Int64` | |
-//! | `numeric(p,s)` (p ≤ 38) | `Decimal128(p,s)` | exact; never a float |
+//! | `numeric(p,s)` (p ≤ 38) | `Decimal128(p,s)` | never a float; exact up to 28 significant digits (see below) |
 //! | `numeric(p)` | `Decimal128(p,0)` | |
-//! | `numeric` (no precision), and numeric expressions | `Decimal128(38,20)` | exact up to 18 integer and 20 fractional digits; a value outside that fails the read (no silent rounding); cast to text in a view for wider values |
+//! | `numeric` (no precision), and numeric expressions | `Decimal128(38,20)` | a value with more than 18 integer digits fails the read with an error naming the column |
 //! | `numeric(p,s)` with p > 38 | unsupported | does not fit `Decimal128`; cast to text |
 //! | `real`, `double precision` | `Float32`, `Float64` | |
 //! | `boolean` | `Boolean` | |
@@ -23,10 +23,10 @@
 //! | `time` | `Time64(ns)` | `time with time zone` is unsupported |
 //! | `timestamp` | `Timestamp(ns)` | no zone |
 //! | `timestamptz` | `Timestamp(ns, "UTC")` | the instant, in UTC |
-//! | `interval` | `Interval(MonthDayNano)` | months, days and nanoseconds kept apart, as PostgreSQL does |
+//! | `interval` | `Interval(MonthDayNano)` | months, days and nanoseconds kept apart, as PostgreSQL does; Parquet cannot store it, so staging must turn it into text (engine) |
 //! | `bytea` | `Binary` | |
 //! | enum types | `Dictionary(Int8, Utf8)` | the label |
-//! | arrays of the above (`text[]`, `int4[]`, `numeric[]`, ...) | `List<element>` | one dimension |
+//! | arrays of the above (`text[]`, `int4[]`, `numeric[]`, ...) | `List<element>` | one dimension; an array holding a NULL element fails the read (see below) |
 //! | composite types | `Struct` | |
 //! | `money` | `Int64` | the amount in cents (the providers' choice) |
 //! | `oid`, `xid` | `UInt32` | |
@@ -38,6 +38,16 @@
 //!
 //! Timestamps are nanoseconds since 1970 in Arrow, so values before 1677 or after 2262 (and
 //! `infinity`) cannot be read.
+//!
+//! # Known decoder limitations (datafusion-table-providers-postgres 0.15.1)
+//! - `numeric` values go through `rust_decimal`, whose 96-bit mantissa holds 28 significant
+//!   digits: a value with more digits (possible in `numeric(p,s)` with p > 28, or in a bare
+//!   `numeric`) is **rounded silently** to 28 digits. Cast such columns to text in a view until
+//!   the decoder is fixed.
+//! - Arrays are decoded as `Vec<T>`, so an array with a NULL element (`{1,NULL}`) fails the
+//!   read ("error deserializing column N"); a NULL array is fine.
+//! - `avg()` of a bare `numeric` is typed `Decimal128(38,24)` by DataFusion and overflows for
+//!   values above 10^14.
 
 use std::sync::Arc;
 
