@@ -23,7 +23,8 @@ async fn postgres_inserts_updates_and_deletes_reach_the_destination() {
     let pg = PostgresServer::start().await.unwrap();
     pg.psql(
         "CREATE TABLE customers (id bigint PRIMARY KEY, email text NOT NULL, plan text, \
-         ltv numeric(12,2), signed_up timestamptz NOT NULL DEFAULT now()); \
+         ltv numeric(12,2), signed_up timestamptz NOT NULL DEFAULT now(), \
+         tenure interval DEFAULT '1 mon 2 days'); \
          INSERT INTO customers (id, email, plan, ltv) \
          SELECT i, 'user' || i || '@example.com', (ARRAY['free','pro','enterprise'])[i % 3 + 1], i * 10.5 \
          FROM generate_series(1, 200) AS i;",
@@ -56,7 +57,7 @@ async fn postgres_inserts_updates_and_deletes_reach_the_destination() {
     h.create_model(
         "paying",
         "pg",
-        "SELECT id, email, plan, ltv FROM customers WHERE plan <> 'free'",
+        "SELECT id, email, plan, ltv, tenure FROM customers WHERE plan <> 'free'",
         "id",
     )
     .await
@@ -69,7 +70,7 @@ async fn postgres_inserts_updates_and_deletes_reach_the_destination() {
         "paying",
         "hook",
         "upsert",
-        &[("email", "email"), ("ltv", "ltv")],
+        &[("email", "email"), ("ltv", "ltv"), ("tenure", "tenure")],
         None,
     )
     .await
@@ -88,7 +89,15 @@ async fn postgres_inserts_updates_and_deletes_reach_the_destination() {
         .into_iter()
         .find(|r| r.key == json!(7))
         .unwrap();
-    assert_eq!(seven.fields.unwrap()["ltv"], Value::from("73.50"));
+    let fields = seven.fields.unwrap();
+    assert_eq!(fields["ltv"], Value::from("73.50"));
+    // Intervals are carried as text (Parquet staging has no interval type).
+    assert!(
+        fields["tenure"]
+            .as_str()
+            .is_some_and(|t| t.contains("1 mons")),
+        "{fields:?}"
+    );
     h.sync("del").await;
 
     // The warehouse changes: 3 updates of a mapped column, 1 of an unmapped one, 2 inserts,

@@ -4,7 +4,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::datatypes::SchemaRef;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
@@ -26,6 +30,56 @@ pub struct StagedExtract {
     pub schema: SchemaRef,
 }
 
+/// Whether Parquet cannot store this type, so staging keeps it as text.
+fn staged_as_text(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Interval(_) | DataType::Duration(_))
+}
+
+/// The schema rows are staged with: intervals and durations become their text (ISO 8601 or
+/// PostgreSQL-style display), because Parquet has no lossless type for them.
+fn staging_schema(schema: &Schema) -> Option<SchemaRef> {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| staged_as_text(f.data_type()))
+    {
+        return None;
+    }
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            if staged_as_text(f.data_type()) {
+                Field::new(f.name(), DataType::Utf8, f.is_nullable())
+            } else {
+                f.as_ref().clone()
+            }
+        })
+        .collect();
+    Some(Arc::new(Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    )))
+}
+
+fn to_staging(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Error> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(col, field)| {
+            if col.data_type() == field.data_type() {
+                Ok(Arc::clone(col))
+            } else {
+                cast(col, field.data_type())
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>, _>>()
+        .map_err(|e| Error::internal(format!("converting a column for staging: {e}")))?;
+    RecordBatch::try_new(Arc::clone(schema), columns)
+        .map_err(|e| Error::internal(format!("building a staging batch: {e}")))
+}
+
 /// The staging directory of a model's run.
 pub fn run_dir(data_dir: &Path, model_id: &str, run_id: &str) -> PathBuf {
     data_dir.join("staging").join(model_id).join(run_id)
@@ -45,7 +99,9 @@ pub async fn stage(
     std::fs::create_dir_all(dir).map_err(StorageError::io(dir))?;
     let path = dir.join("part-0.parquet");
     let file = File::create(&path).map_err(StorageError::io(&path))?;
-    let schema = stream.schema();
+    let source_schema = stream.schema();
+    let converted = staging_schema(&source_schema);
+    let schema = converted.clone().unwrap_or(source_schema);
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
@@ -61,6 +117,10 @@ pub async fn stage(
         let batch = batch.map_err(|e| SourceError::Read {
             message: format!("the extract failed after {rows} rows: {e}"),
         })?;
+        let batch = match &converted {
+            Some(schema) => to_staging(&batch, schema)?,
+            None => batch,
+        };
         rows += batch.num_rows() as u64;
         writer.write(&batch).map_err(|e| StorageError::Io {
             path: path.display().to_string(),
@@ -95,4 +155,63 @@ pub fn prune(data_dir: &Path, model_id: &str, keep: usize) -> Result<(), Storage
         std::fs::remove_dir_all(&dir).map_err(StorageError::io(&dir))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Int64Array, IntervalMonthDayNanoArray};
+    use datafusion::arrow::datatypes::IntervalMonthDayNano;
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn intervals_are_staged_as_text() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new(
+                "age",
+                DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano),
+                true,
+            ),
+        ]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2])),
+                Arc::new(IntervalMonthDayNanoArray::from(vec![
+                    Some(IntervalMonthDayNano::new(1, 2, 3_000_000_000)),
+                    None,
+                ])),
+            ],
+        )
+        .unwrap();
+        let stream = RecordBatchStreamAdapter::new(
+            Arc::clone(&schema),
+            futures::stream::iter(vec![Ok(batch)]),
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let staged = stage(
+            Box::pin(stream),
+            dir.path(),
+            &CancellationToken::new(),
+            |_| {},
+        )
+        .await
+        .unwrap();
+        assert_eq!(staged.rows, 2);
+        assert_eq!(staged.schema.field(1).data_type(), &DataType::Utf8);
+        let file = File::open(dir.path().join("part-0.parquet")).unwrap();
+        let reader =
+            datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(file, 1024)
+                .unwrap();
+        let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().unwrap();
+        let text = crate::mapping::value::json_value(batches[0].column(1).as_ref(), 0).unwrap();
+        assert!(
+            text.as_str()
+                .is_some_and(|t| t.contains("1 mons") || t.contains("P1M")),
+            "{text}"
+        );
+        assert!(batches[0].column(1).is_null(1));
+    }
 }
