@@ -124,3 +124,35 @@ async fn postgres_inserts_updates_and_deletes_reach_the_destination() {
         BTreeSet::from([7, 8, 10, 11, 13])
     );
 }
+
+#[tokio::test]
+async fn a_model_the_warehouse_user_may_not_read_is_permission_denied() {
+    let pg = PostgresServer::start().await.unwrap();
+    pg.psql("CREATE TABLE secret_table (id bigint PRIMARY KEY, salary numeric);")
+        .await
+        .unwrap();
+    pg.create_user("reader", "reader-pw-1").await.unwrap();
+    let h = Harness::start().await;
+    h.client
+        .sources()
+        .create_source(v1::CreateSourceRequest {
+            source_id: "pg".into(),
+            source: Some(v1::Source {
+                r#type: "postgres".into(),
+                config: Some(retl_tests::to_struct(json!({
+                    "host": "127.0.0.1", "port": pg.port(), "database": pg.database(),
+                    "user": "reader", "password": "reader-pw-1", "sslmode": "disable",
+                }))),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    let err = h
+        .create_model("m", "pg", "SELECT id, salary FROM secret_table", "id")
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{err}");
+    assert!(err.message().contains("GRANT SELECT"), "{}", err.message());
+    assert!(!err.message().contains("reader-pw-1"));
+}

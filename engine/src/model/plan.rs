@@ -12,7 +12,7 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
 use crate::diff::key::is_keyable;
 use crate::error::Error;
-use crate::source::{ColumnInfo, Source};
+use crate::source::{ColumnInfo, Source, SourceError};
 
 /// A DataFusion session with one source's tables registered.
 pub struct ModelSession {
@@ -43,7 +43,26 @@ pub fn session_context(
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 
+/// The connector's own `SourceError` inside a DataFusion error, if a table provider raised one
+/// (so that, e.g., a permission problem keeps its category instead of becoming "bad SQL").
+fn source_error(e: DataFusionError) -> Result<SourceError, DataFusionError> {
+    match e {
+        DataFusionError::External(inner) => match inner.downcast::<SourceError>() {
+            Ok(source) => Ok(*source),
+            Err(other) => Err(DataFusionError::External(other)),
+        },
+        DataFusionError::Context(context, inner) => {
+            source_error(*inner).map_err(|inner| DataFusionError::Context(context, Box::new(inner)))
+        }
+        other => Err(other),
+    }
+}
+
 fn sql_error(e: DataFusionError) -> Error {
+    let e = match source_error(e) {
+        Ok(source) => return Error::Source(source),
+        Err(e) => e,
+    };
     let message = match e.find_root() {
         DataFusionError::SQL(inner, _) => format!("SQL syntax error: {inner}"),
         other => other.to_string(),
@@ -117,11 +136,14 @@ impl ModelSession {
             .execute_logical_plan(plan)
             .await
             .map_err(sql_error)?;
-        df.execute_stream().await.map_err(|e| {
-            Error::from(crate::source::SourceError::Read {
-                message: e.to_string(),
+        df.execute_stream()
+            .await
+            .map_err(|e| match source_error(e) {
+                Ok(source) => Error::Source(source),
+                Err(e) => Error::from(SourceError::Read {
+                    message: e.to_string(),
+                }),
             })
-        })
     }
 }
 
