@@ -156,3 +156,121 @@ async fn a_model_the_warehouse_user_may_not_read_is_permission_denied() {
     assert!(err.message().contains("GRANT SELECT"), "{}", err.message());
     assert!(!err.message().contains("reader-pw-1"));
 }
+
+#[tokio::test]
+async fn losing_the_warehouse_mid_extract_fails_the_run_and_deletes_nothing() {
+    let mut pg = PostgresServer::start().await.unwrap();
+    pg.psql(
+        "CREATE TABLE events (id bigint PRIMARY KEY, kind text NOT NULL); \
+         INSERT INTO events SELECT i, 'k' || (i % 7) FROM generate_series(1, 300000) AS i;",
+    )
+    .await
+    .unwrap();
+    let h = Harness::start().await;
+    let out = h.path("out");
+    h.client
+        .sources()
+        .create_source(v1::CreateSourceRequest {
+            source_id: "pg".into(),
+            source: Some(v1::Source {
+                r#type: "postgres".into(),
+                config: Some(retl_tests::to_struct(json!({
+                    "host": "127.0.0.1", "port": pg.port(), "database": pg.database(),
+                    "user": pg.user(), "password": pg.superuser_password(), "sslmode": "disable",
+                }))),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    h.create_model("ev", "pg", "SELECT id, kind FROM events", "id")
+        .await
+        .unwrap();
+    h.create_destination(
+        "files",
+        "file",
+        json!({"directory": out.display().to_string()}),
+    )
+    .await
+    .unwrap();
+    h.create_mapping(
+        "all",
+        "ev",
+        "files",
+        "append_changes",
+        &[("kind", "kind")],
+        None,
+    )
+    .await
+    .unwrap();
+    let first = h.sync("all").await;
+    assert_eq!(first.status(), v1::RunStatus::Succeeded, "{first:?}");
+    assert_eq!(first.counts.unwrap().delivered, 300_000);
+
+    // Change a few rows, then lose the server while the next extract is streaming.
+    pg.psql("UPDATE events SET kind = 'changed' WHERE id IN (10, 20, 30); DELETE FROM events WHERE id = 40;")
+        .await
+        .unwrap();
+    let run = h
+        .client
+        .syncs()
+        .trigger_sync(v1::TriggerSyncRequest {
+            mapping_id: "all".into(),
+            confirm_mass_delete: false,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut killed_at = None;
+    for _ in 0..2000 {
+        let live = h
+            .client
+            .syncs()
+            .get_sync_run(v1::GetSyncRunRequest {
+                run_id: run.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let extracted = live.counts.unwrap_or_default().extracted;
+        if extracted > 0 {
+            pg.stop().await.unwrap();
+            killed_at = Some(extracted);
+            break;
+        }
+        if retl::grpc::convert::is_terminal(live.status()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let extracted_at_stop =
+        killed_at.expect("the server was stopped while the extract was streaming");
+    assert!(
+        extracted_at_stop < 299_999,
+        "stopped mid-extract ({extracted_at_stop} rows read)"
+    );
+    let failed = h.wait(&run.id).await;
+    assert_eq!(failed.status(), v1::RunStatus::Failed, "{failed:?}");
+    assert!(
+        failed.error.contains("reading from the source failed"),
+        "{}",
+        failed.error
+    );
+    let c = failed.counts.unwrap();
+    assert_eq!(
+        (c.deleted, c.delivered),
+        (0, 0),
+        "nothing derived from a partial extract"
+    );
+
+    // The warehouse is back: the next run delivers exactly the pending changes.
+    pg.start_again().await.unwrap();
+    let next = h.sync("all").await;
+    assert_eq!(next.status(), v1::RunStatus::Succeeded, "{next:?}");
+    let c = next.counts.unwrap();
+    assert_eq!(
+        (c.added, c.updated, c.deleted, c.delivered),
+        (0, 3, 1, 4),
+        "{c:?}"
+    );
+}
