@@ -274,3 +274,51 @@ async fn losing_the_warehouse_mid_extract_fails_the_run_and_deletes_nothing() {
         "{c:?}"
     );
 }
+
+#[tokio::test]
+async fn a_sync_while_the_warehouse_is_down_fails_with_a_clear_error() {
+    let mut pg = PostgresServer::start().await.unwrap();
+    pg.psql("CREATE TABLE t (id bigint PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a');")
+        .await
+        .unwrap();
+    let h = Harness::start().await;
+    h.client
+        .sources()
+        .create_source(v1::CreateSourceRequest {
+            source_id: "pg".into(),
+            source: Some(v1::Source {
+                r#type: "postgres".into(),
+                config: Some(retl_tests::to_struct(json!({
+                    "host": "127.0.0.1", "port": pg.port(), "database": pg.database(),
+                    "user": pg.user(), "password": pg.superuser_password(), "sslmode": "disable",
+                    "connect_timeout_ms": 2000,
+                }))),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap();
+    h.create_model("m", "pg", "SELECT id, v FROM t", "id")
+        .await
+        .unwrap();
+    h.create_destination(
+        "files",
+        "file",
+        json!({"directory": h.path("out").display().to_string()}),
+    )
+    .await
+    .unwrap();
+    h.create_mapping("a", "m", "files", "append_changes", &[("v", "v")], None)
+        .await
+        .unwrap();
+    pg.stop().await.unwrap();
+    let run = h.sync("a").await;
+    assert_eq!(run.status(), v1::RunStatus::Failed, "{run:?}");
+    assert!(
+        run.error.contains("cannot connect to PostgreSQL")
+            && run.error.contains("server is running"),
+        "{}",
+        run.error
+    );
+    assert_eq!(run.counts.unwrap().deleted, 0);
+}
