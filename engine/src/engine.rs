@@ -194,14 +194,15 @@ fn refuse_if_used(
     )))
 }
 
-/// Splits a config object into plain and secret fields by the type's field specs.
+/// Applies config keys to the plain and secret parts, by the type's field specs: a secret
+/// field goes to `secrets`, anything else to `plain`, and a `null` removes the key from both.
 fn split_config(
     what: &str,
     specs: &[FieldSpec],
     config: ConfigMap,
-    mut plain: ConfigMap,
-    mut secrets: BTreeMap<String, Secret>,
-) -> Result<(ConfigMap, BTreeMap<String, Secret>)> {
+    plain: &mut ConfigMap,
+    secrets: &mut BTreeMap<String, Secret>,
+) -> Result<()> {
     for (key, value) in config {
         let secret = specs.iter().any(|f| f.name == key && f.secret);
         if value.is_null() {
@@ -219,7 +220,46 @@ fn split_config(
             plain.insert(key, value);
         }
     }
-    Ok((plain, secrets))
+    Ok(())
+}
+
+/// The display name of a new definition: the given one, or its id.
+fn name_or_id(display_name: String, id: &str) -> String {
+    if display_name.is_empty() {
+        id.to_string()
+    } else {
+        display_name
+    }
+}
+
+/// A definition stored with secrets (sources and destinations).
+trait WithSecrets: serde::de::DeserializeOwned {
+    /// Its catalog kind.
+    const KIND: Kind;
+    /// Its id.
+    fn id_str(&self) -> &str;
+    /// Where its secrets go once loaded.
+    fn secrets_mut(&mut self) -> &mut BTreeMap<String, Secret>;
+}
+
+impl WithSecrets for SourceDef {
+    const KIND: Kind = Kind::Source;
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+    fn secrets_mut(&mut self) -> &mut BTreeMap<String, Secret> {
+        &mut self.secrets
+    }
+}
+
+impl WithSecrets for DestinationDef {
+    const KIND: Kind = Kind::Destination;
+    fn id_str(&self) -> &str {
+        self.id.as_str()
+    }
+    fn secrets_mut(&mut self) -> &mut BTreeMap<String, Secret> {
+        &mut self.secrets
+    }
 }
 
 /// The full config (secrets included) a connector's `build` receives.
@@ -340,6 +380,20 @@ impl Engine {
             .ok_or_else(|| Error::not_found(kind.as_str(), id))
     }
 
+    fn load_with_secrets<T: WithSecrets>(&self, id: &str) -> Result<T> {
+        let mut def: T = self.load(T::KIND, id)?;
+        *def.secrets_mut() = self.catalog().secrets(T::KIND, id)?;
+        Ok(def)
+    }
+
+    fn list_with_secrets<T: WithSecrets>(&self) -> Result<Vec<T>> {
+        let mut defs: Vec<T> = self.catalog().list(T::KIND)?;
+        for def in &mut defs {
+            *def.secrets_mut() = self.catalog().secrets(T::KIND, def.id_str())?;
+        }
+        Ok(defs)
+    }
+
     fn ensure_absent(&self, kind: Kind, id: &str) -> Result<()> {
         if self.catalog().get::<serde_json::Value>(kind, id)?.is_some() {
             return Err(Error::AlreadyExists {
@@ -378,20 +432,17 @@ impl Engine {
         let id = check_id("source_id", new.id, "source")?;
         let source_type = self.inner.registry.source_type(&new.source_type)?;
         self.ensure_absent(Kind::Source, &id)?;
-        let (config, secrets) = split_config(
+        let (mut config, mut secrets) = (ConfigMap::new(), BTreeMap::new());
+        split_config(
             "source",
             source_type.config,
             new.config,
-            ConfigMap::new(),
-            BTreeMap::new(),
+            &mut config,
+            &mut secrets,
         )?;
         let now = Utc::now();
         let def = SourceDef {
-            display_name: if new.display_name.is_empty() {
-                id.clone()
-            } else {
-                new.display_name
-            },
+            display_name: name_or_id(new.display_name, &id),
             id: SourceId::new(id),
             source_type: new.source_type,
             config,
@@ -406,18 +457,12 @@ impl Engine {
 
     /// A source by id (with its secrets loaded; never send them outward).
     pub fn get_source(&self, id: &str) -> Result<SourceDef> {
-        let mut def: SourceDef = self.load(Kind::Source, id)?;
-        def.secrets = self.catalog().secrets(Kind::Source, id)?;
-        Ok(def)
+        self.load_with_secrets(id)
     }
 
     /// All sources, by id.
     pub fn list_sources(&self) -> Result<Vec<SourceDef>> {
-        let mut defs: Vec<SourceDef> = self.catalog().list(Kind::Source)?;
-        for def in &mut defs {
-            def.secrets = self.catalog().secrets(Kind::Source, def.id.as_str())?;
-        }
-        Ok(defs)
+        self.list_with_secrets()
     }
 
     /// Updates a source; its config must still build.
@@ -429,15 +474,13 @@ impl Engine {
         }
         if let Some(config) = patch.config {
             let source_type = self.inner.registry.source_type(&def.source_type)?;
-            let (c, s) = split_config(
+            split_config(
                 "source",
                 source_type.config,
                 config,
-                def.config,
-                def.secrets,
+                &mut def.config,
+                &mut def.secrets,
             )?;
-            def.config = c;
-            def.secrets = s;
         }
         def.update_time = Utc::now();
         self.build_source(&def)?;
@@ -507,11 +550,7 @@ impl Engine {
             .await?;
         let now = Utc::now();
         let def = ModelDef {
-            display_name: if new.display_name.is_empty() {
-                id.clone()
-            } else {
-                new.display_name
-            },
+            display_name: name_or_id(new.display_name, &id),
             id: ModelId::new(id),
             source_id: SourceId::new(new.source_id),
             sql: new.sql,
@@ -697,20 +736,17 @@ impl Engine {
             .registry
             .destination_type(&new.destination_type)?;
         self.ensure_absent(Kind::Destination, &id)?;
-        let (config, secrets) = split_config(
+        let (mut config, mut secrets) = (ConfigMap::new(), BTreeMap::new());
+        split_config(
             "destination",
             destination_type.config,
             new.config,
-            ConfigMap::new(),
-            BTreeMap::new(),
+            &mut config,
+            &mut secrets,
         )?;
         let now = Utc::now();
         let def = DestinationDef {
-            display_name: if new.display_name.is_empty() {
-                id.clone()
-            } else {
-                new.display_name
-            },
+            display_name: name_or_id(new.display_name, &id),
             id: DestinationId::new(id),
             destination_type: new.destination_type,
             config,
@@ -726,18 +762,12 @@ impl Engine {
 
     /// A destination by id (with its secrets loaded; never send them outward).
     pub fn get_destination(&self, id: &str) -> Result<DestinationDef> {
-        let mut def: DestinationDef = self.load(Kind::Destination, id)?;
-        def.secrets = self.catalog().secrets(Kind::Destination, id)?;
-        Ok(def)
+        self.load_with_secrets(id)
     }
 
     /// All destinations, by id.
     pub fn list_destinations(&self) -> Result<Vec<DestinationDef>> {
-        let mut defs: Vec<DestinationDef> = self.catalog().list(Kind::Destination)?;
-        for def in &mut defs {
-            def.secrets = self.catalog().secrets(Kind::Destination, def.id.as_str())?;
-        }
-        Ok(defs)
+        self.list_with_secrets()
     }
 
     /// Updates a destination.
@@ -759,15 +789,13 @@ impl Engine {
                 .inner
                 .registry
                 .destination_type(&def.destination_type)?;
-            let (c, s) = split_config(
+            split_config(
                 "destination",
                 destination_type.config,
                 config,
-                def.config,
-                def.secrets,
+                &mut def.config,
+                &mut def.secrets,
             )?;
-            def.config = c;
-            def.secrets = s;
         }
         def.update_time = Utc::now();
         self.build_destination(&def)?;
@@ -852,11 +880,7 @@ impl Engine {
         MappingPlan::compile(&new.fields, selection, &model.columns, spec)?;
         let now = Utc::now();
         let def = MappingDef {
-            display_name: if new.display_name.is_empty() {
-                id.clone()
-            } else {
-                new.display_name
-            },
+            display_name: name_or_id(new.display_name, &id),
             id: MappingId::new(id),
             model_id: model.id,
             destination_id: destination.id,

@@ -166,14 +166,8 @@ async fn bad_mappings_are_refused_with_named_problems() {
         "{}",
         err.message()
     );
-    let list = h
-        .client
-        .mappings()
-        .list_mappings(v1::ListMappingsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(list.mappings.is_empty());
+    let mappings = h.mappings().await;
+    assert!(mappings.is_empty());
     let err = h
         .create_destination("d2", "webhook", json!({"url": "ftp://example"}))
         .await
@@ -214,15 +208,7 @@ async fn disabled_mappings_and_destinations_refuse_to_sync() {
         })
         .await
         .unwrap();
-    let err = h
-        .client
-        .syncs()
-        .trigger_sync(v1::TriggerSyncRequest {
-            mapping_id: "up".into(),
-            confirm_mass_delete: false,
-        })
-        .await
-        .unwrap_err();
+    let err = h.trigger("up", false).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(err.message().contains("disabled"), "{}", err.message());
     h.client
@@ -247,15 +233,7 @@ async fn disabled_mappings_and_destinations_refuse_to_sync() {
         })
         .await
         .unwrap();
-    let err = h
-        .client
-        .syncs()
-        .trigger_sync(v1::TriggerSyncRequest {
-            mapping_id: "up".into(),
-            confirm_mass_delete: false,
-        })
-        .await
-        .unwrap_err();
+    let err = h.trigger("up", false).await.unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert!(
         err.message().contains("destination 'hook' is disabled"),
@@ -263,15 +241,7 @@ async fn disabled_mappings_and_destinations_refuse_to_sync() {
         err.message()
     );
     assert_eq!(hook.request_count(), 0);
-    let err = h
-        .client
-        .syncs()
-        .trigger_sync(v1::TriggerSyncRequest {
-            mapping_id: "ghost".into(),
-            confirm_mass_delete: false,
-        })
-        .await
-        .unwrap_err();
+    let err = h.trigger("ghost", false).await.unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 }
 
@@ -424,14 +394,8 @@ async fn a_mapping_to_a_disabled_destination_is_refused_and_not_stored() {
         "{}",
         err.message()
     );
-    let list = h
-        .client
-        .mappings()
-        .list_mappings(v1::ListMappingsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(list.mappings.is_empty());
+    let mappings = h.mappings().await;
+    assert!(mappings.is_empty());
 }
 
 #[tokio::test]
@@ -570,19 +534,8 @@ async fn extractions_of_one_source_queue_behind_its_limit() {
         .await
         .unwrap();
     }
-    let trigger = |m: &'static str| {
-        let mut c = h.client.syncs();
-        async move {
-            c.trigger_sync(v1::TriggerSyncRequest {
-                mapping_id: m.into(),
-                confirm_mass_delete: false,
-            })
-            .await
-            .unwrap()
-            .into_inner()
-        }
-    };
-    let (ra, rb) = tokio::join!(trigger("a"), trigger("b"));
+    let (ra, rb) = tokio::join!(h.trigger("a", false), h.trigger("b", false));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
     let (a, b) = tokio::join!(h.wait(&ra.id), h.wait(&rb.id));
     for run in [&a, &b] {
         assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");

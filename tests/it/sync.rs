@@ -467,16 +467,7 @@ async fn cancelling_a_run_keeps_what_was_acknowledged() {
     h.create_mapping("a", "m", "hook", "upsert", &[("email", "email")], None)
         .await
         .unwrap();
-    let run = h
-        .client
-        .syncs()
-        .trigger_sync(v1::TriggerSyncRequest {
-            mapping_id: "a".into(),
-            confirm_mass_delete: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let run = h.trigger("a", false).await.unwrap();
     // Live progress: wait until a few records were delivered.
     loop {
         let live = h

@@ -35,23 +35,7 @@ async fn postgres_inserts_updates_and_deletes_reach_the_destination() {
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await
         .unwrap();
-    h.client
-        .sources()
-        .create_source(v1::CreateSourceRequest {
-            source_id: "pg".into(),
-            source: Some(v1::Source {
-                r#type: "postgres".into(),
-                config: Some(retl_tests::to_struct(json!({
-                    "host": "127.0.0.1",
-                    "port": pg.port(),
-                    "database": pg.database(),
-                    "user": pg.user(),
-                    "password": pg.superuser_password(),
-                    "sslmode": "disable",
-                }))),
-                ..Default::default()
-            }),
-        })
+    h.create_postgres_source("pg", &pg, pg.user(), pg.superuser_password(), json!({}))
         .await
         .unwrap();
     h.create_model(
@@ -133,19 +117,7 @@ async fn a_model_the_warehouse_user_may_not_read_is_permission_denied() {
         .unwrap();
     pg.create_user("reader", "reader-pw-1").await.unwrap();
     let h = Harness::start().await;
-    h.client
-        .sources()
-        .create_source(v1::CreateSourceRequest {
-            source_id: "pg".into(),
-            source: Some(v1::Source {
-                r#type: "postgres".into(),
-                config: Some(retl_tests::to_struct(json!({
-                    "host": "127.0.0.1", "port": pg.port(), "database": pg.database(),
-                    "user": "reader", "password": "reader-pw-1", "sslmode": "disable",
-                }))),
-                ..Default::default()
-            }),
-        })
+    h.create_postgres_source("pg", &pg, "reader", "reader-pw-1", json!({}))
         .await
         .unwrap();
     let err = h
@@ -168,19 +140,7 @@ async fn losing_the_warehouse_mid_extract_fails_the_run_and_deletes_nothing() {
     .unwrap();
     let h = Harness::start().await;
     let out = h.path("out");
-    h.client
-        .sources()
-        .create_source(v1::CreateSourceRequest {
-            source_id: "pg".into(),
-            source: Some(v1::Source {
-                r#type: "postgres".into(),
-                config: Some(retl_tests::to_struct(json!({
-                    "host": "127.0.0.1", "port": pg.port(), "database": pg.database(),
-                    "user": pg.user(), "password": pg.superuser_password(), "sslmode": "disable",
-                }))),
-                ..Default::default()
-            }),
-        })
+    h.create_postgres_source("pg", &pg, pg.user(), pg.superuser_password(), json!({}))
         .await
         .unwrap();
     h.create_model("ev", "pg", "SELECT id, kind FROM events", "id")
@@ -211,16 +171,7 @@ async fn losing_the_warehouse_mid_extract_fails_the_run_and_deletes_nothing() {
     pg.psql("UPDATE events SET kind = 'changed' WHERE id IN (10, 20, 30); DELETE FROM events WHERE id = 40;")
         .await
         .unwrap();
-    let run = h
-        .client
-        .syncs()
-        .trigger_sync(v1::TriggerSyncRequest {
-            mapping_id: "all".into(),
-            confirm_mass_delete: false,
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let run = h.trigger("all", false).await.unwrap();
     let mut killed_at = None;
     for _ in 0..2000 {
         let live = h
@@ -282,22 +233,15 @@ async fn a_sync_while_the_warehouse_is_down_fails_with_a_clear_error() {
         .await
         .unwrap();
     let h = Harness::start().await;
-    h.client
-        .sources()
-        .create_source(v1::CreateSourceRequest {
-            source_id: "pg".into(),
-            source: Some(v1::Source {
-                r#type: "postgres".into(),
-                config: Some(retl_tests::to_struct(json!({
-                    "host": "127.0.0.1", "port": pg.port(), "database": pg.database(),
-                    "user": pg.user(), "password": pg.superuser_password(), "sslmode": "disable",
-                    "connect_timeout_ms": 2000,
-                }))),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    h.create_postgres_source(
+        "pg",
+        &pg,
+        pg.user(),
+        pg.superuser_password(),
+        json!({"connect_timeout_ms": 2000}),
+    )
+    .await
+    .unwrap();
     h.create_model("m", "pg", "SELECT id, v FROM t", "id")
         .await
         .unwrap();

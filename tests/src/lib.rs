@@ -279,19 +279,68 @@ impl Harness {
         self.sync_with(mapping, false).await
     }
 
-    /// Triggers a sync, optionally confirming a mass delete, and waits for its end.
-    pub async fn sync_with(&self, mapping: &str, confirm_mass_delete: bool) -> v1::SyncRun {
-        let run = self
-            .client
+    /// Triggers a sync (without waiting for it).
+    pub async fn trigger(
+        &self,
+        mapping: &str,
+        confirm_mass_delete: bool,
+    ) -> Result<v1::SyncRun, tonic::Status> {
+        self.client
             .syncs()
             .trigger_sync(v1::TriggerSyncRequest {
                 mapping_id: mapping.to_string(),
                 confirm_mass_delete,
             })
             .await
-            .unwrap()
-            .into_inner();
+            .map(tonic::Response::into_inner)
+    }
+
+    /// Triggers a sync, optionally confirming a mass delete, and waits for its end.
+    pub async fn sync_with(&self, mapping: &str, confirm_mass_delete: bool) -> v1::SyncRun {
+        let run = self.trigger(mapping, confirm_mass_delete).await.unwrap();
         self.wait(&run.id).await
+    }
+
+    /// Every mapping the daemon has.
+    pub async fn mappings(&self) -> Vec<v1::Mapping> {
+        self.client
+            .mappings()
+            .list_mappings(v1::ListMappingsRequest::default())
+            .await
+            .unwrap()
+            .into_inner()
+            .mappings
+    }
+
+    /// Creates a `postgres` source over a testkit server, as `user` (no TLS: the test server
+    /// has none); `extra` config keys are added.
+    pub async fn create_postgres_source(
+        &self,
+        id: &str,
+        pg: &retl_testkit::PostgresServer,
+        user: &str,
+        password: &str,
+        extra: Value,
+    ) -> Result<v1::Source, tonic::Status> {
+        let mut config = json!({
+            "host": "127.0.0.1", "port": pg.port(), "database": pg.database(),
+            "user": user, "password": password, "sslmode": "disable",
+        });
+        if let (Value::Object(c), Value::Object(e)) = (&mut config, extra) {
+            c.extend(e);
+        }
+        self.client
+            .sources()
+            .create_source(v1::CreateSourceRequest {
+                source_id: id.to_string(),
+                source: Some(v1::Source {
+                    r#type: "postgres".to_string(),
+                    config: Some(to_struct(config)),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// Watches a run to its end and returns the final record.

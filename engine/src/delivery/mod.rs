@@ -122,9 +122,18 @@ impl ChunkSender<'_> {
                 _ = self.limiter.acquire() => {}
                 _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
             }
-            let batch: Vec<Payload> = pending.iter().map(|&i| self.payloads[i].clone()).collect();
+            // A whole batch or a split half is a contiguous range: send it without copying.
+            // Only a retry of scattered records builds a new batch.
+            let scattered: Vec<Payload>;
+            let batch: &[Payload] = match contiguous(&pending) {
+                Some(range) => &self.payloads[range],
+                None => {
+                    scattered = pending.iter().map(|&i| self.payloads[i].clone()).collect();
+                    &scattered
+                }
+            };
             let result = tokio::select! {
-                r = tokio::time::timeout(limits.timeout(), self.action.send(self.ctx, &batch)) => r,
+                r = tokio::time::timeout(limits.timeout(), self.action.send(self.ctx, batch)) => r,
                 _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
             };
             let mut wait = retry::backoff(limits, attempt);
@@ -184,9 +193,7 @@ impl ChunkSender<'_> {
                         );
                         return ChunkEnd::Split(pending, second);
                     }
-                    DestinationError::Authentication { .. }
-                    | DestinationError::InvalidConfig { .. }
-                    | DestinationError::Internal { .. } => {
+                    err if err.stops_run() => {
                         settle(outcomes, &pending, Delivered::Failed(err.to_string()));
                         return ChunkEnd::Fatal(err);
                     }
@@ -216,6 +223,12 @@ impl ChunkSender<'_> {
         settle(outcomes, &pending, Delivered::Failed(last_error));
         ChunkEnd::Done
     }
+}
+
+/// The range `records` covers when its (ascending) indexes have no gap.
+fn contiguous(records: &[usize]) -> Option<std::ops::Range<usize>> {
+    let (&first, &last) = (records.first()?, records.last()?);
+    (last - first + 1 == records.len()).then_some(first..last + 1)
 }
 
 fn settle(outcomes: &mut [Option<Delivered>], records: &[usize], outcome: Delivered) {

@@ -155,4 +155,15 @@ impl DestinationError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, DestinationError::Transient { .. })
     }
+
+    /// Whether every later request of the run would fail the same way (refused credentials,
+    /// broken configuration, a local environment failure), so the run must stop.
+    pub fn stops_run(&self) -> bool {
+        matches!(
+            self,
+            DestinationError::Authentication { .. }
+                | DestinationError::InvalidConfig { .. }
+                | DestinationError::Internal { .. }
+        )
+    }
 }

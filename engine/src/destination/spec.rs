@@ -205,3 +205,14 @@ pub struct Payload {
     /// Mapped destination fields.
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
+
+impl Payload {
+    /// A delete: the key only.
+    pub fn delete(key: serde_json::Value) -> Self {
+        Payload {
+            key,
+            change: ChangeKind::Deleted,
+            fields: serde_json::Map::new(),
+        }
+    }
+}

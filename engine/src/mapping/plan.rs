@@ -185,15 +185,6 @@ impl MappingPlan {
             fields,
         })
     }
-
-    /// A delete payload (key only).
-    pub fn delete_payload(&self, key: Value) -> Payload {
-        Payload {
-            key,
-            change: ChangeKind::Deleted,
-            fields: serde_json::Map::new(),
-        }
-    }
 }
 
 #[cfg(test)]

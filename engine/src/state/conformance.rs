@@ -1,11 +1,10 @@
 //! The conformance suite every [`StateStore`] implementation must pass (run from each
-//! implementation's tests). It panics on the first violated duty.
-
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! implementation's tests). A store error is returned; a violated duty panics with an
+//! assertion naming it.
 
 use crate::diff::fingerprint::Fingerprint;
 use crate::id::MappingId;
-use crate::state::{StateStore, StateWrite};
+use crate::state::{StateError, StateStore, StateWrite};
 
 fn put(key: &[u8], fp: u128) -> StateWrite {
     StateWrite::Put {
@@ -14,68 +13,67 @@ fn put(key: &[u8], fp: u128) -> StateWrite {
     }
 }
 
-fn all(store: &dyn StateStore, m: &MappingId, page: usize) -> Vec<(Vec<u8>, Fingerprint)> {
+fn all(
+    store: &dyn StateStore,
+    m: &MappingId,
+    page: usize,
+) -> Result<Vec<(Vec<u8>, Fingerprint)>, StateError> {
     let mut out: Vec<(Vec<u8>, Fingerprint)> = Vec::new();
     loop {
         let after = out.last().map(|(k, _)| k.clone());
-        let p = store.scan_page(m, after.as_deref(), page).unwrap();
+        let p = store.scan_page(m, after.as_deref(), page)?;
         if p.is_empty() {
-            return out;
+            return Ok(out);
         }
         out.extend(p);
     }
 }
 
 /// Runs every duty check against `store`, which must start empty.
-pub fn run_all(store: &dyn StateStore) {
+pub fn run_all(store: &dyn StateStore) -> Result<(), StateError> {
     let a = MappingId::new("conf-a");
     let b = MappingId::new("conf-a2");
     // Ordered scan across pages, independent of insertion order.
-    store
-        .commit(
-            &a,
-            &[put(b"c", 3), put(b"a", 1), put(b"b", 2), put(&[0xff, 0], 9)],
-        )
-        .unwrap();
-    store.commit(&b, &[put(b"a", 100)]).unwrap();
-    let keys: Vec<Vec<u8>> = all(store, &a, 2).into_iter().map(|(k, _)| k).collect();
+    store.commit(
+        &a,
+        &[put(b"c", 3), put(b"a", 1), put(b"b", 2), put(&[0xff, 0], 9)],
+    )?;
+    store.commit(&b, &[put(b"a", 100)])?;
+    let keys: Vec<Vec<u8>> = all(store, &a, 2)?.into_iter().map(|(k, _)| k).collect();
     assert_eq!(
         keys,
         vec![b"a".to_vec(), b"b".to_vec(), b"c".to_vec(), vec![0xff, 0]]
     );
-    assert_eq!(store.count(&a).unwrap(), 4);
+    assert_eq!(store.count(&a)?, 4);
     // Mappings whose ids share a prefix stay independent.
-    assert_eq!(store.count(&b).unwrap(), 1);
-    assert_eq!(store.fingerprint(&b, b"a").unwrap(), Some(Fingerprint(100)));
-    assert_eq!(store.fingerprint(&a, b"a").unwrap(), Some(Fingerprint(1)));
+    assert_eq!(store.count(&b)?, 1);
+    assert_eq!(store.fingerprint(&b, b"a")?, Some(Fingerprint(100)));
+    assert_eq!(store.fingerprint(&a, b"a")?, Some(Fingerprint(1)));
     // Commit overwrites and deletes atomically.
-    store
-        .commit(
-            &a,
-            &[put(b"a", 11), StateWrite::Delete { key: b"b".to_vec() }],
-        )
-        .unwrap();
-    assert_eq!(store.fingerprint(&a, b"a").unwrap(), Some(Fingerprint(11)));
-    assert_eq!(store.fingerprint(&a, b"b").unwrap(), None);
-    assert_eq!(store.count(&a).unwrap(), 3);
+    store.commit(
+        &a,
+        &[put(b"a", 11), StateWrite::Delete { key: b"b".to_vec() }],
+    )?;
+    assert_eq!(store.fingerprint(&a, b"a")?, Some(Fingerprint(11)));
+    assert_eq!(store.fingerprint(&a, b"b")?, None);
+    assert_eq!(store.count(&a)?, 3);
     // Deleting an absent key is not an error (a re-sent delete after a crash).
-    store
-        .commit(
-            &a,
-            &[StateWrite::Delete {
-                key: b"zz".to_vec(),
-            }],
-        )
-        .unwrap();
+    store.commit(
+        &a,
+        &[StateWrite::Delete {
+            key: b"zz".to_vec(),
+        }],
+    )?;
     // An empty key is a valid key.
-    store.commit(&a, &[put(b"", 5)]).unwrap();
+    store.commit(&a, &[put(b"", 5)])?;
     assert_eq!(
-        all(store, &a, 10).first().map(|(k, _)| k.clone()),
+        all(store, &a, 10)?.first().map(|(k, _)| k.clone()),
         Some(Vec::new())
     );
     // Reset forgets one mapping only.
-    store.reset(&a).unwrap();
-    assert_eq!(store.count(&a).unwrap(), 0);
-    assert_eq!(store.count(&b).unwrap(), 1);
-    store.reset(&b).unwrap();
+    store.reset(&a)?;
+    assert_eq!(store.count(&a)?, 0);
+    assert_eq!(store.count(&b)?, 1);
+    store.reset(&b)?;
+    Ok(())
 }

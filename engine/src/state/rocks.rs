@@ -144,6 +144,6 @@ mod tests {
     fn rocks_state_store_passes_conformance() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        crate::state::conformance::run_all(&RocksStateStore::new(store));
+        crate::state::conformance::run_all(&RocksStateStore::new(store)).unwrap();
     }
 }

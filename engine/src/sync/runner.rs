@@ -105,6 +105,24 @@ pub struct SyncRunner {
     extraction_slot: Option<OwnedSemaphorePermit>,
 }
 
+/// Bytes of a payload's JSON, counted without building the text.
+fn json_size(payload: &Payload) -> usize {
+    struct Counter(usize);
+    impl Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Serializing a Payload to a writer that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut counter, payload);
+    counter.0
+}
+
 fn spill_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |e| Error::Storage(StorageError::io(path)(e))
 }
@@ -545,11 +563,7 @@ impl SyncRunner {
             reader.read_exact(&mut key).map_err(spill_error(path))?;
             if self.inputs.mapping.selection.deleted {
                 self.run.counts.selected += 1;
-                let payload = Payload {
-                    key: decode_key(&key),
-                    change: ChangeKind::Deleted,
-                    fields: serde_json::Map::new(),
-                };
+                let payload = Payload::delete(decode_key(&key));
                 let pending = Pending {
                     key,
                     fingerprint: None,
@@ -590,7 +604,7 @@ impl SyncRunner {
 
     async fn enqueue(&mut self, payload: Payload, pending: Pending) -> Result<(), Error> {
         self.check_cancel()?;
-        let size = serde_json::to_vec(&payload).map(|v| v.len()).unwrap_or(0);
+        let size = json_size(&payload);
         if !self.batch.is_empty() && self.batch_bytes + size > self.inputs.limits.max_batch_bytes {
             self.flush_batch().await;
         }

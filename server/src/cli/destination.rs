@@ -256,22 +256,20 @@ pub async fn run(ctx: &Context, command: DestinationCommand) -> Result<(), CliEr
             print_destination(ctx.output, &destination);
         }
         DestinationCommand::List => {
-            let mut all = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = api
-                    .list_destinations(v1::ListDestinationsRequest {
-                        page_size: 1000,
-                        page_token,
-                    })
-                    .await?
-                    .into_inner();
-                all.extend(page.destinations);
-                if page.next_page_token.is_empty() {
-                    break;
+            let all = super::fetch_all(|page_token| {
+                let mut api = api.clone();
+                async move {
+                    let page = api
+                        .list_destinations(v1::ListDestinationsRequest {
+                            page_size: 1000,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.destinations, page.next_page_token))
                 }
-                page_token = page.next_page_token;
-            }
+            })
+            .await?;
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({
                     "destinations": all.iter().map(json::destination).collect::<Vec<_>>()

@@ -249,22 +249,20 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
             print_mapping(ctx.output, &m);
         }
         MappingCommand::List => {
-            let mut all = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = api
-                    .list_mappings(v1::ListMappingsRequest {
-                        page_size: 1000,
-                        page_token,
-                    })
-                    .await?
-                    .into_inner();
-                all.extend(page.mappings);
-                if page.next_page_token.is_empty() {
-                    break;
+            let all = super::fetch_all(|page_token| {
+                let mut api = api.clone();
+                async move {
+                    let page = api
+                        .list_mappings(v1::ListMappingsRequest {
+                            page_size: 1000,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.mappings, page.next_page_token))
                 }
-                page_token = page.next_page_token;
-            }
+            })
+            .await?;
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({
                     "mappings": all.iter().map(json::mapping).collect::<Vec<_>>()

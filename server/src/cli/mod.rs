@@ -318,6 +318,27 @@ impl ConfigUpdateArgs {
     }
 }
 
+/// Every item of a paginated List RPC; `page(token)` fetches one page as (items, next token).
+///
+/// # Errors
+/// The first failed call.
+pub async fn fetch_all<T, F, Fut>(mut page: F) -> Result<Vec<T>, CliError>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (items, next) = page(token).await?;
+        all.extend(items);
+        if next.is_empty() {
+            return Ok(all);
+        }
+        token = next;
+    }
+}
+
 /// Prints the result of a delete.
 pub fn print_deleted(out: Output, kind: &str, id: &str) {
     match out {

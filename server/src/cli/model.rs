@@ -147,22 +147,20 @@ pub async fn run(ctx: &Context, command: ModelCommand) -> Result<(), CliError> {
             print_model(ctx.output, &model);
         }
         ModelCommand::List => {
-            let mut all = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = api
-                    .list_models(v1::ListModelsRequest {
-                        page_size: 1000,
-                        page_token,
-                    })
-                    .await?
-                    .into_inner();
-                all.extend(page.models);
-                if page.next_page_token.is_empty() {
-                    break;
+            let all = super::fetch_all(|page_token| {
+                let mut api = api.clone();
+                async move {
+                    let page = api
+                        .list_models(v1::ListModelsRequest {
+                            page_size: 1000,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.models, page.next_page_token))
                 }
-                page_token = page.next_page_token;
-            }
+            })
+            .await?;
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({
                     "models": all.iter().map(json::model).collect::<Vec<_>>()

@@ -114,22 +114,20 @@ pub async fn run(ctx: &Context, command: SourceCommand) -> Result<(), CliError> 
             print_source(ctx.output, &source);
         }
         SourceCommand::List => {
-            let mut all = Vec::new();
-            let mut page_token = String::new();
-            loop {
-                let page = api
-                    .list_sources(v1::ListSourcesRequest {
-                        page_size: 1000,
-                        page_token,
-                    })
-                    .await?
-                    .into_inner();
-                all.extend(page.sources);
-                if page.next_page_token.is_empty() {
-                    break;
+            let all = super::fetch_all(|page_token| {
+                let mut api = api.clone();
+                async move {
+                    let page = api
+                        .list_sources(v1::ListSourcesRequest {
+                            page_size: 1000,
+                            page_token,
+                        })
+                        .await?
+                        .into_inner();
+                    Ok((page.sources, page.next_page_token))
                 }
-                page_token = page.next_page_token;
-            }
+            })
+            .await?;
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({
                     "sources": all.iter().map(json::source).collect::<Vec<_>>()
