@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the change-detection hot paths: key encoding and fingerprinting.
+//! Micro-benchmarks of the change-detection hot paths: key encoding, fingerprinting, and the
+//! sort-merge of a sorted extract with the state (RocksDB).
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -7,8 +8,14 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::datatypes::DataType;
 use retl_benches::sample_columns;
-use retl_engine::diff::fingerprint::Fingerprinter;
+use retl_engine::diff::fingerprint::{Fingerprint, Fingerprinter};
 use retl_engine::diff::key::encode_key;
+use retl_engine::diff::local::{BatchColumns, RowRef, SortMergeDiffer};
+use retl_engine::id::MappingId;
+use retl_engine::state::rocks::RocksStateStore;
+use retl_engine::state::{StateStore, StateWrite};
+use retl_engine::store::Store;
+use std::sync::Arc;
 
 const ROWS: usize = 8192;
 
@@ -37,5 +44,75 @@ fn fingerprinting(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, key_encoding, fingerprinting);
+/// Rows in the merged extract and keys in the state.
+const MERGE_ROWS: usize = 100_000;
+
+fn diff_merge(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let state = RocksStateStore::new(Store::open(dir.path()).unwrap());
+    let mapping = MappingId::new("bench");
+    let key = |i: usize| {
+        encode_key(
+            &datafusion::arrow::array::Int64Array::from(vec![i as i64 * 10]),
+            0,
+        )
+        .unwrap()
+    };
+    // The state holds every even-numbered key; fingerprint = the index.
+    let writes: Vec<StateWrite> = (0..MERGE_ROWS)
+        .map(|i| StateWrite::Put {
+            key: key(i),
+            fingerprint: Fingerprint(i as u128),
+        })
+        .collect();
+    for chunk in writes.chunks(10_000) {
+        state.commit(&mapping, chunk).unwrap();
+    }
+    let batch = Arc::new(BatchColumns { columns: vec![] });
+    // The extract: 98% unchanged, 1% updated, 0.5% deleted (skipped), 0.5% added.
+    let mut rows: Vec<(Vec<u8>, Fingerprint)> = Vec::with_capacity(MERGE_ROWS);
+    for i in 0..MERGE_ROWS {
+        if i % 200 != 3 {
+            let fp = if i % 100 == 37 { u128::MAX } else { i as u128 };
+            rows.push((key(i), Fingerprint(fp)));
+        }
+        if i % 200 == 101 {
+            let mut k = key(i);
+            if let Some(last) = k.last_mut() {
+                *last += 5;
+            }
+            rows.push((k, Fingerprint(0)));
+        }
+    }
+    let mut g = c.benchmark_group("diff_merge");
+    g.throughput(Throughput::Elements(MERGE_ROWS as u64));
+    g.sample_size(20);
+    g.bench_function("rocksdb_state_100k_keys_2pct_changed", |b| {
+        b.iter(|| {
+            let mut differ = SortMergeDiffer::new(&state, mapping.clone(), "id");
+            let mut events = Vec::new();
+            let mut changes = 0usize;
+            for chunk in rows.chunks(ROWS) {
+                let keys = chunk.iter().map(|(k, _)| Some(k.clone())).collect();
+                let refs = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(row, (_, fp))| RowRef {
+                        batch: Arc::clone(&batch),
+                        row,
+                        fingerprint: *fp,
+                    })
+                    .collect();
+                differ.push(keys, refs, &mut events).unwrap();
+                changes += events.len();
+                events.clear();
+            }
+            differ.finish(&mut events).unwrap();
+            black_box(changes + events.len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, key_encoding, fingerprinting, diff_merge);
 criterion_main!(benches);

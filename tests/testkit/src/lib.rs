@@ -13,6 +13,8 @@
 //!   temp dir on 127.0.0.1 and a free port, with password authentication on TCP.
 //! - [`mariadb`]: [`MariaDbServer`], a throwaway MariaDB server (`mariadb-install-db` +
 //!   `mariadbd`), likewise.
+//! - [`sink`]: [`HttpSink`], a fast counting (not recording) receiver of the webhook contract,
+//!   with an optional rate limit, for benchmarks.
 //! - [`launch`]: what both launchers share: [`LaunchError`], [`free_port`], [`wait_until`].
 //!
 //! # Conventions
@@ -31,6 +33,7 @@ pub mod emulators;
 pub mod launch;
 pub mod mariadb;
 pub mod postgres;
+pub mod sink;
 
 pub use emulators::webhook::{
     ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions, signature,
@@ -38,3 +41,4 @@ pub use emulators::webhook::{
 pub use launch::{LaunchError, free_port, wait_until};
 pub use mariadb::MariaDbServer;
 pub use postgres::PostgresServer;
+pub use sink::{HttpSink, RateLimit, SinkOptions, SinkStats};
