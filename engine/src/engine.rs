@@ -47,6 +47,9 @@ pub struct EngineOptions {
     pub mass_delete_min_keys: u64,
     /// Keep the staged extracts of this many runs per model.
     pub staging_runs_kept: usize,
+    /// Wait before the first retry of an extract whose connection was lost or refused; each
+    /// further retry waits twice as long, up to 30 s.
+    pub extract_retry_backoff: std::time::Duration,
 }
 
 impl Default for EngineOptions {
@@ -56,6 +59,7 @@ impl Default for EngineOptions {
             mass_delete_fraction: 0.5,
             mass_delete_min_keys: 10,
             staging_runs_kept: 2,
+            extract_retry_backoff: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -171,6 +175,35 @@ fn max_extractions(config: &ConfigMap) -> Result<usize> {
                 format!("source.config.{MAX_EXTRACTIONS_KEY}"),
                 format!(
                     "must be a whole number from 1 to {MAX_EXTRACTIONS_LIMIT} (extractions of this source that may run at once; further runs queue)"
+                ),
+            )),
+        },
+    }
+}
+
+/// The source config key holding how many times an extract whose connection was lost or
+/// refused is started again before the run fails (default 2); handled by the engine, never
+/// passed to the connector.
+pub const CONNECTION_RETRIES_KEY: &str = "connection_retries";
+
+/// The largest `connection_retries` accepted.
+const CONNECTION_RETRIES_LIMIT: u64 = 10;
+
+/// `connection_retries` when the source does not set it.
+const DEFAULT_CONNECTION_RETRIES: u32 = 2;
+
+/// Source config keys the engine reads itself.
+const ENGINE_SOURCE_KEYS: &[&str] = &[MAX_EXTRACTIONS_KEY, CONNECTION_RETRIES_KEY];
+
+fn connection_retries(config: &ConfigMap) -> Result<u32> {
+    match config.get(CONNECTION_RETRIES_KEY) {
+        None => Ok(DEFAULT_CONNECTION_RETRIES),
+        Some(v) => match v.as_u64() {
+            Some(n) if n <= CONNECTION_RETRIES_LIMIT => Ok(n as u32),
+            _ => Err(Error::invalid(
+                format!("source.config.{CONNECTION_RETRIES_KEY}"),
+                format!(
+                    "must be a whole number from 0 to {CONNECTION_RETRIES_LIMIT} (how often an extract whose connection was lost or refused starts again before the run fails)"
                 ),
             )),
         },
@@ -419,10 +452,11 @@ impl Engine {
     fn build_source(&self, def: &SourceDef) -> Result<Arc<dyn Source>> {
         let source_type = self.inner.registry.source_type(&def.source_type)?;
         max_extractions(&def.config)?;
+        connection_retries(&def.config)?;
         Ok((source_type.build)(&merged_config(
             &def.config,
             &def.secrets,
-            &[MAX_EXTRACTIONS_KEY],
+            ENGINE_SOURCE_KEYS,
         ))?)
     }
 
@@ -1036,6 +1070,7 @@ impl Engine {
         let source_def = self.get_source(model.source_id.as_str())?;
         let source = self.build_source(&source_def)?;
         let extraction_slots = self.extraction_slots(&source_def)?;
+        let connection_retries = connection_retries(&source_def.config)?;
         let (destination, limits) = self.build_destination(&destination_def)?;
         let action: Arc<dyn Action> = destination.action(&mapping.action)?;
         let action_spec = action.spec();
@@ -1081,6 +1116,7 @@ impl Engine {
             limits,
             confirm_mass_delete: options.confirm_mass_delete,
             extraction_slots,
+            connection_retries,
         };
         let runner = SyncRunner::new(env, inputs, run.clone(), tx, cancel);
         let engine = self.clone();

@@ -28,6 +28,17 @@ pub trait Source: Send + Sync + std::fmt::Debug {
     async fn list_tables(&self) -> Result<Vec<TableInfo>, SourceError>;
     /// Registers this source's tables in `ctx`.
     async fn register(&self, ctx: &SessionContext) -> Result<(), SourceError>;
+    /// Words an error raised while this source's rows were being read (it arrives wrapped in
+    /// DataFusion's error). A lost or refused connection must come back as
+    /// [`SourceError::Unavailable`]: the engine retries the extract for those, and for nothing
+    /// else. `None` (the default) keeps it a [`SourceError::Read`], which is not retried.
+    fn classify_read_error(
+        &self,
+        error: &(dyn std::error::Error + 'static),
+    ) -> Option<SourceError> {
+        let _ = error;
+        None
+    }
 }
 
 /// What `Source::test` found.
@@ -130,6 +141,40 @@ pub enum SourceError {
 }
 
 impl SourceError {
+    /// Whether trying again may succeed: the warehouse was unreachable or the connection was
+    /// lost. Everything else (bad SQL, credentials, grants, data a decoder cannot read) fails
+    /// the same way every time.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, SourceError::Unavailable { .. })
+    }
+
+    /// The same error with `prefix` in front of its message (the category is kept).
+    pub fn with_prefix(self, prefix: &str) -> SourceError {
+        let prefixed = |message: String| format!("{prefix}{message}");
+        match self {
+            SourceError::InvalidConfig { field, message } => SourceError::InvalidConfig {
+                field,
+                message: prefixed(message),
+            },
+            SourceError::Unavailable { message } => SourceError::Unavailable {
+                message: prefixed(message),
+            },
+            SourceError::Authentication { message } => SourceError::Authentication {
+                message: prefixed(message),
+            },
+            SourceError::PermissionDenied { message } => SourceError::PermissionDenied {
+                message: prefixed(message),
+            },
+            SourceError::Query { message } => SourceError::Query {
+                message: prefixed(message),
+            },
+            SourceError::Read { message } => SourceError::Read {
+                message: prefixed(message),
+            },
+            unsupported @ SourceError::UnsupportedType { .. } => unsupported,
+        }
+    }
+
     /// The category of this error.
     pub fn category(&self) -> ErrorCategory {
         match self {

@@ -129,9 +129,9 @@ async fn a_model_the_warehouse_user_may_not_read_is_permission_denied() {
     assert!(!err.message().contains("reader-pw-1"));
 }
 
-#[tokio::test]
-async fn losing_the_warehouse_mid_extract_fails_the_run_and_deletes_nothing() {
-    let mut pg = PostgresServer::start().await.unwrap();
+/// A 300,000-row `events` table synced once to a `file` destination (mapping `all`), then
+/// three rows updated and one deleted in the warehouse: the next run has 4 pending changes.
+async fn events_synced_then_changed(pg: &PostgresServer) -> Harness {
     pg.psql(
         "CREATE TABLE events (id bigint PRIMARY KEY, kind text NOT NULL); \
          INSERT INTO events SELECT i, 'k' || (i % 7) FROM generate_series(1, 300000) AS i;",
@@ -140,7 +140,7 @@ async fn losing_the_warehouse_mid_extract_fails_the_run_and_deletes_nothing() {
     .unwrap();
     let h = Harness::start().await;
     let out = h.path("out");
-    h.create_postgres_source("pg", &pg, pg.user(), pg.superuser_password(), json!({}))
+    h.create_postgres_source("pg", pg, pg.user(), pg.superuser_password(), json!({}))
         .await
         .unwrap();
     h.create_model("ev", "pg", "SELECT id, kind FROM events", "id")
@@ -166,13 +166,20 @@ async fn losing_the_warehouse_mid_extract_fails_the_run_and_deletes_nothing() {
     let first = h.sync("all").await;
     assert_eq!(first.status(), v1::RunStatus::Succeeded, "{first:?}");
     assert_eq!(first.counts.unwrap().delivered, 300_000);
-
-    // Change a few rows, then lose the server while the next extract is streaming.
     pg.psql("UPDATE events SET kind = 'changed' WHERE id IN (10, 20, 30); DELETE FROM events WHERE id = 40;")
         .await
         .unwrap();
+    h
+}
+
+/// Triggers mapping `all` and, once the extract is streaming, calls `interrupt`; returns the
+/// run id and how many rows had been read then.
+async fn interrupt_mid_extract<F, Fut>(h: &Harness, interrupt: F) -> (String, u64)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let run = h.trigger("all", false).await.unwrap();
-    let mut killed_at = None;
     for _ in 0..2000 {
         let live = h
             .client
@@ -185,27 +192,50 @@ async fn losing_the_warehouse_mid_extract_fails_the_run_and_deletes_nothing() {
             .into_inner();
         let extracted = live.counts.unwrap_or_default().extracted;
         if extracted > 0 {
-            pg.stop().await.unwrap();
-            killed_at = Some(extracted);
-            break;
+            interrupt().await;
+            assert!(
+                extracted < 299_999,
+                "interrupted mid-extract ({extracted} rows read)"
+            );
+            return (run.id, extracted);
         }
-        if retl::grpc::convert::is_terminal(live.status()) {
-            break;
-        }
+        assert!(
+            !retl::grpc::convert::is_terminal(live.status()),
+            "the run ended before its extract streamed: {live:?}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
-    let extracted_at_stop =
-        killed_at.expect("the server was stopped while the extract was streaming");
-    assert!(
-        extracted_at_stop < 299_999,
-        "stopped mid-extract ({extracted_at_stop} rows read)"
-    );
-    let failed = h.wait(&run.id).await;
+    panic!("the extract never started streaming");
+}
+
+#[tokio::test]
+async fn losing_the_warehouse_mid_extract_fails_the_run_and_deletes_nothing() {
+    let mut pg = PostgresServer::start().await.unwrap();
+    let h = events_synced_then_changed(&pg).await;
+    let pg_ref = &mut pg;
+    let (run_id, _) = interrupt_mid_extract(&h, || async move {
+        pg_ref.stop().await.unwrap();
+    })
+    .await;
+    let failed = h.wait(&run_id).await;
     assert_eq!(failed.status(), v1::RunStatus::Failed, "{failed:?}");
+    // The lost connection was retried (twice by default), each retry refused at once, then
+    // the run gave up with the last attempt's words.
     assert!(
-        failed.error.contains("reading from the source failed"),
+        failed.error.contains("gave up after 3 attempts")
+            && failed.error.contains("connection_retries")
+            && failed.error.contains("cannot connect to PostgreSQL"),
         "{}",
         failed.error
+    );
+    assert!(
+        failed
+            .warnings
+            .iter()
+            .any(|w| w.contains("extract attempt 1 of 3 failed")
+                && w.contains("the extract failed after")),
+        "{:?}",
+        failed.warnings
     );
     let c = failed.counts.unwrap();
     assert_eq!(
@@ -219,6 +249,34 @@ async fn losing_the_warehouse_mid_extract_fails_the_run_and_deletes_nothing() {
     let next = h.sync("all").await;
     assert_eq!(next.status(), v1::RunStatus::Succeeded, "{next:?}");
     let c = next.counts.unwrap();
+    assert_eq!(
+        (c.added, c.updated, c.deleted, c.delivered),
+        (0, 3, 1, 4),
+        "{c:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_killed_mid_extract_is_retried_and_the_run_succeeds() {
+    let pg = PostgresServer::start().await.unwrap();
+    let h = events_synced_then_changed(&pg).await;
+    let pg_ref = &pg;
+    let (run_id, _) = interrupt_mid_extract(&h, || async move {
+        assert!(pg_ref.kill_connections().await.unwrap() > 0);
+    })
+    .await;
+    let run = h.wait(&run_id).await;
+    assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
+    assert!(
+        run.warnings
+            .iter()
+            .any(|w| w.contains("extract attempt 1 of 3 failed") && w.contains("PostgreSQL")),
+        "{:?}",
+        run.warnings
+    );
+    // The retried extract is whole: exactly the pending changes, no false deletes.
+    let c = run.counts.unwrap();
+    assert_eq!(c.extracted, 299_999, "{c:?}");
     assert_eq!(
         (c.added, c.updated, c.deleted, c.delivered),
         (0, 3, 1, 4),

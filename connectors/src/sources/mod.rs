@@ -1,5 +1,6 @@
 //! Source connectors, one folder each (see the crate docs for the file contract).
 
+pub(crate) mod federation;
 pub(crate) mod files;
 pub(crate) mod postgres;
 

@@ -45,7 +45,7 @@ pub fn session_context(
 
 /// The connector's own `SourceError` inside a DataFusion error, if a table provider raised one
 /// (so that, e.g., a permission problem keeps its category instead of becoming "bad SQL").
-fn source_error(e: DataFusionError) -> Result<SourceError, DataFusionError> {
+pub(crate) fn source_error(e: DataFusionError) -> Result<SourceError, DataFusionError> {
     match e {
         DataFusionError::External(inner) => match inner.downcast::<SourceError>() {
             Ok(source) => Ok(*source),

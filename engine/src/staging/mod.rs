@@ -9,6 +9,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
@@ -17,6 +18,7 @@ use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, StorageError};
+use crate::model::plan::source_error;
 use crate::source::SourceError;
 
 /// A complete extract on disk.
@@ -85,15 +87,34 @@ pub fn run_dir(data_dir: &Path, model_id: &str, run_id: &str) -> PathBuf {
     data_dir.join("staging").join(model_id).join(run_id)
 }
 
+/// Words a failed read for the user: a [`SourceError`] raised by the source keeps its
+/// category, anything else goes through the source's `classify` (see
+/// [`Source::classify_read_error`](crate::source::Source::classify_read_error)) and is a
+/// [`SourceError::Read`] when that does not know it.
+pub type ReadErrorClassifier<'a> =
+    &'a (dyn Fn(&DataFusionError) -> Option<SourceError> + Send + Sync);
+
+fn read_failure(error: DataFusionError, rows: u64, classify: ReadErrorClassifier<'_>) -> Error {
+    let source_error = match source_error(error) {
+        Ok(source) => source,
+        Err(other) => classify(&other).unwrap_or_else(|| SourceError::Read {
+            message: other.to_string(),
+        }),
+    };
+    Error::Source(source_error.with_prefix(&format!("the extract failed after {rows} rows: ")))
+}
+
 /// Writes `stream` to `dir/part-0.parquet`. Calls `progress(rows so far)` after each batch.
 ///
 /// # Errors
-/// A failing stream is a `SourceError::Read` (the extract is incomplete; the caller must not
-/// derive deletes from it); a local write failure is a `StorageError`.
+/// A failing stream is a [`SourceError`] (the extract is incomplete; the caller must not
+/// derive deletes from it), worded by [`read_failure`]; a local write failure is a
+/// `StorageError`.
 pub async fn stage(
     mut stream: SendableRecordBatchStream,
     dir: &Path,
     cancel: &CancellationToken,
+    classify: ReadErrorClassifier<'_>,
     mut progress: impl FnMut(u64),
 ) -> Result<StagedExtract, Error> {
     std::fs::create_dir_all(dir).map_err(StorageError::io(dir))?;
@@ -114,9 +135,7 @@ pub async fn stage(
                 reason: "run cancelled while extracting".to_string(),
             });
         }
-        let batch = batch.map_err(|e| SourceError::Read {
-            message: format!("the extract failed after {rows} rows: {e}"),
-        })?;
+        let batch = batch.map_err(|e| read_failure(e, rows, classify))?;
         let batch = match &converted {
             Some(schema) => to_staging(&batch, schema)?,
             None => batch,
@@ -195,6 +214,7 @@ mod tests {
             Box::pin(stream),
             dir.path(),
             &CancellationToken::new(),
+            &|_| None,
             |_| {},
         )
         .await
@@ -213,5 +233,80 @@ mod tests {
             "{text}"
         );
         assert!(batches[0].column(1).is_null(1));
+    }
+
+    fn failing_stream(error: DataFusionError) -> SendableRecordBatchStream {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![Arc::new(Int64Array::from(vec![1, 2, 3]))],
+        )
+        .unwrap();
+        Box::pin(RecordBatchStreamAdapter::new(
+            schema,
+            futures::stream::iter(vec![Ok(batch), Err(error)]),
+        ))
+    }
+
+    #[tokio::test]
+    async fn a_failed_read_is_worded_by_the_source_and_keeps_its_category() {
+        let dir = tempfile::tempdir().unwrap();
+        let cancel = CancellationToken::new();
+        let lost = |_: &DataFusionError| {
+            Some(SourceError::Unavailable {
+                message: "connection closed".to_string(),
+            })
+        };
+        let error = stage(
+            failing_stream(DataFusionError::Execution("socket".to_string())),
+            dir.path(),
+            &cancel,
+            &lost,
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+        match error {
+            Error::Source(e @ SourceError::Unavailable { .. }) => {
+                assert!(e.is_transient());
+                assert!(
+                    e.to_string()
+                        .contains("the extract failed after 3 rows: connection closed"),
+                    "{e}"
+                );
+            }
+            other => panic!("expected an unavailable source, got {other:?}"),
+        }
+
+        // Unknown to the source: a Read error with DataFusion's words, not retried.
+        let error = stage(
+            failing_stream(DataFusionError::Execution("bad value".to_string())),
+            dir.path(),
+            &cancel,
+            &|_| None,
+            |_| {},
+        )
+        .await
+        .unwrap_err();
+        match error {
+            Error::Source(e @ SourceError::Read { .. }) => {
+                assert!(!e.is_transient());
+                assert!(e.to_string().contains("after 3 rows"), "{e}");
+                assert!(e.to_string().contains("bad value"), "{e}");
+            }
+            other => panic!("expected a read error, got {other:?}"),
+        }
+
+        // A SourceError raised inside DataFusion keeps its own category.
+        let denied = DataFusionError::External(Box::new(SourceError::PermissionDenied {
+            message: "no SELECT on t".to_string(),
+        }));
+        let error = stage(failing_stream(denied), dir.path(), &cancel, &lost, |_| {})
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, Error::Source(SourceError::PermissionDenied { .. })),
+            "{error:?}"
+        );
     }
 }

@@ -60,7 +60,12 @@ pub struct RunInputs {
     pub confirm_mass_delete: bool,
     /// The source's extraction slots (its maximum of concurrent extractions).
     pub extraction_slots: Arc<Semaphore>,
+    /// How often an extract whose connection was lost or refused starts again.
+    pub connection_retries: u32,
 }
+
+/// The longest wait between two attempts of an extract.
+const MAX_EXTRACT_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Shared services a run uses.
 #[derive(Clone)]
@@ -266,25 +271,7 @@ impl SyncRunner {
         // Extract + stage.
         self.set_stage(RunStage::Extracting);
         let t = Instant::now();
-        let session = ModelSession::new(
-            self.inputs.source.as_ref(),
-            options.sort_memory_bytes,
-            Some(&spill_dir),
-        )
-        .await?;
-        let plan = session.plan(&self.inputs.model.sql).await?;
-        let stream = session.execute(plan).await?;
-        let dir = staging::run_dir(
-            &self.env.data_dir,
-            self.inputs.model.id.as_str(),
-            self.run.id.as_str(),
-        );
-        self.run.staging_path = Some(dir.display().to_string());
-        let progress = self.progress.clone();
-        let staged = staging::stage(stream, &dir, &self.cancel, |rows| {
-            progress.send_modify(|r| r.counts.extracted = rows);
-        })
-        .await?;
+        let staged = self.extract_with_retries(&spill_dir).await?;
         self.run.counts.extracted = staged.rows;
         self.run.timings.extract_ms = t.elapsed().as_millis() as u64;
         // The warehouse is done with; let the next queued extraction of this source start.
@@ -329,6 +316,95 @@ impl SyncRunner {
                 .push(format!("could not prune old staged extracts: {e}"));
         }
         Ok(())
+    }
+
+    /// Runs the model and stages its rows, starting again (after a backoff) when the source
+    /// reports its connection lost or refused, at most `connection_retries` times. Each attempt
+    /// stages from scratch, so a retried extract is as complete as a first one.
+    async fn extract_with_retries(
+        &mut self,
+        spill_dir: &Path,
+    ) -> Result<staging::StagedExtract, Error> {
+        let attempts = self.inputs.connection_retries + 1;
+        let mut backoff = self.env.options.extract_retry_backoff;
+        let started = Instant::now();
+        for attempt in 1.. {
+            let error = match self.extract_once(spill_dir).await {
+                Ok(staged) => return Ok(staged),
+                Err(error) => error,
+            };
+            let Error::Source(source_error) = error else {
+                return Err(error);
+            };
+            if !source_error.is_transient() {
+                return Err(Error::Source(source_error));
+            }
+            if attempt >= attempts {
+                let hint = if attempts > 1 {
+                    format!(
+                        "gave up after {attempts} attempts in {} s (the source's {} setting allows {} retries): ",
+                        started.elapsed().as_secs(),
+                        crate::engine::CONNECTION_RETRIES_KEY,
+                        attempts - 1
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(Error::Source(source_error.with_prefix(&hint)));
+            }
+            tracing::warn!(
+                attempt,
+                attempts,
+                error = %source_error,
+                retry_in_ms = backoff.as_millis() as u64,
+                "extract lost its connection; starting it again"
+            );
+            self.run.warnings.push(format!(
+                "extract attempt {attempt} of {attempts} failed and was started again after {} ms: {source_error}",
+                backoff.as_millis()
+            ));
+            self.run.counts.extracted = 0;
+            self.publish(true);
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = self.cancel.cancelled() => {
+                    return Err(Error::Cancelled {
+                        reason: "run cancelled while waiting to retry the extract".to_string(),
+                    });
+                }
+            }
+            backoff = (backoff * 2).min(MAX_EXTRACT_BACKOFF);
+        }
+        Err(Error::internal(
+            "the extract retry loop ended without a result",
+        ))
+    }
+
+    /// One attempt: plans the model on a fresh session and stages its rows.
+    async fn extract_once(&mut self, spill_dir: &Path) -> Result<staging::StagedExtract, Error> {
+        let source = Arc::clone(&self.inputs.source);
+        let session = ModelSession::new(
+            source.as_ref(),
+            self.env.options.sort_memory_bytes,
+            Some(spill_dir),
+        )
+        .await?;
+        let plan = session.plan(&self.inputs.model.sql).await?;
+        let stream = session.execute(plan).await?;
+        let dir = staging::run_dir(
+            &self.env.data_dir,
+            self.inputs.model.id.as_str(),
+            self.run.id.as_str(),
+        );
+        self.run.staging_path = Some(dir.display().to_string());
+        let progress = self.progress.clone();
+        let classify = |e: &datafusion::error::DataFusionError| {
+            source.classify_read_error(e as &(dyn std::error::Error + 'static))
+        };
+        staging::stage(stream, &dir, &self.cancel, &classify, |rows| {
+            progress.send_modify(|r| r.counts.extracted = rows);
+        })
+        .await
     }
 
     /// Returns (keys deleted, keys that were in the state).

@@ -9,10 +9,7 @@ use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::common::TableReference;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SessionStateBuilder;
-use datafusion::optimizer::OptimizerRule;
 use datafusion::prelude::SessionContext;
-use datafusion_federation::{FederatedQueryPlanner, FederationOptimizerRule};
 use datafusion_table_providers::UnsupportedTypeAction;
 use datafusion_table_providers::postgres::PostgresTableFactory;
 use datafusion_table_providers::sql::db_connection_pool::dbconnection::Error as DbError;
@@ -79,6 +76,25 @@ pub(crate) fn pg_message(error: &tokio_postgres::Error) -> String {
         source = e.source();
     }
     text
+}
+
+/// Whether a driver error's text says the connection went away (as opposed to a statement
+/// that failed and would fail again).
+pub(super) fn lost_connection(text: &str) -> bool {
+    const MARKERS: &[&str] = &[
+        "connection closed",
+        "connection reset",
+        "broken pipe",
+        "unexpected eof",
+        "error communicating with the server",
+        "terminating connection due to administrator command",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "the database system is in recovery mode",
+        "server closed the connection unexpectedly",
+    ];
+    let lower = text.to_ascii_lowercase();
+    MARKERS.iter().any(|marker| lower.contains(marker))
 }
 
 impl PostgresSource {
@@ -262,34 +278,6 @@ impl PostgresSource {
 }
 
 // ---- DataFusion registration ----------------------------------------------------------------
-
-/// Lets a model whose tables all live in this database run there as one SQL statement: the
-/// federation optimizer rule replaces such a plan by one scan holding the SQL text, and the
-/// federated query planner executes it. Plans that mix sources keep DataFusion's plan with
-/// each table's projection, filter and limit pushed down.
-///
-/// The engine builds the session; until it installs these itself this rebuilds the session
-/// state with them (idempotent, and harmless for tables of other sources).
-fn install_federation(ctx: &SessionContext) {
-    let rule = Arc::new(FederationOptimizerRule::new());
-    let state_ref = ctx.state_ref();
-    let mut state = state_ref.write();
-    if state.optimizers().iter().any(|r| r.name() == rule.name()) {
-        return;
-    }
-    let mut rules = state.optimizers().to_vec();
-    // After scalar subqueries become joins, as datafusion-federation's default rule list has it.
-    let position = rules
-        .iter()
-        .position(|r| r.name() == "scalar_subquery_to_join")
-        .map_or(rules.len(), |p| p + 1);
-    rules.insert(position, rule);
-    let rebuilt = SessionStateBuilder::new_from_existing(state.clone())
-        .with_optimizer_rules(rules)
-        .with_query_planner(Arc::new(FederatedQueryPlanner::new()))
-        .build();
-    *state = rebuilt;
-}
 
 /// What the catalog shares with its schemas: the pool, the provider factory and the tables
 /// already resolved in this session.
@@ -669,8 +657,13 @@ impl Source for PostgresSource {
     }
 
     async fn register(&self, ctx: &SessionContext) -> Result<(), SourceError> {
+        // A pool that exists already would wait out its own timeout (30 s) retrying a server
+        // that went away; one TCP connect tells at once.
+        if self.pool.initialized() {
+            self.check_reachable().await?;
+        }
         let pool = self.pool().await?;
-        install_federation(ctx);
+        crate::sources::federation::install(ctx);
         let resolver = Arc::new(Resolver {
             source_config: self.config.clone(),
             factory: PostgresTableFactory::new(Arc::clone(&pool)),
@@ -687,5 +680,31 @@ impl Source for PostgresSource {
         };
         ctx.register_catalog(catalog_name, Arc::new(PgCatalog { resolver }));
         Ok(())
+    }
+
+    fn classify_read_error(&self, error: &(dyn StdError + 'static)) -> Option<SourceError> {
+        if let Some(pg) = find_pg_error(error) {
+            return Some(self.classify(pg));
+        }
+        // The table providers' row stream hands the driver's error over as text only
+        // ("Failed to fetch batch: Query execution failed.\n<driver error>\nFor details, ..."),
+        // so a lost connection can only be told by its words.
+        let text = error.to_string();
+        let detail = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| {
+                !line.is_empty()
+                    && !line.starts_with("For details")
+                    && !line.ends_with("Query execution failed.")
+            })
+            .collect::<Vec<_>>()
+            .join(" ");
+        lost_connection(&text).then(|| SourceError::Unavailable {
+            message: format!(
+                "the connection to PostgreSQL at {} was lost while reading ({detail}); check that the server is up and look at its log",
+                self.config.address()
+            ),
+        })
     }
 }

@@ -43,6 +43,47 @@ fn with(mut base: Value, extra: Value) -> Value {
     base
 }
 
+// ---- read errors ----------------------------------------------------------------------------
+
+#[test]
+fn a_lost_connection_is_told_from_a_failing_statement_by_its_words() {
+    use super::source::lost_connection;
+    // As the table providers' row stream words them (the driver error is text only).
+    assert!(lost_connection(
+        "Execution error: Failed to fetch batch: Query execution failed.\nconnection closed\nFor details, refer to the PostgreSQL manual: https://www.postgresql.org/docs/17/index.html"
+    ));
+    assert!(lost_connection(
+        "db error: FATAL: terminating connection due to administrator command"
+    ));
+    assert!(!lost_connection(
+        "db error: ERROR: canceling statement due to statement timeout"
+    ));
+    assert!(!lost_connection("db error: ERROR: division by zero"));
+}
+
+#[test]
+fn a_read_error_of_the_stream_is_classified_as_unavailable_only_when_the_connection_went_away() {
+    let source = build(minimal());
+    let lost = datafusion::error::DataFusionError::Execution(
+        "Failed to fetch batch: Query execution failed.\nconnection closed\nFor details, refer to the PostgreSQL manual: https://www.postgresql.org/docs/17/index.html".to_string(),
+    );
+    match source.classify_read_error(&lost) {
+        Some(SourceError::Unavailable { message }) => {
+            assert!(message.contains("127.0.0.1:5432"), "{message}");
+            assert!(
+                message.contains("while reading (connection closed)"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    let failing = datafusion::error::DataFusionError::Execution(
+        "Failed to fetch batch: Query execution failed.\ndb error: ERROR: division by zero"
+            .to_string(),
+    );
+    assert!(source.classify_read_error(&failing).is_none());
+}
+
 // ---- config -------------------------------------------------------------------------------
 
 #[test]
