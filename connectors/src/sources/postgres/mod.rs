@@ -56,11 +56,11 @@
 //! missing database or schema → `InvalidConfig` (`database`, `schema`); missing `USAGE` or
 //! `SELECT` → `PermissionDenied` naming the grant; a column of an unsupported type → `Query`
 //! naming the table, the column and the fix. A failure while reading is `Unavailable` when the
-connection went away (server stopped or restarted, session terminated, network reset: the
-engine then starts the extract again, `connection_retries` times, default 2) and `Read`
-otherwise (a statement that would fail again; not retried). The row stream of the table
-providers passes driver errors on as text, so a lost connection is recognised by its words
-(`source.rs`, `lost_connection`).
+//! connection went away (server stopped or restarted, session terminated, network reset: the
+//! engine then starts the extract again, `connection_retries` times, default 2) and `Read`
+//! otherwise (a statement that would fail again; not retried). The row stream of the table
+//! providers passes driver errors on as text, so a lost connection is recognised by its words
+//! (`source.rs`, `lost_connection`).
 //!
 //! # Limits
 //! Timestamps must lie between 1677 and 2262 (Arrow nanoseconds); numerics keep 28
