@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use retl_proto::v1;
 use retl_testkit::PostgresServer;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
-use retl_tests::Harness;
+use retl_tests::{Harness, counts};
 use serde_json::{Value, json};
 
 fn keys_of(hook: &WebhookEmulator, from: usize, change: &str) -> BTreeSet<i64> {
@@ -323,4 +323,103 @@ async fn a_sync_while_the_warehouse_is_down_fails_with_a_clear_error() {
         run.error
     );
     assert_eq!(run.counts.unwrap().deleted, 0);
+}
+
+/// Every common PostgreSQL type, from the table through staging, diff and mapping to the
+/// JSON a destination receives; and an update seen in each kind of column.
+#[tokio::test]
+async fn every_postgres_type_reaches_the_destination_as_documented() {
+    let pg = PostgresServer::start().await.unwrap();
+    pg.psql(
+        "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); \
+         CREATE TABLE types ( \
+           id int PRIMARY KEY, \
+           i2 int2, i4 int4, i8 int8, n numeric(12,2), nb numeric, f4 float4, f8 float8, b bool, \
+           t text, vc varchar(20), u uuid, d date, tm time, ts timestamp, tstz timestamptz, \
+           iv interval, j json, jb jsonb, ta text[], ia int4[], by bytea, m mood); \
+         INSERT INTO types VALUES ( \
+           1, -32768, 2147483647, 9223372036854775807, 1234567890.12, 1234567890123456.123456789012, \
+           1.5, 2.25, true, 'héllo', 'var', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '2024-02-29', \
+           '13:14:15.123456', '2024-02-29 13:14:15.123456', '2024-02-29 13:14:15.123456+02', \
+           '1 year 2 months 3 days 04:05:06.5', '{\"a\": [1, 2]}', '{\"b\": {\"c\": null}}', \
+           '{x,\"y z\"}', '{1,3}', '\\x00ff10', 'happy'); \
+         INSERT INTO types (id) VALUES (2);",
+    )
+    .await
+    .unwrap();
+    let columns = [
+        "i2", "i4", "i8", "n", "nb", "f4", "f8", "b", "t", "vc", "u", "d", "tm", "ts", "tstz",
+        "iv", "j", "jb", "ta", "ia", "by", "m",
+    ];
+    let h = Harness::start().await;
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
+    h.create_postgres_source("pg", &pg, pg.user(), pg.superuser_password(), json!({}))
+        .await
+        .unwrap();
+    h.create_model("types", "pg", "SELECT * FROM types", "id")
+        .await
+        .unwrap();
+    h.create_destination("hook", "webhook", json!({"url": hook.url()}))
+        .await
+        .unwrap();
+    let fields: Vec<(&str, &str)> = columns.iter().map(|c| (*c, *c)).collect();
+    h.create_mapping("all", "types", "hook", "upsert", &fields, None)
+        .await
+        .unwrap();
+
+    let run = h.sync("all").await;
+    assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
+    let records = hook.records();
+    let full = records.iter().find(|r| r.key == json!(1)).unwrap();
+    let full = full.fields.clone().unwrap();
+    let expected = json!({
+        "i2": -32768, "i4": 2147483647, "i8": 9223372036854775807_i64,
+        "n": "1234567890.12",
+        // 28 significant digits, the decoder's limit (connectors/src/sources/postgres/types.rs).
+        "nb": "1234567890123456.12345678901200000000",
+        "f4": 1.5, "f8": 2.25, "b": true, "t": "héllo", "vc": "var",
+        "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "d": "2024-02-29",
+        "tm": "13:14:15.123456", "ts": "2024-02-29T13:14:15.123456",
+        "tstz": "2024-02-29T11:14:15.123456+00:00",
+        "j": "{\"a\": [1, 2]}", "jb": "{\"b\": {\"c\": null}}",
+        "ta": ["x", "y z"], "ia": [1, 3], "by": "00ff10", "m": "happy",
+    });
+    for (column, value) in expected.as_object().unwrap() {
+        assert_eq!(&full[column], value, "column {column}: {full:?}");
+    }
+    // Intervals are staged and sent as text (Parquet has no interval type).
+    let interval = full["iv"].as_str().unwrap_or_default();
+    assert!(
+        interval.contains("14 mons") && interval.contains("3 days"),
+        "{interval}"
+    );
+    // The row of NULLs: every mapped field present and null.
+    let nulls = records.iter().find(|r| r.key == json!(2)).unwrap();
+    let nulls = nulls.fields.clone().unwrap();
+    for column in columns {
+        assert_eq!(nulls.get(column), Some(&Value::Null), "column {column}");
+    }
+
+    // A change in any column of any type is an update; an unchanged run sends nothing.
+    let unchanged = h.sync("all").await;
+    assert_eq!(counts(&unchanged), (0, 0, 0, 0, 0), "{unchanged:?}");
+    pg.psql(
+        "UPDATE types SET nb = nb + 0.000000000001, tstz = tstz + interval '1 microsecond', \
+         ia = '{1,4}', by = '\\x00ff11' WHERE id = 1; \
+         UPDATE types SET m = 'sad', iv = '1 day' WHERE id = 2;",
+    )
+    .await
+    .unwrap();
+    let before = hook.records().len();
+    let run = h.sync("all").await;
+    assert_eq!(counts(&run), (0, 2, 0, 2, 0), "{run:?}");
+    assert_eq!(keys_of(&hook, before, "updated"), BTreeSet::from([1, 2]));
+    let after = hook.records();
+    let one = after[before..].iter().find(|r| r.key == json!(1)).unwrap();
+    let one = one.fields.clone().unwrap();
+    assert_eq!(one["nb"], json!("1234567890123456.12345678901300000000"));
+    assert_eq!(one["ia"], json!([1, 4]));
+    assert_eq!(one["by"], json!("00ff11"));
 }
