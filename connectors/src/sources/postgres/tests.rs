@@ -754,3 +754,25 @@ async fn query_timeout_cancels_slow_queries() {
     assert!(started.elapsed() < std::time::Duration::from_millis(1_800));
     assert!(error.contains("statement timeout"), "{error}");
 }
+
+#[tokio::test]
+async fn tls_modes_against_a_server_without_tls() {
+    // The testkit's server has no certificate: `prefer` falls back to plain TCP, `require`
+    // and `verify-full` must refuse to go on without TLS, and say why.
+    let pg = server().await;
+    pg.psql(SAMPLE).await.unwrap();
+    let prefer = build(with(superuser_config(&pg), json!({"sslmode": "prefer"})));
+    prefer.test().await.unwrap();
+    for mode in ["require", "verify-full"] {
+        let source = build(with(superuser_config(&pg), json!({"sslmode": mode})));
+        match source.test().await {
+            Err(SourceError::Unavailable { message }) => {
+                assert!(
+                    message.contains(&format!("sslmode={mode}")) && message.contains("TLS"),
+                    "{mode}: {message}"
+                );
+            }
+            other => panic!("{mode}: expected Unavailable, got {other:?}"),
+        }
+    }
+}
