@@ -343,6 +343,32 @@ impl Harness {
             .map(tonic::Response::into_inner)
     }
 
+    /// Creates a `sqlite` source over the database file at `path`; `extra` config keys are
+    /// added.
+    pub async fn create_sqlite_source(
+        &self,
+        id: &str,
+        path: &Path,
+        extra: Value,
+    ) -> Result<v1::Source, tonic::Status> {
+        let mut config = json!({ "path": path.display().to_string() });
+        if let (Value::Object(c), Value::Object(e)) = (&mut config, extra) {
+            c.extend(e);
+        }
+        self.client
+            .sources()
+            .create_source(v1::CreateSourceRequest {
+                source_id: id.to_string(),
+                source: Some(v1::Source {
+                    r#type: "sqlite".to_string(),
+                    config: Some(to_struct(config)),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// Watches a run to its end and returns the final record.
     pub async fn wait(&self, run_id: &str) -> v1::SyncRun {
         let mut stream = self

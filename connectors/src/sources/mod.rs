@@ -3,6 +3,7 @@
 pub(crate) mod federation;
 pub(crate) mod files;
 pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
 use retl_engine::source::SourceError;
 use serde::de::DeserializeOwned;
