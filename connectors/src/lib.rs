@@ -6,6 +6,8 @@
 //!   - `sources/files/`: local Parquet, CSV and NDJSON files (type `files`).
 //!   - `sources/postgres/`: PostgreSQL and Amazon Redshift (type `postgres`), whole models
 //!     pushed down through DataFusion federation.
+//!   - `sources/mysql/`: MySQL and MariaDB (type `mysql`), whole models pushed down the same
+//!     way.
 //!   - `sources/sqlite/`: a SQLite database file, opened read-only (type `sqlite`), whole
 //!     models pushed down the same way.
 //! - `destinations/`: business tools (`impl retl_engine::destination::Destination`).
@@ -66,6 +68,7 @@ pub fn registry() -> Registry {
     registry.register_source(sources::files::source_type());
     registry.register_source(sources::postgres::source_type());
     registry.register_source(sources::sqlite::source_type());
+    registry.register_source(sources::mysql::source_type());
     registry.register_destination(destinations::webhook::destination_type());
     registry.register_destination(destinations::file::destination_type());
     registry
@@ -80,7 +83,7 @@ mod tests {
         let registry = registry();
         let sources: Vec<_> = registry.source_types().map(|s| s.name).collect();
         let destinations: Vec<_> = registry.destination_types().map(|d| d.name).collect();
-        assert_eq!(sources, ["files", "postgres", "sqlite"]);
+        assert_eq!(sources, ["files", "mysql", "postgres", "sqlite"]);
         assert_eq!(destinations, ["file", "webhook"]);
         for destination in registry.destination_types() {
             assert!((destination.default_limits)().validate().is_ok());

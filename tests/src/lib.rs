@@ -343,6 +343,37 @@ impl Harness {
             .map(tonic::Response::into_inner)
     }
 
+    /// Creates a `mysql` source over the throwaway MariaDB `db`, as `user` with `password`
+    /// (TLS off); `extra` config keys are added.
+    pub async fn create_mysql_source(
+        &self,
+        id: &str,
+        db: &retl_testkit::MariaDbServer,
+        user: &str,
+        password: &str,
+        extra: Value,
+    ) -> Result<v1::Source, tonic::Status> {
+        let mut config = json!({
+            "host": db.host(), "port": db.port(), "database": db.database(),
+            "user": user, "password": password, "sslmode": "disabled",
+        });
+        if let (Value::Object(c), Value::Object(e)) = (&mut config, extra) {
+            c.extend(e);
+        }
+        self.client
+            .sources()
+            .create_source(v1::CreateSourceRequest {
+                source_id: id.to_string(),
+                source: Some(v1::Source {
+                    r#type: "mysql".to_string(),
+                    config: Some(to_struct(config)),
+                    ..Default::default()
+                }),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// Creates a `sqlite` source over the database file at `path`; `extra` config keys are
     /// added.
     pub async fn create_sqlite_source(
