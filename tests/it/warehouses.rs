@@ -423,3 +423,126 @@ async fn every_postgres_type_reaches_the_destination_as_documented() {
     assert_eq!(one["ia"], json!([1, 4]));
     assert_eq!(one["by"], json!("00ff11"));
 }
+
+/// TestSource's answer (or error) for source `id`.
+async fn test_source(h: &Harness, id: &str) -> Result<v1::TestSourceResponse, tonic::Status> {
+    h.client
+        .sources()
+        .test_source(v1::TestSourceRequest {
+            source_id: id.to_string(),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+#[tokio::test]
+async fn bad_postgres_input_is_a_clear_error_through_the_api() {
+    let pg = PostgresServer::start().await.unwrap();
+    pg.psql(
+        "CREATE TABLE t (id bigint PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'); \
+         CREATE TABLE spans (id int PRIMARY KEY, during tsrange);",
+    )
+    .await
+    .unwrap();
+    let h = Harness::start().await;
+    let expect = |result: Result<v1::TestSourceResponse, tonic::Status>,
+                  code: tonic::Code,
+                  words: &[&str]| {
+        let status = result.unwrap_err();
+        assert_eq!(status.code(), code, "{status:?}");
+        for word in words {
+            assert!(
+                status.message().contains(word),
+                "{word}: {}",
+                status.message()
+            );
+        }
+        assert!(!status.message().contains("pw-"), "{}", status.message());
+    };
+
+    // Wrong password (FAILED_PRECONDITION: UNAUTHENTICATED is kept for retl's own token).
+    h.create_postgres_source("wrong-pw", &pg, pg.user(), "pw-wrong", json!({}))
+        .await
+        .unwrap();
+    expect(
+        test_source(&h, "wrong-pw").await,
+        tonic::Code::FailedPrecondition,
+        &["password authentication failed", pg.user()],
+    );
+    // Unknown host.
+    h.create_postgres_source(
+        "no-host",
+        &pg,
+        pg.user(),
+        pg.superuser_password(),
+        json!({"host": "no-such-host.invalid", "connect_timeout_ms": 2000}),
+    )
+    .await
+    .unwrap();
+    expect(
+        test_source(&h, "no-host").await,
+        tonic::Code::Unavailable,
+        &["no-such-host.invalid", "check the host name"],
+    );
+    // Nothing listens on the port.
+    let closed = retl_testkit::launch::free_port().unwrap();
+    h.create_postgres_source(
+        "no-server",
+        &pg,
+        pg.user(),
+        pg.superuser_password(),
+        json!({"port": closed}),
+    )
+    .await
+    .unwrap();
+    expect(
+        test_source(&h, "no-server").await,
+        tonic::Code::Unavailable,
+        &["cannot connect to PostgreSQL", "server is running"],
+    );
+    // Missing database.
+    h.create_postgres_source(
+        "no-db",
+        &pg,
+        pg.user(),
+        pg.superuser_password(),
+        json!({"database": "nosuchdb"}),
+    )
+    .await
+    .unwrap();
+    expect(
+        test_source(&h, "no-db").await,
+        tonic::Code::InvalidArgument,
+        &["nosuchdb", "does not exist"],
+    );
+
+    // A model with a syntax error, and one over a column retl cannot read: refused at
+    // creation, naming the problem; nothing is stored.
+    h.create_postgres_source("pg", &pg, pg.user(), pg.superuser_password(), json!({}))
+        .await
+        .unwrap();
+    let status = h
+        .create_model("bad-sql", "pg", "SELEC id FROM t", "id")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("syntax"), "{}", status.message());
+    let status = h
+        .create_model("ranges", "pg", "SELECT id, during FROM spans", "id")
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("during") && status.message().contains("tsrange"),
+        "{}",
+        status.message()
+    );
+    let models = h
+        .client
+        .models()
+        .list_models(v1::ListModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(models.models.is_empty(), "{models:?}");
+}
