@@ -351,3 +351,91 @@ async fn bad_sqlite_input_is_a_clear_error_through_the_api() {
     );
     assert_eq!(run.counts.unwrap().deleted, 0);
 }
+
+#[tokio::test]
+async fn a_database_locked_by_a_writer_is_retried_and_never_read_short() {
+    let h = Harness::start().await;
+    let db = h.path("app.db");
+    sqlite(
+        &db,
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); \
+         WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 10) \
+         INSERT INTO t SELECT i, 'v' || i FROM c;",
+    );
+    h.create_sqlite_source(
+        "lite",
+        &db,
+        json!({"busy_timeout_ms": 100, "connection_retries": 1}),
+    )
+    .await
+    .unwrap();
+    h.create_model("m", "lite", "SELECT id, v FROM t", "id")
+        .await
+        .unwrap();
+    h.create_destination(
+        "files",
+        "file",
+        json!({"directory": h.path("out").display().to_string()}),
+    )
+    .await
+    .unwrap();
+    h.create_mapping("a", "m", "files", "append_changes", &[("v", "v")], None)
+        .await
+        .unwrap();
+    let run = h.sync("a").await;
+    assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
+    sqlite(&db, "DELETE FROM t WHERE id IN (3, 4);");
+
+    // A writer holds the lock for longer than every attempt: the run fails with the reason,
+    // and nothing is deleted.
+    let writer = rusqlite::Connection::open(&db).unwrap();
+    writer.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    let run = h.sync("a").await;
+    assert_eq!(run.status(), v1::RunStatus::Failed, "{run:?}");
+    assert!(
+        run.error.contains("locked")
+            && run.error.contains("busy_timeout_ms = 100")
+            && run.error.contains("gave up after 2 attempts"),
+        "{}",
+        run.error
+    );
+    assert_eq!(run.counts.unwrap().deleted, 0);
+
+    // The writer commits during the retry's backoff (once the first attempt has failed):
+    // the retried extract is whole.
+    let pending = h.trigger("a", false).await.unwrap();
+    let mut first_attempt_failed = false;
+    for _ in 0..1000 {
+        let live = h
+            .client
+            .syncs()
+            .get_sync_run(v1::GetSyncRunRequest {
+                run_id: pending.id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if !live.warnings.is_empty() {
+            first_attempt_failed = true;
+            break;
+        }
+        assert!(
+            !retl::grpc::convert::is_terminal(live.status()),
+            "the run ended while the database was locked: {live:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(first_attempt_failed, "the first attempt never failed");
+    writer.execute_batch("COMMIT").unwrap();
+    let run = h.wait(&pending.id).await;
+    assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
+    assert!(
+        run.warnings
+            .iter()
+            .any(|w| w.contains("extract attempt 1 of 2 failed") && w.contains("locked")),
+        "{:?}",
+        run.warnings
+    );
+    let c = run.counts.unwrap();
+    assert_eq!((c.extracted, c.deleted), (8, 2), "{c:?}");
+}

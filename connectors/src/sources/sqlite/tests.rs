@@ -763,6 +763,24 @@ async fn a_database_locked_by_a_writer_is_a_clear_busy_error() {
     assert_eq!(run(&source, "SELECT id FROM users").await[0].num_rows(), 3);
 }
 
+#[tokio::test]
+async fn in_wal_mode_readers_never_wait_for_a_writer() {
+    let (_dir, path) = database(&format!("PRAGMA journal_mode=WAL; {SAMPLE}"));
+    let writer = rusqlite::Connection::open(&path).unwrap();
+    writer
+        .execute_batch("BEGIN IMMEDIATE; INSERT INTO users VALUES (4, 'd@example.com', NULL, 1);")
+        .unwrap();
+    let source = build(with(config(&path), json!({"busy_timeout_ms": 0})));
+    // The committed snapshot, without waiting.
+    assert_eq!(run(&source, "SELECT id FROM users").await[0].num_rows(), 3);
+    writer.execute_batch("COMMIT").unwrap();
+    assert_eq!(run(&source, "SELECT id FROM users").await[0].num_rows(), 4);
+    let mode: String = writer
+        .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
 /// A table of `rows` rows of about 100 bytes.
 fn big_database(rows: u64) -> (tempfile::TempDir, PathBuf) {
     database(&format!(
