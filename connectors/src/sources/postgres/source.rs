@@ -19,11 +19,10 @@ use retl_engine::source::{ColumnInfo, Source, SourceError, SourceTestReport, Tab
 
 use super::config::{Flavor, ValidConfig};
 use super::types::{self, PgType};
+use crate::sources::some_names;
 
 /// Connections kept by one source's pool (an extract uses one; catalog look-ups another).
 const POOL_SIZE: usize = 4;
-/// How many object names a warning lists before "and N more".
-const NAMES_SHOWN: usize = 5;
 
 /// A PostgreSQL (or Redshift) database.
 #[derive(Debug)]
@@ -176,40 +175,18 @@ impl PostgresSource {
         }
     }
 
-    /// Resolves the host and opens a TCP connection within the connect timeout, so an
-    /// unreachable host fails fast with its own message (the driver's own check blocks for
-    /// 30 s per address).
+    /// A TCP connection within the connect timeout, so an unreachable host fails fast with
+    /// its own message (the driver's own check blocks for 30 s per address).
     async fn check_reachable(&self) -> Result<(), SourceError> {
         let c = &self.config;
-        let address = c.address();
-        let timeout = c.connect_timeout;
-        let addrs =
-            tokio::time::timeout(timeout, tokio::net::lookup_host((c.host.as_str(), c.port)))
-                .await
-                .map_err(|_| SourceError::Unavailable {
-                    message: format!(
-                        "looking up host '{}' timed out after {} ms; check the host name and DNS",
-                        c.host,
-                        timeout.as_millis()
-                    ),
-                })?
-                .map_err(|e| SourceError::Unavailable {
-                    message: format!("cannot resolve host '{}': {e}; check the host name", c.host),
-                })?;
-        let mut last_error = None;
-        for addr in addrs {
-            match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
-                Ok(Ok(_)) => return Ok(()),
-                Ok(Err(e)) => last_error = Some(e.to_string()),
-                Err(_) => last_error = Some(format!("no answer within {} ms", timeout.as_millis())),
-            }
-        }
-        Err(SourceError::Unavailable {
-            message: format!(
-                "cannot connect to PostgreSQL at {address}: {}; check the host and port, that the server is running and listens on that address (listen_addresses), and that no firewall blocks it",
-                last_error.unwrap_or_else(|| "the host name resolves to no address".to_string())
-            ),
-        })
+        crate::sources::check_reachable(
+            &c.host,
+            c.port,
+            c.connect_timeout,
+            "PostgreSQL",
+            "listen_addresses",
+        )
+        .await
     }
 
     /// The driver's connection parameters (password included).
@@ -491,21 +468,6 @@ WHERE c.relkind IN ('r', 'p', 'f')
   AND has_schema_privilege(n.oid, 'USAGE')
   AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')
 ORDER BY 1";
-
-/// `a, b, c and 4 more`.
-fn some_names(names: &[String]) -> String {
-    let shown = names
-        .iter()
-        .take(NAMES_SHOWN)
-        .cloned()
-        .collect::<Vec<_>>()
-        .join(", ");
-    if names.len() > NAMES_SHOWN {
-        format!("{shown} and {} more", names.len() - NAMES_SHOWN)
-    } else {
-        shown
-    }
-}
 
 fn kind_name(relkind: &str) -> &'static str {
     match relkind {
