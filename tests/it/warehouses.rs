@@ -237,6 +237,9 @@ async fn losing_the_warehouse_mid_extract_fails_the_run_and_deletes_nothing() {
         "{:?}",
         failed.warnings
     );
+    // The time spent trying (two backoffs: 1 s, then 2 s) is reported as extract time.
+    let extract_ms = failed.timings.unwrap_or_default().extract_ms;
+    assert!(extract_ms >= 3_000, "{extract_ms}");
     let c = failed.counts.unwrap();
     assert_eq!(
         (c.deleted, c.delivered),

@@ -271,9 +271,11 @@ impl SyncRunner {
         // Extract + stage.
         self.set_stage(RunStage::Extracting);
         let t = Instant::now();
-        let staged = self.extract_with_retries(&spill_dir).await?;
-        self.run.counts.extracted = staged.rows;
+        let staged = self.extract_with_retries(&spill_dir).await;
+        // Recorded for a failed extract too: the time spent trying is part of the report.
         self.run.timings.extract_ms = t.elapsed().as_millis() as u64;
+        let staged = staged?;
+        self.run.counts.extracted = staged.rows;
         // The warehouse is done with; let the next queued extraction of this source start.
         self.extraction_slot = None;
 
