@@ -210,6 +210,7 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
+/// A source error carried through DataFusion (the engine unwraps it, keeping its category).
 fn external(error: SourceError) -> DataFusionError {
     DataFusionError::External(Box::new(error))
 }
@@ -619,11 +620,13 @@ impl std::fmt::Debug for Resolver {
 }
 
 impl Resolver {
+    /// The provider already resolved for `name` in this session.
     fn cached(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
         let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         tables.get(name).map(Arc::clone)
     }
 
+    /// The names resolved so far (DataFusion asks; listing the file is `list_tables`).
     fn names(&self) -> Vec<String> {
         let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
         tables.keys().cloned().collect()

@@ -132,6 +132,7 @@ pub(crate) fn arrow_type(declared: &str) -> Result<DataType, Unsupported> {
     }
 }
 
+/// `NUMERIC`/`DECIMAL` with optional `(p)` / `(p,s)` arguments.
 fn decimal(declared: &str, args: Option<&str>) -> Result<DataType, Unsupported> {
     let Some(args) = args else {
         return Ok(DataType::Float64);
@@ -281,6 +282,7 @@ fn integral(f: f64) -> Option<i64> {
     (f.fract() == 0.0 && (LOWER..UPPER).contains(&f)).then_some(f as i64)
 }
 
+/// `10^exp`, if it fits an i128.
 fn pow10(exp: u32) -> Option<i128> {
     10_i128.checked_pow(exp)
 }
@@ -415,6 +417,7 @@ pub(super) fn parse_datetime(text: &str) -> Option<NaiveDateTime> {
     }
 }
 
+/// Parses `HH:MM:SS[.fff]` or `HH:MM`.
 fn parse_time(text: &str) -> Option<NaiveTime> {
     let text = text.trim();
     NaiveTime::parse_from_str(text, "%H:%M:%S%.f")
