@@ -1224,4 +1224,10 @@ impl Source for MySqlSource {
         ctx.register_catalog(catalog_name, Arc::new(MySqlCatalog { resolver }));
         Ok(())
     }
+
+    /// The executor already raises [`SourceError`]s; this words a driver error that reaches
+    /// the engine another way (the providers' own scan, used when a plan is not pushed down).
+    fn classify_read_error(&self, error: &(dyn StdError + 'static)) -> Option<SourceError> {
+        find_mysql_error(error).map(|e| classify_read(&self.config, e))
+    }
 }
