@@ -18,7 +18,11 @@ pub(crate) enum SslMode {
     Prefer,
     /// TLS or fail; the certificate is not verified.
     Require,
-    /// TLS with the certificate verified against the system roots and the host name.
+    /// TLS with the certificate verified against the system roots (and `sslrootcert`), not
+    /// the host name.
+    VerifyCa,
+    /// TLS with the certificate verified against the system roots (and `sslrootcert`) and the
+    /// host name.
     VerifyFull,
 }
 
@@ -29,6 +33,7 @@ impl SslMode {
             SslMode::Disable => "disable",
             SslMode::Prefer => "prefer",
             SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
             SslMode::VerifyFull => "verify-full",
         }
     }
@@ -63,9 +68,14 @@ pub(crate) struct PostgresConfig {
     /// The role's password; absent for `trust` or peer authentication.
     #[serde(default, deserialize_with = "password")]
     pub(crate) password: Option<Secret>,
-    /// TLS mode: `disable`, `prefer` (default), `require` or `verify-full`.
+    /// TLS mode: `disable`, `prefer` (default), `require`, `verify-ca` or `verify-full`.
     #[serde(default)]
     pub(crate) sslmode: Option<SslMode>,
+    /// A PEM (or DER) file of the certificate authority that signed the server's certificate,
+    /// trusted besides the system roots (e.g. the Amazon RDS bundle); for `verify-ca` and
+    /// `verify-full`.
+    #[serde(default)]
+    pub(crate) sslrootcert: Option<String>,
     /// The schema that unqualified table names in model SQL resolve to (default `public`);
     /// tables of other schemas are written `schema.table`.
     #[serde(default)]
@@ -134,7 +144,14 @@ pub(crate) const CONFIG_FIELDS: &[FieldSpec] = &[
         field_type: FieldType::String,
         required: false,
         secret: false,
-        description: "TLS: disable, prefer (default; require for redshift), require, or verify-full (certificate and host name verified).",
+        description: "TLS: disable, prefer (default; require for redshift), require, verify-ca (certificate verified), or verify-full (certificate and host name verified).",
+    },
+    FieldSpec {
+        name: "sslrootcert",
+        field_type: FieldType::String,
+        required: false,
+        secret: false,
+        description: "Path of a PEM file with the certificate authority of the server's certificate (trusted besides the system roots), for verify-ca and verify-full.",
     },
     FieldSpec {
         name: "schema",
@@ -192,6 +209,8 @@ pub(crate) struct ValidConfig {
     pub(crate) password: Option<Secret>,
     /// TLS mode.
     pub(crate) sslmode: SslMode,
+    /// Extra trusted certificate authority file.
+    pub(crate) sslrootcert: Option<String>,
     /// The schema unqualified names resolve to.
     pub(crate) schema: String,
     /// Connect timeout.
@@ -303,6 +322,25 @@ impl PostgresConfig {
             Flavor::Postgres => SslMode::Prefer,
             Flavor::Redshift => SslMode::Require,
         });
+        if let Some(path) = &self.sslrootcert {
+            if !matches!(sslmode, SslMode::VerifyCa | SslMode::VerifyFull) {
+                return Err(invalid(
+                    "sslrootcert",
+                    format!(
+                        "is only used to verify the server's certificate, which sslmode={} does not do; set sslmode to verify-ca or verify-full",
+                        sslmode.as_str()
+                    ),
+                ));
+            }
+            if !std::path::Path::new(path).is_absolute() {
+                return Err(invalid(
+                    "sslrootcert",
+                    format!(
+                        "'{path}' is not an absolute path; give the full path of the PEM file (the daemon's working directory is not yours)"
+                    ),
+                ));
+            }
+        }
         Ok(ValidConfig {
             host: self.host.clone(),
             port,
@@ -310,6 +348,7 @@ impl PostgresConfig {
             user: self.user.clone(),
             password: self.password.clone(),
             sslmode,
+            sslrootcert: self.sslrootcert.clone(),
             schema,
             connect_timeout: Duration::from_millis(connect_timeout_ms),
             query_timeout,

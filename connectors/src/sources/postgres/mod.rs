@@ -17,7 +17,8 @@
 //! | `database` | yes | database to read |
 //! | `user` | yes | login role |
 //! | `password` | no | secret; absent for trust/peer authentication |
-//! | `sslmode` | no | `disable`, `prefer` (default; `require` for `redshift`), `require`, `verify-full` |
+//! | `sslmode` | no | `disable`, `prefer` (default; `require` for `redshift`), `require`, `verify-ca`, `verify-full` |
+//! | `sslrootcert` | no | absolute path of a PEM file with the certificate authority of the server's certificate, trusted besides the system roots (`verify-ca`/`verify-full`) |
 //! | `schema` | no | schema that unqualified table names resolve to (default `public`) |
 //! | `connect_timeout_ms` | no | default 10 000 |
 //! | `query_timeout_ms` | no | `statement_timeout` of every query; default 3 600 000; 0 = none |

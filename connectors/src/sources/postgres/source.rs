@@ -160,7 +160,12 @@ impl PostgresSource {
             },
             None => {
                 let lower = detail.to_ascii_lowercase();
-                let hint = if lower.contains("tls") || lower.contains("ssl") {
+                let hint = if lower.contains("certificate") {
+                    format!(
+                        "; the server's TLS certificate was not accepted with sslmode={}: set sslrootcert to the certificate authority that signed it (or use sslmode=require to encrypt without verifying), and with verify-full check that the host name matches the certificate",
+                        c.sslmode.as_str()
+                    )
+                } else if lower.contains("tls") || lower.contains("ssl") {
                     format!(
                         "; the TLS handshake failed with sslmode={}: check the server's TLS setup or choose another sslmode",
                         c.sslmode.as_str()
@@ -204,6 +209,9 @@ impl PostgresSource {
         if let Some(password) = &c.password {
             params.insert("pass".to_string(), password.expose().to_string());
         }
+        if let Some(path) = &c.sslrootcert {
+            params.insert("sslrootcert".to_string(), path.clone());
+        }
         if c.flavor == Flavor::Postgres {
             // Read-only sessions: a model can never write, whatever SQL reaches the server.
             let mut options = "-c default_transaction_read_only=on".to_string();
@@ -219,6 +227,14 @@ impl PostgresSource {
     pub(crate) async fn pool(&self) -> Result<Arc<PostgresConnectionPool>, SourceError> {
         self.pool
             .get_or_try_init(|| async {
+                if let Some(path) = &self.config.sslrootcert {
+                    std::fs::File::open(path).map_err(|e| SourceError::InvalidConfig {
+                        field: "sslrootcert".to_string(),
+                        message: format!(
+                            "cannot read the certificate authority file '{path}': {e}; give the path of a PEM file the daemon can read"
+                        ),
+                    })?;
+                }
                 self.check_reachable().await?;
                 let params = to_secret_map(self.pool_params());
                 let timeout = self.config.connect_timeout;

@@ -173,6 +173,30 @@ fn building_touches_no_network() {
 }
 
 #[test]
+fn sslrootcert_needs_a_verifying_mode_and_an_absolute_path() {
+    let (field, message) = build_error(with(
+        minimal(),
+        json!({"sslmode": "require", "sslrootcert": "/etc/ca.pem"}),
+    ));
+    assert_eq!(field, "sslrootcert");
+    assert!(message.contains("verify-ca or verify-full"), "{message}");
+    let (field, message) = build_error(with(
+        minimal(),
+        json!({"sslmode": "verify-full", "sslrootcert": "ca.pem"}),
+    ));
+    assert_eq!(field, "sslrootcert");
+    assert!(message.contains("absolute path"), "{message}");
+    let valid: PostgresConfig = serde_json::from_value(with(
+        minimal(),
+        json!({"sslmode": "verify-ca", "sslrootcert": "/etc/ca.pem"}),
+    ))
+    .unwrap();
+    let valid = valid.validate().unwrap();
+    assert_eq!(valid.sslmode, SslMode::VerifyCa);
+    assert_eq!(valid.sslrootcert.as_deref(), Some("/etc/ca.pem"));
+}
+
+#[test]
 fn catalog_entry() {
     let ty = source_type();
     assert_eq!(ty.name, "postgres");
@@ -186,6 +210,7 @@ fn catalog_entry() {
             "user",
             "password",
             "sslmode",
+            "sslrootcert",
             "schema",
             "connect_timeout_ms",
             "query_timeout_ms",
@@ -774,5 +799,55 @@ async fn tls_modes_against_a_server_without_tls() {
             }
             other => panic!("{mode}: expected Unavailable, got {other:?}"),
         }
+    }
+}
+
+#[tokio::test]
+async fn tls_modes_against_a_server_with_a_private_certificate_authority() {
+    let pg = server().await;
+    pg.psql(SAMPLE).await.unwrap();
+    let ca = pg.enable_tls().await.unwrap();
+    let ca = ca.display().to_string();
+    // The certificate is not checked: TLS with any certificate.
+    for mode in ["prefer", "require"] {
+        let source = build(with(superuser_config(&pg), json!({"sslmode": mode})));
+        source.test().await.unwrap();
+    }
+    // Checked against the system roots only: the private authority is unknown.
+    let source = build(with(
+        superuser_config(&pg),
+        json!({"sslmode": "verify-full"}),
+    ));
+    match source.test().await {
+        Err(SourceError::Unavailable { message }) => {
+            assert!(
+                message.contains("certificate") && message.contains("sslrootcert"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // With the authority: verified (the certificate names 127.0.0.1).
+    for mode in ["verify-ca", "verify-full"] {
+        let config = with(
+            superuser_config(&pg),
+            json!({"sslmode": mode, "sslrootcert": ca}),
+        );
+        let source = build(config);
+        source.test().await.unwrap();
+        let rows = json_rows(&run(&source, "SELECT count(*) AS n FROM users").await);
+        assert!(rows[0]["n"].as_i64().unwrap_or_default() > 0, "{rows:?}");
+    }
+    // A missing authority file is the config's fault.
+    let source = build(with(
+        superuser_config(&pg),
+        json!({"sslmode": "verify-full", "sslrootcert": "/nonexistent/ca.pem"}),
+    ));
+    match source.test().await {
+        Err(SourceError::InvalidConfig { field, message }) => {
+            assert_eq!(field, "sslrootcert");
+            assert!(message.contains("/nonexistent/ca.pem"), "{message}");
+        }
+        other => panic!("expected InvalidConfig, got {other:?}"),
     }
 }
