@@ -45,6 +45,10 @@
 //!    - `tests.rs`: config, encoding and parsing unit tests plus round-trips against the
 //!      emulator.
 //!
+//!    A folder may hold further files beside the mandatory ones, each named for its role and
+//!    listed in `mod.rs`'s docs (e.g. `executor.rs` for a source that runs pushed-down SQL
+//!    itself).
+//!
 //!    Declare the folder with one `mod <name>;` line in `sources/mod.rs` or
 //!    `destinations/mod.rs`.
 //! 2. **One line in [`registry`].** Never edit a shared enum per connector.

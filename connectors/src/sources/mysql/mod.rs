@@ -6,8 +6,13 @@
 //!
 //! # Files
 //! - `config.rs`: `MySqlConfig`, its catalog field specs, `validate()` (shape only).
-//! - `source.rs`: the connection pool, error wording, the lazily resolving catalog, the
-//!   executor that runs a pushed-down model and streams its rows, `impl Source`.
+//! - `source.rs`: the connection pool and server facts, `impl Source` (`test`, `list_tables`,
+//!   `register`).
+//! - `catalog.rs`: the server as a DataFusion catalog, resolving tables lazily from
+//!   `information_schema` and wrapping each for federation.
+//! - `executor.rs`: the executor that runs a pushed-down model on its own read-only connection
+//!   and streams its rows as Arrow batches cast to the planned types.
+//! - `errors.rs`: driver, pool and server errors worded as `SourceError`s.
 //! - `types.rs`: MySQL type → Arrow type (the full table is there).
 //! - `tests.rs`: config unit tests, and tests against a real MariaDB started by the testkit.
 //!
@@ -67,7 +72,10 @@
 //! - A user whose tables are readable only through a role (`SET ROLE`) is not supported: the
 //!   role is not activated.
 
+mod catalog;
 mod config;
+mod errors;
+mod executor;
 mod source;
 #[cfg(test)]
 mod tests;
