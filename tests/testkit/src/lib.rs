@@ -34,6 +34,7 @@ pub mod launch;
 pub mod mariadb;
 pub mod postgres;
 pub mod sink;
+mod tls;
 
 pub use emulators::webhook::{
     ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions, signature,

@@ -21,6 +21,9 @@
 //! - When the test process is root, the temp dir belongs to the `mysql` system user and both
 //!   programs get `--user=mysql`.
 //! - The database `retl_test` is created at start; [`MariaDbServer::sql`] uses it.
+//! - TLS is off until [`MariaDbServer::enable_tls`], which makes a throwaway certificate
+//!   authority and server certificate and restarts the server with `--ssl-cert`, `--ssl-key`
+//!   and `--ssl-ca` (same port, same data).
 //!
 //! Starting takes about 0.7 s (`mariadb-install-db` ~0.5 s, start ~0.2 s).
 
@@ -32,6 +35,7 @@ use crate::launch::{
     LaunchError, Run, chown, find_program, free_port, is_root, searched, server_dir, tail,
     url_encode, wait_until,
 };
+use crate::tls::{Certificates, make_certificates};
 
 const ROOT: &str = "root";
 const DATABASE: &str = "retl_test";
@@ -64,6 +68,8 @@ pub struct MariaDbServer {
     run_as: Option<&'static str>,
     /// The `mariadbd` process while it runs.
     child: Option<Child>,
+    /// The certificates the server serves TLS with, after [`MariaDbServer::enable_tls`].
+    tls: Option<Certificates>,
 }
 
 #[derive(Debug)]
@@ -121,6 +127,7 @@ impl MariaDbServer {
             port: 0,
             run_as,
             child: None,
+            tls: None,
         };
         Run::new(
             "mariadb-install-db (create the MariaDB data dir)",
@@ -195,6 +202,13 @@ impl MariaDbServer {
                 "--innodb-doublewrite=0",
             ])
             .args(self.run_as.map(|user| format!("--user={user}")))
+            .args(self.tls.iter().flat_map(|tls| {
+                [
+                    format!("--ssl-cert={}", tls.cert.display()),
+                    format!("--ssl-key={}", tls.key.display()),
+                    format!("--ssl-ca={}", tls.ca.display()),
+                ]
+            }))
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -295,6 +309,37 @@ impl MariaDbServer {
             return Ok(());
         }
         self.launch().await
+    }
+
+    /// Turns TLS on: makes a throwaway certificate authority and a server certificate for
+    /// `127.0.0.1` / `localhost` signed by it (with the `openssl` program), and restarts the
+    /// server with them (`--ssl-cert`, `--ssl-key`, `--ssl-ca`; MariaDB reads them only at
+    /// start) on the same port and data. Plain TCP keeps working too. Returns the path of the
+    /// authority's certificate (PEM), for a client's `sslrootcert`.
+    ///
+    /// # Errors
+    /// [`LaunchError::NotInstalled`] without `openssl`; [`LaunchError::Failed`] when a step
+    /// fails or the restarted server does not serve TLS; as for [`stop`](Self::stop) and
+    /// [`start_again`](Self::start_again).
+    pub async fn enable_tls(&mut self) -> Result<PathBuf, LaunchError> {
+        let certificates = make_certificates(&self.dir.path().join("tls"), self.run_as).await?;
+        let ca = certificates.ca.clone();
+        self.tls = Some(certificates);
+        if self.child.is_none() {
+            return Ok(ca);
+        }
+        self.stop().await?;
+        self.launch().await?;
+        let have_ssl = self.sql("SELECT @@have_ssl").await?;
+        if have_ssl != "YES" {
+            return Err(LaunchError::Failed {
+                step: "turn TLS on in MariaDB".to_owned(),
+                command: "mariadbd --ssl-cert ... --ssl-key ... --ssl-ca ...".to_owned(),
+                status: format!("@@have_ssl is {have_ssl}"),
+                output: tail(&self.log_path(), 20),
+            });
+        }
+        Ok(ca)
     }
 
     /// Runs `statement` (one or more, `;`-separated) as `root` over the socket in the database
@@ -667,6 +712,25 @@ mod tests {
             err.contains("Lost connection") || err.contains("server has gone away"),
             "{err}"
         );
+    }
+
+    #[tokio::test]
+    async fn enable_tls_restarts_with_tls_on_the_same_port_and_data() {
+        let mut db = MariaDbServer::start().await.unwrap();
+        let port = db.port();
+        db.sql("CREATE TABLE kept (v text); INSERT INTO kept VALUES ('still here')")
+            .await
+            .unwrap();
+        assert_ne!(db.sql("SELECT @@have_ssl").await.unwrap(), "YES");
+        let ca = db.enable_tls().await.unwrap();
+        assert!(ca.is_file(), "{}", ca.display());
+        assert_eq!(db.port(), port);
+        assert_eq!(db.sql("SELECT @@have_ssl").await.unwrap(), "YES");
+        assert_eq!(db.sql("SELECT v FROM kept").await.unwrap(), "still here");
+        // It stays on across a restart.
+        db.stop().await.unwrap();
+        db.start_again().await.unwrap();
+        assert_eq!(db.sql("SELECT @@have_ssl").await.unwrap(), "YES");
     }
 
     #[tokio::test]

@@ -33,13 +33,7 @@ use crate::launch::{
     LaunchError, Run, chown, find_program, free_port, is_root, searched, server_dir, tail,
     url_encode,
 };
-
-/// Makes `path` readable by its owner only (PostgreSQL refuses a private key others can read).
-fn set_owner_only(path: &Path) -> Result<(), LaunchError> {
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| LaunchError::io(format!("chmod 600 {}", path.display()), e))
-}
+use crate::tls::make_certificates;
 
 const SUPERUSER: &str = "retl";
 const SUPERUSER_PASSWORD: &str = "retl-superuser";
@@ -328,102 +322,18 @@ impl PostgresServer {
     /// [`LaunchError::NotInstalled`] without `openssl`; [`LaunchError::Failed`] when a step
     /// fails.
     pub async fn enable_tls(&self) -> Result<PathBuf, LaunchError> {
-        let openssl = find_program("openssl", &[]).ok_or_else(|| LaunchError::NotInstalled {
-            program: "openssl",
-            searched: searched(&[]),
-            install: "apt-get install -y openssl",
-        })?;
-        let dir = self.dir.path().join("tls");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| LaunchError::io(format!("create {}", dir.display()), e))?;
-        let file = |name: &str| dir.join(name).display().to_string();
-        let ext = dir.join("server.ext");
-        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
-            .map_err(|e| LaunchError::io(format!("write {}", ext.display()), e))?;
-        let steps: [(&str, Vec<String>); 3] = [
-            (
-                "openssl (make a test certificate authority)",
-                vec![
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=retl test CA",
-                    "-keyout",
-                    &file("ca.key"),
-                    "-out",
-                    &file("ca.crt"),
-                ]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            ),
-            (
-                "openssl (make the server's certificate request)",
-                vec![
-                    "req",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-subj",
-                    "/CN=127.0.0.1",
-                    "-keyout",
-                    &file("server.key"),
-                    "-out",
-                    &file("server.csr"),
-                ]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            ),
-            (
-                "openssl (sign the server's certificate)",
-                vec![
-                    "x509",
-                    "-req",
-                    "-in",
-                    &file("server.csr"),
-                    "-CA",
-                    &file("ca.crt"),
-                    "-CAkey",
-                    &file("ca.key"),
-                    "-CAcreateserial",
-                    "-days",
-                    "2",
-                    "-extfile",
-                    &file("server.ext"),
-                    "-out",
-                    &file("server.crt"),
-                ]
-                .into_iter()
-                .map(String::from)
-                .collect(),
-            ),
-        ];
-        for (step, args) in steps {
-            Run::new(step, &openssl)
-                .args(args)
-                .cwd(&dir)
-                .timeout(Duration::from_secs(30))
-                .output()
-                .await?;
-        }
-        let key = dir.join("server.key");
-        set_owner_only(&key)?;
-        if let Some(user) = self.run_as {
-            chown(&dir, user)?;
-            chown(&key, user)?;
-            chown(&dir.join("server.crt"), user)?;
-        }
+        let certificates = make_certificates(&self.dir.path().join("tls"), self.run_as).await?;
         // One statement per call: psql -c runs a multi-statement string as one transaction,
         // where ALTER SYSTEM is refused.
         for statement in [
-            format!("ALTER SYSTEM SET ssl_cert_file = '{}'", file("server.crt")),
-            format!("ALTER SYSTEM SET ssl_key_file = '{}'", file("server.key")),
+            format!(
+                "ALTER SYSTEM SET ssl_cert_file = '{}'",
+                certificates.cert.display()
+            ),
+            format!(
+                "ALTER SYSTEM SET ssl_key_file = '{}'",
+                certificates.key.display()
+            ),
             "ALTER SYSTEM SET ssl = on".to_owned(),
             "SELECT pg_reload_conf()".to_owned(),
         ] {
@@ -432,7 +342,7 @@ impl PostgresServer {
         // The reload is asynchronous: wait until the server reports TLS on.
         for _ in 0..100 {
             if self.psql("SHOW ssl").await? == "on" {
-                return Ok(dir.join("ca.crt"));
+                return Ok(certificates.ca);
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }

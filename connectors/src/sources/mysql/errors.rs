@@ -121,6 +121,21 @@ pub(super) fn classify(config: &ValidConfig, error: &(dyn StdError + 'static)) -
                 ),
             }
         }
+        mysql_async::Error::Io(mysql_async::IoError::Tls(e))
+            if e.to_string().to_ascii_lowercase().contains("certificate") =>
+        {
+            let trusted = match &c.sslrootcert {
+                Some(path) => format!("the certificate authority in '{path}'"),
+                None => "the system's certificate authorities (sslrootcert is not set)".to_string(),
+            };
+            SourceError::Unavailable {
+                message: format!(
+                    "MySQL at {address} presented a TLS certificate that sslmode {} does not accept ({e}); it is checked against {trusted}: set sslrootcert to the PEM file of the authority that signed the server's certificate, check that the certificate names the host '{}', or use sslmode required to encrypt without verifying",
+                    c.sslmode.as_str(),
+                    c.host
+                ),
+            }
+        }
         mysql_async::Error::Io(mysql_async::IoError::Tls(e)) => SourceError::Unavailable {
             message: format!(
                 "the TLS handshake with MySQL at {address} failed with sslmode {}: {e}; check the server's certificate (and sslrootcert), or choose another sslmode",

@@ -25,7 +25,7 @@
 //! | `user` | yes | login user |
 //! | `password` | no | secret |
 //! | `sslmode` | no | `disabled`; `preferred` (default: TLS when the server offers it, else plain TCP; certificate not verified); `required` (TLS, certificate not verified); `verify_identity` (TLS, certificate and host name verified) |
-//! | `sslrootcert` | no | PEM file of CAs to trust for `verify_identity` (default: system roots) |
+//! | `sslrootcert` | no | PEM file of CAs to trust for `verify_identity` (default: system roots); checked readable and PEM before connecting |
 //! | `connect_timeout_ms` | no | default 10 000 |
 //! | `query_timeout_ms` | no | per model query: MariaDB `max_statement_time` / MySQL `max_execution_time`; default 3 600 000; 0 = none |
 //!
@@ -60,6 +60,10 @@
 //! `PermissionDenied` naming the `GRANT`; a column of an unsupported type → `Query` naming the
 //! table, the column and the fix; the connection lost or killed mid-read → `Unavailable`
 //! (the read fails: a short extract is never taken for complete); the query timeout → `Read`.
+//! An `sslrootcert` that cannot be read or holds no PEM certificate → `InvalidConfig`
+//! (`sslrootcert`); a server certificate `verify_identity` does not accept → `Unavailable`
+//! saying what it was checked against and to set `sslrootcert`; `required` or
+//! `verify_identity` against a server without TLS → `Unavailable`.
 //!
 //! # Limits
 //! - `time` values outside 00:00–24:00 (MySQL allows ±838 h) fail the read (decoder limit).

@@ -49,6 +49,27 @@ fn url_encode(text: &str) -> String {
     out
 }
 
+/// Checks that `path` (the `sslrootcert`) is a readable file holding a PEM certificate: the
+/// driver would otherwise ignore a file that is not one, and report a directory as a lost
+/// connection.
+fn check_root_cert(path: &str) -> Result<(), SourceError> {
+    let invalid = |message: String| SourceError::InvalidConfig {
+        field: "sslrootcert".to_string(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| {
+        invalid(format!(
+            "cannot read the certificate authority file '{path}': {e}; give the path of a PEM file the daemon can read"
+        ))
+    })?;
+    if !String::from_utf8_lossy(&bytes).contains("-----BEGIN CERTIFICATE-----") {
+        return Err(invalid(format!(
+            "'{path}' holds no PEM certificate (no -----BEGIN CERTIFICATE----- line); give the certificate authority's certificate in PEM format"
+        )));
+    }
+    Ok(())
+}
+
 impl MySqlSource {
     /// A source over this (validated) config; touches no network.
     pub(crate) fn new(config: ValidConfig) -> Self {
@@ -111,6 +132,9 @@ impl MySqlSource {
         self.shared
             .get_or_try_init(|| async {
                 let c = &self.config;
+                if let Some(path) = &c.sslrootcert {
+                    check_root_cert(path)?;
+                }
                 crate::sources::check_reachable(
                     &c.host,
                     c.port,

@@ -851,3 +851,110 @@ async fn a_connection_killed_mid_read_fails_the_read() {
     let rows = json_rows(&run(&source, "SELECT count(*) AS n FROM big").await);
     assert_eq!(rows, [json!({"n": 300000})]);
 }
+
+/// The TLS cipher of the connection a model runs on, read through the source (empty over
+/// plain TCP).
+async fn model_cipher(source: &Arc<dyn Source>) -> String {
+    let rows = json_rows(
+        &run(
+            source,
+            "SELECT \"VARIABLE_VALUE\" AS cipher FROM information_schema.SESSION_STATUS \
+             WHERE \"VARIABLE_NAME\" = 'SSL_CIPHER'",
+        )
+        .await,
+    );
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    rows[0]["cipher"].as_str().unwrap_or_default().to_string()
+}
+
+#[tokio::test]
+async fn tls_modes_against_a_server_with_a_private_certificate_authority() {
+    let mut db = server().await;
+    db.sql(SAMPLE).await.unwrap();
+    // Without TLS on the server: preferred falls back to plain TCP.
+    let plain = build(with(root_config(&db), json!({"sslmode": "preferred"})));
+    plain.test().await.unwrap();
+    assert_eq!(model_cipher(&plain).await, "");
+    drop(plain);
+
+    let ca = db.enable_tls().await.unwrap();
+    let ca = ca.display().to_string();
+    // A user the server lets in over TLS only.
+    db.sql("CREATE USER 'tls_only'@'%' IDENTIFIED BY 'pw' REQUIRE SSL; GRANT SELECT ON retl_test.* TO 'tls_only'@'%'")
+        .await
+        .unwrap();
+    match expect_error(build(config_for(&db, "tls_only", "pw")).test().await) {
+        SourceError::Authentication { message } => assert!(message.contains("1045"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    // The certificate is not checked: TLS with any certificate.
+    for mode in ["preferred", "required"] {
+        let source = build(with(
+            config_for(&db, "tls_only", "pw"),
+            json!({ "sslmode": mode }),
+        ));
+        source.test().await.unwrap();
+        let cipher = model_cipher(&source).await;
+        assert!(!cipher.is_empty(), "{mode}: no TLS cipher");
+    }
+    // Checked against the system roots only: the private authority is unknown.
+    let source = build(with(
+        root_config(&db),
+        json!({"sslmode": "verify_identity"}),
+    ));
+    match expect_error(source.test().await) {
+        SourceError::Unavailable { message } => {
+            eprintln!("{message}");
+            assert!(
+                message.contains("certificate") && message.contains("sslrootcert"),
+                "{message}"
+            );
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    // With the authority: verified (the certificate names 127.0.0.1), end to end.
+    let source = build(with(
+        config_for(&db, "tls_only", "pw"),
+        json!({"sslmode": "verify_identity", "sslrootcert": ca}),
+    ));
+    source.test().await.unwrap();
+    let rows = json_rows(&run(&source, "SELECT count(*) AS n FROM users").await);
+    assert_eq!(rows[0]["n"].as_i64(), Some(3), "{rows:?}");
+    assert!(!model_cipher(&source).await.is_empty());
+    // A missing authority file is the config's fault.
+    let source = build(with(
+        root_config(&db),
+        json!({"sslmode": "verify_identity", "sslrootcert": "/nonexistent/ca.pem"}),
+    ));
+    match expect_error(source.test().await) {
+        SourceError::InvalidConfig { field, message } => {
+            eprintln!("{message}");
+            assert_eq!(field, "sslrootcert");
+            assert!(message.contains("/nonexistent/ca.pem"), "{message}");
+        }
+        other => panic!("expected InvalidConfig, got {other:?}"),
+    }
+    // A file that is not a PEM certificate, and a directory: the config's fault too.
+    let garbage = std::env::temp_dir().join(format!("retl-not-a-ca-{}.pem", std::process::id()));
+    std::fs::write(&garbage, "not a certificate").unwrap();
+    for (path, words) in [
+        (garbage.display().to_string(), "holds no PEM certificate"),
+        (std::env::temp_dir().display().to_string(), "cannot read"),
+    ] {
+        let source = build(with(
+            root_config(&db),
+            json!({"sslmode": "verify_identity", "sslrootcert": path}),
+        ));
+        match expect_error(source.test().await) {
+            SourceError::InvalidConfig { field, message } => {
+                assert_eq!(field, "sslrootcert");
+                assert!(
+                    message.contains(&path) && message.contains(words),
+                    "{message}"
+                );
+            }
+            other => panic!("{path}: expected InvalidConfig, got {other:?}"),
+        }
+    }
+    let _ = std::fs::remove_file(&garbage);
+}
