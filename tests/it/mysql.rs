@@ -393,3 +393,79 @@ async fn bad_mysql_input_is_a_clear_api_error() {
         .await
         .unwrap();
 }
+
+/// Previews the model `m` through the API (default limit).
+async fn preview(h: &Harness, refresh: bool) -> v1::PreviewModelResponse {
+    h.client
+        .models()
+        .preview_model(v1::PreviewModelRequest {
+            target: Some(v1::preview_model_request::Target::ModelId("m".into())),
+            refresh,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The `email` of each preview row.
+fn emails(preview: &v1::PreviewModelResponse) -> Vec<String> {
+    preview
+        .rows
+        .iter()
+        .map(
+            |row| match row.fields.get("email").and_then(|v| v.kind.as_ref()) {
+                Some(prost_types::value::Kind::StringValue(email)) => email.clone(),
+                other => panic!("email: {other:?}"),
+            },
+        )
+        .collect()
+}
+
+#[tokio::test]
+async fn a_mysql_model_preview_shows_the_first_rows_from_the_cache_until_refreshed() {
+    let db = MariaDbServer::start().await.unwrap();
+    db.sql(
+        "CREATE TABLE customers (id bigint PRIMARY KEY, email varchar(100) NOT NULL); \
+         INSERT INTO customers SELECT seq, CONCAT('user', seq, '@example.com') FROM seq_1_to_25;",
+    )
+    .await
+    .unwrap();
+    let h = Harness::start().await;
+    h.create_mysql_source("my", &db, db.root_user(), "", json!({}))
+        .await
+        .unwrap();
+    h.create_model(
+        "m",
+        "my",
+        "SELECT id, email FROM customers ORDER BY id",
+        "id",
+    )
+    .await
+    .unwrap();
+
+    let first = preview(&h, false).await;
+    assert!(!first.cached);
+    assert_eq!(
+        first
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["id", "email"]
+    );
+    let expected: Vec<String> = (1..=10).map(|i| format!("user{i}@example.com")).collect();
+    assert_eq!(emails(&first), expected, "the first 10 rows, in order");
+    // The table changes; an identical preview still answers from the cache.
+    db.sql("UPDATE customers SET email = 'fresh@example.com' WHERE id = 1")
+        .await
+        .unwrap();
+    let second = preview(&h, false).await;
+    assert!(second.cached);
+    assert_eq!(second.rows, first.rows, "identical cached results");
+    // Refresh reads MySQL again.
+    let refreshed = preview(&h, true).await;
+    assert!(!refreshed.cached);
+    assert_eq!(emails(&refreshed)[0], "fresh@example.com");
+    assert_eq!(emails(&refreshed)[1..], expected[1..]);
+}
