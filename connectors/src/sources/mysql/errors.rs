@@ -40,8 +40,8 @@ pub(super) fn classify(config: &ValidConfig, error: &(dyn StdError + 'static)) -
             PoolError::InvalidUsernameOrPassword => {
                 return SourceError::Authentication {
                     message: format!(
-                        "access denied for user '{}' on {address}: check the user and password (error 1045), and that the user may connect from this host ('{}'@'%' or a matching host)",
-                        c.user, c.user
+                        "access denied for user '{}' on {address}: check the user and password (error 1045), and that the user may connect from this host ('{}'@'%' or a matching host; an anonymous user ''@'localhost', which a fresh MariaDB install creates, takes precedence over '{}'@'%' for local connections: DROP USER ''@'localhost')",
+                        c.user, c.user, c.user
                     ),
                 };
             }
@@ -73,8 +73,8 @@ pub(super) fn classify(config: &ValidConfig, error: &(dyn StdError + 'static)) -
         mysql_async::Error::Server(server) => match server.code {
             1045 => SourceError::Authentication {
                 message: format!(
-                    "access denied for user '{}' on {address}: check the user and password (error 1045)",
-                    c.user
+                    "access denied for user '{}' on {address}: check the user and password (error 1045), and that the user may connect from this host (an anonymous user ''@'localhost' takes precedence over '{}'@'%' for local connections)",
+                    c.user, c.user
                 ),
             },
             1049 => unknown_database(c),
