@@ -72,8 +72,10 @@ mod tests {
             burst: 100,
             ..DeliveryLimits::default()
         });
-        l.pause_for(Duration::from_millis(300));
+        // Measured from before the pause starts: the pause counts from its own `now`, so a
+        // start taken after it made the test fail on a loaded machine.
         let start = Instant::now();
+        l.pause_for(Duration::from_millis(300));
         l.acquire().await;
         assert!(start.elapsed() >= Duration::from_millis(300));
     }
