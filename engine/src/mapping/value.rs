@@ -5,9 +5,16 @@
 //! Types without a natural JSON form (intervals, durations, binary) become their display text.
 
 use datafusion::arrow::array::{Array, AsArray};
+use std::sync::LazyLock;
+
+use chrono::format::{Item, StrftimeItems};
+use chrono::{TimeZone, Utc};
+use datafusion::arrow::array::temporal_conversions::as_datetime;
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::datatypes::{
-    DataType, Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
-    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Decimal128Type, DecimalType, Float16Type, Float32Type, Float64Type, Int8Type,
+    Int16Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use datafusion::arrow::error::ArrowError;
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -46,14 +53,12 @@ pub fn json_value(array: &dyn Array, row: usize) -> Result<Value, ArrowError> {
         DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_string()),
         DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(row).to_string()),
         DataType::Utf8View => Value::String(array.as_string_view().value(row).to_string()),
-        DataType::Timestamp(_, _) => {
-            let options = FormatOptions::default()
-                .with_display_error(true)
-                .with_timestamp_format(Some("%Y-%m-%dT%H:%M:%S%.f"))
-                .with_timestamp_tz_format(Some("%Y-%m-%dT%H:%M:%S%.f%:z"));
-            let formatter = ArrayFormatter::try_new(array, &options)?;
-            Value::String(formatter.value(row).to_string())
-        }
+        DataType::Timestamp(unit, tz) => timestamp(array, row, *unit, tz.as_deref())?,
+        DataType::Decimal128(precision, scale) => Value::String(Decimal128Type::format_decimal(
+            array.as_primitive::<Decimal128Type>().value(row),
+            *precision,
+            *scale,
+        )),
         DataType::List(_) => list(array.as_list::<i32>().value(row).as_ref())?,
         DataType::LargeList(_) => list(array.as_list::<i64>().value(row).as_ref())?,
         DataType::FixedSizeList(_, _) => list(array.as_fixed_size_list().value(row).as_ref())?,
@@ -73,6 +78,56 @@ pub fn json_value(array: &dyn Array, row: usize) -> Result<Value, ArrowError> {
         // Dates, times, decimals, intervals, durations, binary: their canonical text.
         _ => display(array, row)?,
     })
+}
+
+/// The format of a timestamp without a time zone (RFC 3339 without offset).
+const TIMESTAMP_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.f";
+/// The format of a timestamp with a time zone (RFC 3339).
+const TIMESTAMP_TZ_FORMAT: &str = "%Y-%m-%dT%H:%M:%S%.f%:z";
+/// [`TIMESTAMP_FORMAT`], parsed once.
+static TIMESTAMP_ITEMS: LazyLock<Vec<Item<'static>>> =
+    LazyLock::new(|| StrftimeItems::new(TIMESTAMP_FORMAT).collect());
+/// [`TIMESTAMP_TZ_FORMAT`], parsed once.
+static TIMESTAMP_TZ_ITEMS: LazyLock<Vec<Item<'static>>> =
+    LazyLock::new(|| StrftimeItems::new(TIMESTAMP_TZ_FORMAT).collect());
+
+/// A timestamp as RFC 3339 text: the same text Arrow's display gives with the formats above
+/// (the same conversion, time zone and chrono items), without building a formatter per value.
+fn timestamp(
+    array: &dyn Array,
+    row: usize,
+    unit: TimeUnit,
+    tz: Option<&str>,
+) -> Result<Value, ArrowError> {
+    let naive = match unit {
+        TimeUnit::Second => as_datetime::<TimestampSecondType>(
+            array.as_primitive::<TimestampSecondType>().value(row),
+        ),
+        TimeUnit::Millisecond => as_datetime::<TimestampMillisecondType>(
+            array.as_primitive::<TimestampMillisecondType>().value(row),
+        ),
+        TimeUnit::Microsecond => as_datetime::<TimestampMicrosecondType>(
+            array.as_primitive::<TimestampMicrosecondType>().value(row),
+        ),
+        TimeUnit::Nanosecond => as_datetime::<TimestampNanosecondType>(
+            array.as_primitive::<TimestampNanosecondType>().value(row),
+        ),
+    };
+    let Some(naive) = naive else {
+        // Out of chrono's range: Arrow's display says why.
+        return display(array, row);
+    };
+    let text = match tz {
+        Some(tz) => {
+            let tz: Tz = tz.parse()?;
+            Utc.from_utc_datetime(&naive)
+                .with_timezone(&tz)
+                .format_with_items(TIMESTAMP_TZ_ITEMS.iter())
+                .to_string()
+        }
+        None => naive.format_with_items(TIMESTAMP_ITEMS.iter()).to_string(),
+    };
+    Ok(Value::String(text))
 }
 
 fn list(values: &dyn Array) -> Result<Value, ArrowError> {
@@ -142,5 +197,87 @@ mod tests {
             vec![Some(1), None],
         )]));
         assert_eq!(json_value(l.as_ref(), 0).unwrap(), json!([1, null]));
+    }
+
+    /// What `json_value` gave for timestamps and decimals before its fast paths: Arrow's
+    /// display with the RFC 3339 formats.
+    fn via_arrow_display(array: &dyn Array, row: usize) -> Value {
+        let options = FormatOptions::default()
+            .with_display_error(true)
+            .with_timestamp_format(Some(TIMESTAMP_FORMAT))
+            .with_timestamp_tz_format(Some(TIMESTAMP_TZ_FORMAT));
+        let formatter = ArrayFormatter::try_new(array, &options).unwrap();
+        Value::String(formatter.value(row).to_string())
+    }
+
+    #[test]
+    fn fast_paths_match_arrow_display() {
+        use datafusion::arrow::array::{
+            TimestampMillisecondArray, TimestampNanosecondArray, TimestampSecondArray,
+        };
+        let values = [
+            0_i64,
+            1,
+            -1,
+            999_999,
+            1_577_836_800_123_456,
+            -86_400_000_001,
+            4_102_444_800_000_000,
+        ];
+        let mut arrays: Vec<ArrayRef> = Vec::new();
+        for tz in [None, Some("UTC"), Some("+02:00"), Some("America/New_York")] {
+            let with = |a: ArrayRef| -> ArrayRef {
+                match tz {
+                    Some(tz) => datafusion::arrow::compute::cast(
+                        &a,
+                        &DataType::Timestamp(
+                            match a.data_type() {
+                                DataType::Timestamp(u, _) => *u,
+                                _ => unreachable!(),
+                            },
+                            Some(tz.into()),
+                        ),
+                    )
+                    .unwrap(),
+                    None => a,
+                }
+            };
+            arrays.push(with(Arc::new(TimestampSecondArray::from(values.to_vec()))));
+            arrays.push(with(Arc::new(TimestampMillisecondArray::from(
+                values.to_vec(),
+            ))));
+            arrays.push(with(Arc::new(TimestampMicrosecondArray::from(
+                values.to_vec(),
+            ))));
+            arrays.push(with(Arc::new(TimestampNanosecondArray::from(
+                values.to_vec(),
+            ))));
+        }
+        for (precision, scale) in [(12, 2), (38, 0), (38, 10), (5, 5), (10, -2)] {
+            arrays.push(Arc::new(
+                Decimal128Array::from(vec![
+                    0_i128,
+                    1,
+                    -1,
+                    5,
+                    -50,
+                    12345,
+                    -99999,
+                    10_i128.pow(9) + 7,
+                ])
+                .with_precision_and_scale(precision, scale)
+                .unwrap(),
+            ));
+        }
+        for a in &arrays {
+            for row in (0..a.len()).filter(|r| a.is_valid(*r)) {
+                assert_eq!(
+                    json_value(a.as_ref(), row).unwrap(),
+                    via_arrow_display(a.as_ref(), row),
+                    "{:?} row {row}",
+                    a.data_type()
+                );
+            }
+        }
     }
 }
