@@ -201,6 +201,15 @@ async fn child(
     Ok(result)
 }
 
+/// Deletes a scenario's work directory once it is measured (10M rows of state and staging take
+/// over a GB per scenario). Scenario 1's is kept for scenario 2.
+fn remove_work_dir(opts: &SuiteOptions, scenario: Scenario) {
+    let dir = scenario.work_dir(&opts.work);
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        eprintln!("could not remove {}: {e}", dir.display());
+    }
+}
+
 /// Today's UTC date, `YYYY-MM-DD`.
 fn today() -> String {
     std::process::Command::new("date")
@@ -234,6 +243,9 @@ pub async fn run(opts: &SuiteOptions) -> Result<SuiteReport, BenchError> {
             Scenario::Initial | Scenario::Incremental => {
                 let result = child(opts, scenario, None, None).await?;
                 report.scenarios.push(ScenarioRow { result, sink: None });
+                if scenario == Scenario::Incremental {
+                    remove_work_dir(opts, scenario);
+                }
             }
             Scenario::Http | Scenario::RateLimited => {
                 let limit = (scenario == Scenario::RateLimited).then_some(RateLimit {
@@ -244,6 +256,7 @@ pub async fn run(opts: &SuiteOptions) -> Result<SuiteReport, BenchError> {
                     .await
                     .map_err(BenchError::io(Path::new("127.0.0.1:0")))?;
                 let result = child(opts, scenario, Some(&sink.url()), None).await?;
+                remove_work_dir(opts, scenario);
                 let stats = sink.stats();
                 if stats.records != result.counts.delivered {
                     return Err(BenchError::msg(format!(
@@ -269,6 +282,7 @@ pub async fn run(opts: &SuiteOptions) -> Result<SuiteReport, BenchError> {
             .extend(baseline::duckdb(&data, &opts.venv, &opts.duckdb_script)?);
     }
 
+    save(opts, &report)?;
     if need_pg {
         eprintln!("baseline: PostgreSQL (start, load, diff) ...");
         let pg = baseline::start_postgres().await?;
@@ -285,15 +299,22 @@ pub async fn run(opts: &SuiteOptions) -> Result<SuiteReport, BenchError> {
                 database: pg.database().to_string(),
             };
             let result = child(opts, Scenario::Postgres, None, Some(&target)).await?;
+            remove_work_dir(opts, Scenario::Postgres);
             report.scenarios.push(ScenarioRow { result, sink: None });
         }
     }
 
+    save(opts, &report)?;
+    Ok(report)
+}
+
+/// Saves a report as `<results>/<rows>.json` (also before the PostgreSQL part, so a failure
+/// there keeps what was measured).
+fn save(opts: &SuiteOptions, report: &SuiteReport) -> Result<(), BenchError> {
     std::fs::create_dir_all(&opts.results).map_err(BenchError::io(&opts.results))?;
     let path = opts.results.join(format!("{}.json", opts.rows));
-    let json = serde_json::to_vec_pretty(&report).map_err(|e| BenchError::msg(e.to_string()))?;
-    std::fs::write(&path, json).map_err(BenchError::io(&path))?;
-    Ok(report)
+    let json = serde_json::to_vec_pretty(report).map_err(|e| BenchError::msg(e.to_string()))?;
+    std::fs::write(&path, json).map_err(BenchError::io(&path))
 }
 
 /// `1234567` as `1,234,567`.
@@ -493,7 +514,12 @@ fn targets(report: &SuiteReport, other: &[SuiteReport]) -> String {
             mb(peak)
         ));
     }
-    for o in other.iter().filter(|o| o.rows != report.rows) {
+    // Scaling is judged between the sizes (1M, 10M, 100M), 10x apart.
+    let scaling_pair = |o: &&SuiteReport| {
+        let (a, b) = (o.rows.min(report.rows), o.rows.max(report.rows));
+        a >= 1_000_000 && b == 10 * a
+    };
+    for o in other.iter().filter(scaling_pair) {
         let (small, large) = if o.rows < report.rows {
             (o, report)
         } else {
