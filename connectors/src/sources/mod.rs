@@ -5,6 +5,8 @@ pub(crate) mod files;
 pub(crate) mod mysql;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
+#[cfg(test)]
+pub(crate) mod test_support;
 
 use retl_engine::source::SourceError;
 use serde::de::DeserializeOwned;

@@ -16,17 +16,14 @@ use serde_json::{Value, json};
 use super::config::{FileFormat, FilesConfig, default_table_name};
 use super::source_type;
 use super::types::{check_supported, normalize};
+use crate::sources::test_support::{self};
 
 fn build(config: Value) -> Arc<dyn Source> {
-    (source_type().build)(&config).unwrap()
+    test_support::build(&source_type(), config)
 }
 
 fn build_error(config: Value) -> (String, String) {
-    match (source_type().build)(&config) {
-        Err(SourceError::InvalidConfig { field, message }) => (field, message),
-        Err(other) => panic!("expected InvalidConfig, got {other:?}"),
-        Ok(source) => panic!("expected InvalidConfig, got {source:?}"),
-    }
+    test_support::build_error(&source_type(), config)
 }
 
 fn users_batch(ids: &[i64]) -> RecordBatch {

@@ -3,11 +3,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, IntervalUnit, TimeUnit};
-use datafusion::arrow::util::pretty::pretty_format_batches;
-use retl_engine::mapping::value::json_value;
-use retl_engine::model::ModelSession;
 use retl_engine::source::{Source, SourceError};
 use retl_testkit::PostgresServer;
 use serde_json::{Value, json};
@@ -15,32 +11,18 @@ use serde_json::{Value, json};
 use super::config::{Flavor, PostgresConfig, SslMode};
 use super::source_type;
 use super::types::{PgType, arrow_type};
-
-const MEMORY: usize = 256 * 1024 * 1024;
+use crate::sources::test_support::{self, explain, json_rows, run, run_error, with};
 
 fn build(config: Value) -> Arc<dyn Source> {
-    (source_type().build)(&config).unwrap()
+    test_support::build(&source_type(), config)
 }
 
 fn build_error(config: Value) -> (String, String) {
-    match (source_type().build)(&config) {
-        Err(SourceError::InvalidConfig { field, message }) => (field, message),
-        Err(other) => panic!("expected InvalidConfig, got {other:?}"),
-        Ok(source) => panic!("expected InvalidConfig, got {source:?}"),
-    }
+    test_support::build_error(&source_type(), config)
 }
 
 fn minimal() -> Value {
     json!({"host": "127.0.0.1", "database": "postgres", "user": "retl"})
-}
-
-fn with(mut base: Value, extra: Value) -> Value {
-    if let (Some(base), Some(extra)) = (base.as_object_mut(), extra.as_object()) {
-        for (k, v) in extra {
-            base.insert(k.clone(), v.clone());
-        }
-    }
-    base
 }
 
 // ---- read errors ----------------------------------------------------------------------------
@@ -307,67 +289,6 @@ fn config_for(pg: &PostgresServer, user: &str, password: &str) -> Value {
 
 fn superuser_config(pg: &PostgresServer) -> Value {
     config_for(pg, pg.user(), pg.superuser_password())
-}
-
-/// Plans and runs `sql` the way a sync does.
-async fn run(source: &Arc<dyn Source>, sql: &str) -> Vec<RecordBatch> {
-    let session = ModelSession::new(source.as_ref(), MEMORY, None)
-        .await
-        .unwrap();
-    let plan = session.plan(sql).await.unwrap();
-    let df = session.context().execute_logical_plan(plan).await.unwrap();
-    df.collect().await.unwrap()
-}
-
-/// The error of planning or running `sql`, as text.
-async fn run_error(source: &Arc<dyn Source>, sql: &str) -> String {
-    let session = ModelSession::new(source.as_ref(), MEMORY, None)
-        .await
-        .unwrap();
-    let plan = match session.plan(sql).await {
-        Ok(plan) => plan,
-        Err(e) => return e.to_string(),
-    };
-    match session.context().execute_logical_plan(plan).await {
-        Ok(df) => match df.collect().await {
-            Ok(batches) => panic!("expected an error, got {batches:?}"),
-            Err(e) => e.to_string(),
-        },
-        Err(e) => e.to_string(),
-    }
-}
-
-async fn explain(source: &Arc<dyn Source>, sql: &str) -> String {
-    let session = ModelSession::new(source.as_ref(), MEMORY, None)
-        .await
-        .unwrap();
-    let batches = session
-        .context()
-        .sql(&format!("EXPLAIN {sql}"))
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    pretty_format_batches(&batches).unwrap().to_string()
-}
-
-/// Every row as a JSON object, as destinations see the values.
-fn json_rows(batches: &[RecordBatch]) -> Vec<Value> {
-    let mut out = Vec::new();
-    for batch in batches {
-        for row in 0..batch.num_rows() {
-            let mut object = serde_json::Map::new();
-            for (i, field) in batch.schema().fields().iter().enumerate() {
-                object.insert(
-                    field.name().clone(),
-                    json_value(batch.column(i).as_ref(), row).unwrap(),
-                );
-            }
-            out.push(Value::Object(object));
-        }
-    }
-    out
 }
 
 const SAMPLE: &str = "
