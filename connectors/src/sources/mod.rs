@@ -1,5 +1,6 @@
 //! Source connectors, one folder each (see the crate docs for the file contract).
 
+pub(crate) mod config;
 pub(crate) mod federation;
 pub(crate) mod files;
 pub(crate) mod mysql;
@@ -50,11 +51,7 @@ pub(crate) async fn check_reachable(
     server: &str,
     hint: &str,
 ) -> Result<(), SourceError> {
-    let address = if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
+    let address = config::host_port(host, port);
     let addrs = tokio::time::timeout(timeout, tokio::net::lookup_host((host, port)))
         .await
         .map_err(|_| SourceError::Unavailable {

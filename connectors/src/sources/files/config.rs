@@ -6,6 +6,8 @@ use retl_engine::destination::{FieldSpec, FieldType};
 use retl_engine::source::SourceError;
 use serde::Deserialize;
 
+use crate::sources::config::invalid;
+
 /// A file format the source reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -125,13 +127,6 @@ pub(crate) struct ValidConfig {
     pub(crate) has_header: Option<bool>,
     /// CSV delimiter, when configured.
     pub(crate) delimiter: Option<u8>,
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> SourceError {
-    SourceError::InvalidConfig {
-        field: field.to_string(),
-        message: message.into(),
-    }
 }
 
 /// Longest table name accepted.

@@ -5,7 +5,9 @@ use std::time::Duration;
 use retl_engine::destination::{FieldSpec, FieldType};
 use retl_engine::secret::Secret;
 use retl_engine::source::SourceError;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+use crate::sources::config::{connect_timeout, host_port, invalid, query_timeout};
 
 /// How the connection uses TLS (the names of the MySQL client's `--ssl-mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -51,7 +53,7 @@ pub(crate) struct MySqlConfig {
     /// The user to log in as; give it `SELECT` only (see the module docs for the grants).
     pub(crate) user: String,
     /// The user's password; absent for a user without one.
-    #[serde(default, deserialize_with = "password")]
+    #[serde(default, deserialize_with = "crate::sources::config::password")]
     pub(crate) password: Option<Secret>,
     /// TLS mode: `disabled`, `preferred` (default), `required` or `verify_identity`.
     #[serde(default)]
@@ -68,16 +70,6 @@ pub(crate) struct MySqlConfig {
     /// 1 hour; 0 = no limit).
     #[serde(default)]
     pub(crate) query_timeout_ms: Option<u64>,
-}
-
-/// Accepts the password as a string, or as a number (`--config password=1234` parses as JSON).
-fn password<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Secret>, D::Error> {
-    match Option::<serde_json::Value>::deserialize(deserializer)? {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(serde_json::Value::String(s)) => Ok(Some(Secret::new(s))),
-        Some(serde_json::Value::Number(n)) => Ok(Some(Secret::new(n.to_string()))),
-        Some(_) => Err(serde::de::Error::custom("password must be a string")),
-    }
 }
 
 /// The config fields, as served by `ListSourceTypes`.
@@ -149,14 +141,6 @@ pub(crate) const CONFIG_FIELDS: &[FieldSpec] = &[
 
 /// Default port.
 const DEFAULT_PORT: u16 = 3306;
-/// Default connect timeout.
-const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 10_000;
-/// Longest connect timeout accepted.
-const MAX_CONNECT_TIMEOUT_MS: u64 = 300_000;
-/// Default query timeout.
-const DEFAULT_QUERY_TIMEOUT_MS: u64 = 3_600_000;
-/// Shortest non-zero query timeout accepted.
-const MIN_QUERY_TIMEOUT_MS: u64 = 100;
 /// MySQL's identifier length limit (database names).
 const MAX_IDENTIFIER: usize = 64;
 /// MariaDB's user name length limit (MySQL's is 32).
@@ -188,18 +172,7 @@ pub(crate) struct ValidConfig {
 impl ValidConfig {
     /// `host:port`, for messages.
     pub(crate) fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> SourceError {
-    SourceError::InvalidConfig {
-        field: field.to_string(),
-        message: message.into(),
+        host_port(&self.host, self.port)
     }
 }
 
@@ -270,27 +243,8 @@ impl MySqlConfig {
             }
             Some(path) => Some(path.clone()),
         };
-        let connect_timeout_ms = self
-            .connect_timeout_ms
-            .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS);
-        if connect_timeout_ms == 0 || connect_timeout_ms > MAX_CONNECT_TIMEOUT_MS {
-            return Err(invalid(
-                "connect_timeout_ms",
-                format!("must be between 1 and {MAX_CONNECT_TIMEOUT_MS} milliseconds"),
-            ));
-        }
-        let query_timeout = match self.query_timeout_ms.unwrap_or(DEFAULT_QUERY_TIMEOUT_MS) {
-            0 => None,
-            ms if ms < MIN_QUERY_TIMEOUT_MS => {
-                return Err(invalid(
-                    "query_timeout_ms",
-                    format!(
-                        "{ms} ms is too short for any query; use at least {MIN_QUERY_TIMEOUT_MS}, or 0 for no limit"
-                    ),
-                ));
-            }
-            ms => Some(Duration::from_millis(ms)),
-        };
+        let connect_timeout = connect_timeout(self.connect_timeout_ms)?;
+        let query_timeout = query_timeout(self.query_timeout_ms)?;
         Ok(ValidConfig {
             host: self.host.clone(),
             port,
@@ -299,7 +253,7 @@ impl MySqlConfig {
             password: self.password.clone(),
             sslmode,
             sslrootcert,
-            connect_timeout: Duration::from_millis(connect_timeout_ms),
+            connect_timeout,
             query_timeout,
         })
     }

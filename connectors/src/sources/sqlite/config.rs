@@ -7,6 +7,8 @@ use retl_engine::destination::{FieldSpec, FieldType};
 use retl_engine::source::SourceError;
 use serde::Deserialize;
 
+use crate::sources::config::{invalid, query_timeout};
+
 /// The configuration of a SQLite source: one database file, opened read-only.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,10 +54,6 @@ pub(crate) const CONFIG_FIELDS: &[FieldSpec] = &[
 const DEFAULT_BUSY_TIMEOUT_MS: u64 = 5_000;
 /// Longest busy timeout accepted.
 const MAX_BUSY_TIMEOUT_MS: u64 = 600_000;
-/// Default query timeout.
-const DEFAULT_QUERY_TIMEOUT_MS: u64 = 3_600_000;
-/// Shortest non-zero query timeout accepted.
-const MIN_QUERY_TIMEOUT_MS: u64 = 100;
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -72,14 +70,6 @@ impl ValidConfig {
     /// The path, for messages.
     pub(crate) fn display_path(&self) -> String {
         self.path.display().to_string()
-    }
-}
-
-/// An `InvalidConfig` error on `field`.
-pub(crate) fn invalid(field: &str, message: impl Into<String>) -> SourceError {
-    SourceError::InvalidConfig {
-        field: field.to_string(),
-        message: message.into(),
     }
 }
 
@@ -121,18 +111,7 @@ impl SqliteConfig {
                 format!("must be between 0 and {MAX_BUSY_TIMEOUT_MS} milliseconds"),
             ));
         }
-        let query_timeout = match self.query_timeout_ms.unwrap_or(DEFAULT_QUERY_TIMEOUT_MS) {
-            0 => None,
-            ms if ms < MIN_QUERY_TIMEOUT_MS => {
-                return Err(invalid(
-                    "query_timeout_ms",
-                    format!(
-                        "{ms} ms is too short for any query; use at least {MIN_QUERY_TIMEOUT_MS}, or 0 for no limit"
-                    ),
-                ));
-            }
-            ms => Some(Duration::from_millis(ms)),
-        };
+        let query_timeout = query_timeout(self.query_timeout_ms)?;
         Ok(ValidConfig {
             path,
             busy_timeout: Duration::from_millis(busy_timeout_ms),

@@ -31,8 +31,9 @@ use retl_engine::source::{ColumnInfo, Source, SourceError, SourceTestReport, Tab
 use rusqlite::{Connection, ErrorCode, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
-use super::config::{ValidConfig, invalid};
+use super::config::ValidConfig;
 use super::types::{self, ColumnDecoder};
+use crate::sources::config::invalid;
 
 /// Rows per Arrow batch.
 const BATCH_ROWS: usize = 8_192;
