@@ -172,10 +172,11 @@ impl Harness {
         self.create_model("m", "wh", sql, "id").await.unwrap();
     }
 
-    /// Creates a `files` source.
-    pub async fn create_source(
+    /// Creates a source of type `source_type` through the API.
+    pub async fn create_typed_source(
         &self,
         id: &str,
+        source_type: &str,
         config: Value,
     ) -> Result<v1::Source, tonic::Status> {
         self.client
@@ -183,13 +184,22 @@ impl Harness {
             .create_source(v1::CreateSourceRequest {
                 source_id: id.to_string(),
                 source: Some(v1::Source {
-                    r#type: "files".to_string(),
+                    r#type: source_type.to_string(),
                     config: Some(to_struct(config)),
                     ..Default::default()
                 }),
             })
             .await
             .map(tonic::Response::into_inner)
+    }
+
+    /// Creates a `files` source.
+    pub async fn create_source(
+        &self,
+        id: &str,
+        config: Value,
+    ) -> Result<v1::Source, tonic::Status> {
+        self.create_typed_source(id, "files", config).await
     }
 
     /// Creates a model.
@@ -322,25 +332,12 @@ impl Harness {
         password: &str,
         extra: Value,
     ) -> Result<v1::Source, tonic::Status> {
-        let mut config = json!({
+        let config = json!({
             "host": "127.0.0.1", "port": pg.port(), "database": pg.database(),
             "user": user, "password": password, "sslmode": "disable",
         });
-        if let (Value::Object(c), Value::Object(e)) = (&mut config, extra) {
-            c.extend(e);
-        }
-        self.client
-            .sources()
-            .create_source(v1::CreateSourceRequest {
-                source_id: id.to_string(),
-                source: Some(v1::Source {
-                    r#type: "postgres".to_string(),
-                    config: Some(to_struct(config)),
-                    ..Default::default()
-                }),
-            })
+        self.create_typed_source(id, "postgres", with_keys(config, extra))
             .await
-            .map(tonic::Response::into_inner)
     }
 
     /// Creates a `mysql` source over the throwaway MariaDB `db`, as `user` with `password`
@@ -353,25 +350,12 @@ impl Harness {
         password: &str,
         extra: Value,
     ) -> Result<v1::Source, tonic::Status> {
-        let mut config = json!({
+        let config = json!({
             "host": db.host(), "port": db.port(), "database": db.database(),
             "user": user, "password": password, "sslmode": "disabled",
         });
-        if let (Value::Object(c), Value::Object(e)) = (&mut config, extra) {
-            c.extend(e);
-        }
-        self.client
-            .sources()
-            .create_source(v1::CreateSourceRequest {
-                source_id: id.to_string(),
-                source: Some(v1::Source {
-                    r#type: "mysql".to_string(),
-                    config: Some(to_struct(config)),
-                    ..Default::default()
-                }),
-            })
+        self.create_typed_source(id, "mysql", with_keys(config, extra))
             .await
-            .map(tonic::Response::into_inner)
     }
 
     /// Creates a `sqlite` source over the database file at `path`; `extra` config keys are
@@ -382,22 +366,9 @@ impl Harness {
         path: &Path,
         extra: Value,
     ) -> Result<v1::Source, tonic::Status> {
-        let mut config = json!({ "path": path.display().to_string() });
-        if let (Value::Object(c), Value::Object(e)) = (&mut config, extra) {
-            c.extend(e);
-        }
-        self.client
-            .sources()
-            .create_source(v1::CreateSourceRequest {
-                source_id: id.to_string(),
-                source: Some(v1::Source {
-                    r#type: "sqlite".to_string(),
-                    config: Some(to_struct(config)),
-                    ..Default::default()
-                }),
-            })
+        let config = json!({ "path": path.display().to_string() });
+        self.create_typed_source(id, "sqlite", with_keys(config, extra))
             .await
-            .map(tonic::Response::into_inner)
     }
 
     /// Watches a run to its end and returns the final record.
@@ -441,6 +412,14 @@ pub fn to_struct(value: Value) -> prost_types::Struct {
 pub fn counts(run: &v1::SyncRun) -> (u64, u64, u64, u64, u64) {
     let c = run.counts.unwrap_or_default();
     (c.added, c.updated, c.deleted, c.delivered, c.failed)
+}
+
+/// `base` with the keys of `extra` added (or replaced).
+fn with_keys(mut base: Value, extra: Value) -> Value {
+    if let (Value::Object(b), Value::Object(e)) = (&mut base, extra) {
+        b.extend(e);
+    }
+    base
 }
 
 /// `json!` re-export for tests.
