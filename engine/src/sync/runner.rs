@@ -330,7 +330,9 @@ impl SyncRunner {
         let attempts = self.inputs.connection_retries + 1;
         let mut backoff = self.env.options.extract_retry_backoff;
         let started = Instant::now();
-        for attempt in 1.. {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let error = match self.extract_once(spill_dir).await {
                 Ok(staged) => return Ok(staged),
                 Err(error) => error,
@@ -377,9 +379,6 @@ impl SyncRunner {
             }
             backoff = (backoff * 2).min(MAX_EXTRACT_BACKOFF);
         }
-        Err(Error::internal(
-            "the extract retry loop ended without a result",
-        ))
     }
 
     /// One attempt: plans the model on a fresh session and stages its rows.
