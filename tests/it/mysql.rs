@@ -7,17 +7,8 @@ use std::collections::BTreeSet;
 use retl_proto::v1;
 use retl_testkit::MariaDbServer;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
-use retl_tests::Harness;
+use retl_tests::{Harness, keys_of};
 use serde_json::{Value, json};
-
-fn keys_of(hook: &WebhookEmulator, from: usize, change: &str) -> BTreeSet<i64> {
-    hook.records()
-        .into_iter()
-        .skip(from)
-        .filter(|r| r.change.as_deref() == Some(change))
-        .map(|r| r.key.as_i64().expect("integer key"))
-        .collect()
-}
 
 #[tokio::test]
 async fn mysql_inserts_updates_and_deletes_reach_the_destination() {
@@ -276,16 +267,6 @@ async fn a_mysql_connection_killed_mid_extract_is_retried_and_the_run_succeeds()
     );
 }
 
-async fn test_source(h: &Harness, id: &str) -> Result<v1::TestSourceResponse, tonic::Status> {
-    h.client
-        .sources()
-        .test_source(v1::TestSourceRequest {
-            source_id: id.to_string(),
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
 #[tokio::test]
 async fn bad_mysql_input_is_a_clear_api_error() {
     let db = MariaDbServer::start().await.unwrap();
@@ -306,7 +287,7 @@ async fn bad_mysql_input_is_a_clear_api_error() {
     h.create_mysql_source("badpw", &db, "reader", "wrong-pw-9", json!({}))
         .await
         .unwrap();
-    let err = test_source(&h, "badpw").await.unwrap_err();
+    let err = h.test_source("badpw").await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::FailedPrecondition, "{err}");
     assert!(
         err.message().contains("access denied for user 'reader'")
@@ -325,7 +306,7 @@ async fn bad_mysql_input_is_a_clear_api_error() {
     )
     .await
     .unwrap();
-    let err = test_source(&h, "nohost").await.unwrap_err();
+    let err = h.test_source("nohost").await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err}");
     assert!(
         err.message().contains("no-such-host.invalid"),
@@ -342,7 +323,7 @@ async fn bad_mysql_input_is_a_clear_api_error() {
     )
     .await
     .unwrap();
-    let err = test_source(&h, "nodb").await.unwrap_err();
+    let err = h.test_source("nodb").await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::InvalidArgument, "{err}");
     assert!(
         err.message().contains("database 'nosuchdb' does not exist"),
@@ -354,7 +335,7 @@ async fn bad_mysql_input_is_a_clear_api_error() {
     h.create_mysql_source("my", &db, "reader", "reader-pw-1", json!({}))
         .await
         .unwrap();
-    let report = test_source(&h, "my").await.unwrap();
+    let report = h.test_source("my").await.unwrap();
     assert!(report.warnings.is_empty(), "{report:?}");
     // Permission denied on a table.
     let err = h

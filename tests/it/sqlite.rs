@@ -7,18 +7,9 @@ use std::path::Path;
 
 use retl_proto::v1;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
-use retl_tests::Harness;
+use retl_tests::{Harness, keys_of};
 use serde_json::{Value, json};
 use tonic::Code;
-
-fn keys_of(hook: &WebhookEmulator, from: usize, change: &str) -> BTreeSet<i64> {
-    hook.records()
-        .into_iter()
-        .skip(from)
-        .filter(|r| r.change.as_deref() == Some(change))
-        .map(|r| r.key.as_i64().expect("integer key"))
-        .collect()
-}
 
 /// Runs `sql` against the database file (as the application that owns it would).
 fn sqlite(path: &Path, sql: &str) {
@@ -213,16 +204,6 @@ async fn two_mappings_on_one_sqlite_source_queue_behind_a_limit_of_one() {
     );
 }
 
-async fn test_source(h: &Harness, id: &str) -> Result<v1::TestSourceResponse, tonic::Status> {
-    h.client
-        .sources()
-        .test_source(v1::TestSourceRequest {
-            source_id: id.to_string(),
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
 #[tokio::test]
 async fn bad_sqlite_input_is_a_clear_error_through_the_api() {
     let h = Harness::start().await;
@@ -245,7 +226,7 @@ async fn bad_sqlite_input_is_a_clear_error_through_the_api() {
     h.create_sqlite_source("missing", &missing, json!({}))
         .await
         .unwrap();
-    let err = test_source(&h, "missing").await.unwrap_err();
+    let err = h.test_source("missing").await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
     assert!(
         err.message().contains("path") && err.message().contains("missing.db"),
@@ -266,7 +247,7 @@ async fn bad_sqlite_input_is_a_clear_error_through_the_api() {
     h.create_sqlite_source("text", &text, json!({}))
         .await
         .unwrap();
-    let err = test_source(&h, "text").await.unwrap_err();
+    let err = h.test_source("text").await.unwrap_err();
     assert_eq!(err.code(), Code::InvalidArgument, "{err}");
     assert!(
         err.message().contains("not a SQLite database"),
@@ -284,7 +265,7 @@ async fn bad_sqlite_input_is_a_clear_error_through_the_api() {
     h.create_sqlite_source("lite", &db, json!({}))
         .await
         .unwrap();
-    let report = test_source(&h, "lite").await.unwrap();
+    let report = h.test_source("lite").await.unwrap();
     assert!(
         report.message.contains("read-only") && report.message.contains("1 table and 0 views"),
         "{report:?}"

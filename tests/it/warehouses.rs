@@ -6,17 +6,8 @@ use std::collections::BTreeSet;
 use retl_proto::v1;
 use retl_testkit::PostgresServer;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
-use retl_tests::{Harness, counts};
+use retl_tests::{Harness, counts, keys_of};
 use serde_json::{Value, json};
-
-fn keys_of(hook: &WebhookEmulator, from: usize, change: &str) -> BTreeSet<i64> {
-    hook.records()
-        .into_iter()
-        .skip(from)
-        .filter(|r| r.change.as_deref() == Some(change))
-        .map(|r| r.key.as_i64().expect("integer key"))
-        .collect()
-}
 
 #[tokio::test]
 async fn postgres_inserts_updates_and_deletes_reach_the_destination() {
@@ -427,17 +418,6 @@ async fn every_postgres_type_reaches_the_destination_as_documented() {
     assert_eq!(one["by"], json!("00ff11"));
 }
 
-/// TestSource's answer (or error) for source `id`.
-async fn test_source(h: &Harness, id: &str) -> Result<v1::TestSourceResponse, tonic::Status> {
-    h.client
-        .sources()
-        .test_source(v1::TestSourceRequest {
-            source_id: id.to_string(),
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
 #[tokio::test]
 async fn bad_postgres_input_is_a_clear_error_through_the_api() {
     let pg = PostgresServer::start().await.unwrap();
@@ -468,7 +448,7 @@ async fn bad_postgres_input_is_a_clear_error_through_the_api() {
         .await
         .unwrap();
     expect(
-        test_source(&h, "wrong-pw").await,
+        h.test_source("wrong-pw").await,
         tonic::Code::FailedPrecondition,
         &["password authentication failed", pg.user()],
     );
@@ -483,7 +463,7 @@ async fn bad_postgres_input_is_a_clear_error_through_the_api() {
     .await
     .unwrap();
     expect(
-        test_source(&h, "no-host").await,
+        h.test_source("no-host").await,
         tonic::Code::Unavailable,
         &["no-such-host.invalid", "check the host name"],
     );
@@ -499,7 +479,7 @@ async fn bad_postgres_input_is_a_clear_error_through_the_api() {
     .await
     .unwrap();
     expect(
-        test_source(&h, "no-server").await,
+        h.test_source("no-server").await,
         tonic::Code::Unavailable,
         &["cannot connect to PostgreSQL", "server is running"],
     );
@@ -514,7 +494,7 @@ async fn bad_postgres_input_is_a_clear_error_through_the_api() {
     .await
     .unwrap();
     expect(
-        test_source(&h, "no-db").await,
+        h.test_source("no-db").await,
         tonic::Code::InvalidArgument,
         &["nosuchdb", "does not exist"],
     );

@@ -4,6 +4,7 @@
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use retl::cli::Client;
 use retl::{DaemonConfig, InProcessDaemon, spawn_in_process};
 use retl_proto::v1;
+use retl_testkit::emulators::webhook::WebhookEmulator;
 use serde_json::{Value, json};
 
 /// The token every harness daemon requires.
@@ -371,6 +373,17 @@ impl Harness {
             .await
     }
 
+    /// TestSource's answer (or error) for source `id`.
+    pub async fn test_source(&self, id: &str) -> Result<v1::TestSourceResponse, tonic::Status> {
+        self.client
+            .sources()
+            .test_source(v1::TestSourceRequest {
+                source_id: id.to_string(),
+            })
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// Watches a run to its end and returns the final record.
     pub async fn wait(&self, run_id: &str) -> v1::SyncRun {
         let mut stream = self
@@ -406,6 +419,17 @@ pub fn to_struct(value: Value) -> prost_types::Struct {
         Value::Object(map) => retl::grpc::convert::map_to_struct(map),
         _ => retl::grpc::convert::map_to_struct(serde_json::Map::new()),
     }
+}
+
+/// The integer keys of the records `hook` received with change `change`, from the
+/// `from`-th record on.
+pub fn keys_of(hook: &WebhookEmulator, from: usize, change: &str) -> BTreeSet<i64> {
+    hook.records()
+        .into_iter()
+        .skip(from)
+        .filter(|r| r.change.as_deref() == Some(change))
+        .map(|r| r.key.as_i64().expect("integer key"))
+        .collect()
 }
 
 /// The counts of a run as (added, updated, deleted, delivered, failed).
