@@ -70,3 +70,16 @@ pub(crate) fn query_timeout(ms: Option<u64>) -> Result<Option<Duration>, SourceE
         ms => Ok(Some(Duration::from_millis(ms))),
     }
 }
+
+/// Reads the `sslrootcert` file (a certificate authority for verifying the server's TLS
+/// certificate); a file the daemon cannot read is the config's fault.
+pub(crate) fn read_root_cert(path: &str) -> Result<Vec<u8>, SourceError> {
+    std::fs::read(path).map_err(|e| {
+        invalid(
+            "sslrootcert",
+            format!(
+                "cannot read the certificate authority file '{path}': {e}; give the path of a PEM file the daemon can read"
+            ),
+        )
+    })
+}

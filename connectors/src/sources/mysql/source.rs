@@ -53,19 +53,14 @@ fn url_encode(text: &str) -> String {
 /// driver would otherwise ignore a file that is not one, and report a directory as a lost
 /// connection.
 fn check_root_cert(path: &str) -> Result<(), SourceError> {
-    let invalid = |message: String| SourceError::InvalidConfig {
-        field: "sslrootcert".to_string(),
-        message,
-    };
-    let bytes = std::fs::read(path).map_err(|e| {
-        invalid(format!(
-            "cannot read the certificate authority file '{path}': {e}; give the path of a PEM file the daemon can read"
-        ))
-    })?;
+    let bytes = crate::sources::config::read_root_cert(path)?;
     if !String::from_utf8_lossy(&bytes).contains("-----BEGIN CERTIFICATE-----") {
-        return Err(invalid(format!(
-            "'{path}' holds no PEM certificate (no -----BEGIN CERTIFICATE----- line); give the certificate authority's certificate in PEM format"
-        )));
+        return Err(crate::sources::config::invalid(
+            "sslrootcert",
+            format!(
+                "'{path}' holds no PEM certificate (no -----BEGIN CERTIFICATE----- line); give the certificate authority's certificate in PEM format"
+            ),
+        ));
     }
     Ok(())
 }

@@ -228,12 +228,7 @@ impl PostgresSource {
         self.pool
             .get_or_try_init(|| async {
                 if let Some(path) = &self.config.sslrootcert {
-                    std::fs::File::open(path).map_err(|e| SourceError::InvalidConfig {
-                        field: "sslrootcert".to_string(),
-                        message: format!(
-                            "cannot read the certificate authority file '{path}': {e}; give the path of a PEM file the daemon can read"
-                        ),
-                    })?;
+                    crate::sources::config::read_root_cert(path)?;
                 }
                 self.check_reachable().await?;
                 let params = to_secret_map(self.pool_params());
