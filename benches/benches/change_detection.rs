@@ -8,14 +8,15 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::datatypes::DataType;
 use retl_benches::sample_columns;
+use retl_engine::destination::spec::ChangeKind;
 use retl_engine::diff::fingerprint::{Fingerprint, Fingerprinter};
 use retl_engine::diff::key::encode_key;
-use retl_engine::diff::local::{BatchColumns, RowRef, SortMergeDiffer};
+use retl_engine::diff::local::{DiffSink, SortMergeDiffer};
+use retl_engine::error::Error;
 use retl_engine::id::MappingId;
 use retl_engine::state::rocks::RocksStateStore;
 use retl_engine::state::{StateStore, StateWrite};
 use retl_engine::store::Store;
-use std::sync::Arc;
 
 const ROWS: usize = 8192;
 
@@ -68,7 +69,6 @@ fn diff_merge(c: &mut Criterion) {
     for chunk in writes.chunks(10_000) {
         state.commit(&mapping, chunk).unwrap();
     }
-    let batch = Arc::new(BatchColumns { columns: vec![] });
     // The extract: 98% unchanged, 1% updated, 0.5% deleted (skipped), 0.5% added.
     let mut rows: Vec<(Vec<u8>, Fingerprint)> = Vec::with_capacity(MERGE_ROWS);
     for i in 0..MERGE_ROWS {
@@ -89,29 +89,34 @@ fn diff_merge(c: &mut Criterion) {
     g.sample_size(20);
     g.bench_function("rocksdb_state_100k_keys_2pct_changed", |b| {
         b.iter(|| {
-            let mut differ = SortMergeDiffer::new(&state, mapping.clone(), "id");
-            let mut events = Vec::new();
-            let mut changes = 0usize;
-            for chunk in rows.chunks(ROWS) {
-                let keys = chunk.iter().map(|(k, _)| Some(k.clone())).collect();
-                let refs = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(row, (_, fp))| RowRef {
-                        batch: Arc::clone(&batch),
-                        row,
-                        fingerprint: *fp,
-                    })
-                    .collect();
-                differ.push(keys, refs, &mut events).unwrap();
-                changes += events.len();
-                events.clear();
+            let mut differ = SortMergeDiffer::new(&state, mapping.clone());
+            let mut sink = CountingSink::default();
+            for (row, (key, fp)) in rows.iter().enumerate() {
+                differ.push(key, row as u64, *fp, &mut sink).unwrap();
             }
-            differ.finish(&mut events).unwrap();
-            black_box(changes + events.len())
+            differ.finish(&mut sink).unwrap();
+            black_box(sink.0)
         })
     });
     g.finish();
+}
+
+/// Counts the differ's findings.
+#[derive(Default)]
+struct CountingSink(usize);
+
+impl DiffSink for CountingSink {
+    fn changed(&mut self, _: ChangeKind, _: &[u8], _: u64, _: Fingerprint) -> Result<(), Error> {
+        self.0 += 1;
+        Ok(())
+    }
+    fn deleted(&mut self, _: &[u8]) -> Result<(), Error> {
+        self.0 += 1;
+        Ok(())
+    }
+    fn rejected(&mut self, _: String, _: String) {
+        self.0 += 1;
+    }
 }
 
 criterion_group!(benches, key_encoding, fingerprinting, diff_merge);

@@ -123,6 +123,19 @@ impl Store {
             .map_err(StorageError::rocks("write"))
     }
 
+    /// Applies a write batch atomically, written to the write-ahead log but not synced: it
+    /// survives a crash of the process at once, and a power loss after [`Store::sync_wal`].
+    pub(crate) fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        self.db
+            .write_opt(batch, &rocksdb::WriteOptions::default())
+            .map_err(StorageError::rocks("write"))
+    }
+
+    /// Syncs the write-ahead log to disk (fsync): every write so far survives a power loss.
+    pub(crate) fn sync_wal(&self) -> Result<(), StorageError> {
+        self.db.flush_wal(true).map_err(StorageError::rocks("sync"))
+    }
+
     /// Decodes every JSON value whose key starts with `prefix`, in key order.
     pub(crate) fn scan_json<T: DeserializeOwned>(
         &self,

@@ -131,6 +131,57 @@ async fn three_runs_send_exactly_the_changes() {
 }
 
 #[tokio::test]
+async fn the_extract_order_does_not_change_what_is_found() {
+    // An extract out of key order goes through the key index sort; one in key order does not.
+    // Both must find the same changes and fingerprint rows alike.
+    let h = Harness::start().await;
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
+    let mut rows = customers(40);
+    rows.reverse();
+    setup(&h, &hook, &rows).await;
+    let run = h.sync("up").await;
+    assert_eq!(counts(&run), (40, 0, 0, 40, 0), "{run:?}");
+    assert_eq!(received(&hook, 0, "added"), (1..=40).collect());
+    h.sync("del").await;
+
+    // Odd ids first, then even ones; 3 updated, 2 deleted, 2 added.
+    rows.sort_by_key(|r| {
+        let id = r.id.unwrap_or_default();
+        (id % 2 == 0, id)
+    });
+    for r in rows
+        .iter_mut()
+        .filter(|r| [7, 8, 33].contains(&r.id.unwrap()))
+    {
+        r.plan = Some("enterprise-plus".to_string());
+    }
+    rows.retain(|r| ![1, 40].contains(&r.id.unwrap()));
+    rows.splice(0..0, customers(42).into_iter().skip(40));
+    write_parquet(&h.path("customers.parquet"), &rows);
+    let before = hook.records().len();
+    let run = h.sync("up").await;
+    let c = run.counts.unwrap();
+    assert_eq!((c.added, c.updated, c.deleted, c.unchanged), (2, 3, 2, 35));
+    assert_eq!(received(&hook, before, "added"), BTreeSet::from([41, 42]));
+    assert_eq!(
+        received(&hook, before, "updated"),
+        BTreeSet::from([7, 8, 33])
+    );
+    let before = hook.records().len();
+    h.sync("del").await;
+    assert_eq!(received(&hook, before, "deleted"), BTreeSet::from([1, 40]));
+
+    // The same rows in key order: nothing changed.
+    rows.sort_by_key(|r| r.id);
+    write_parquet(&h.path("customers.parquet"), &rows);
+    let run = h.sync("up").await;
+    assert_eq!(counts(&run), (0, 0, 0, 0, 0), "{run:?}");
+    assert_eq!(run.counts.unwrap().unchanged, 40);
+}
+
+#[tokio::test]
 async fn failed_deliveries_are_resent_after_a_restart_and_acked_ones_are_not() {
     let mut h = Harness::start().await;
     let hook = WebhookEmulator::start(WebhookOptions::default())

@@ -55,40 +55,32 @@ fn encode_str(v: &str, out: &mut Vec<u8>) {
 
 /// Encodes row `row` of a key column; `None` for a null. The caller checked `is_keyable`.
 pub fn encode_key(array: &dyn Array, row: usize) -> Option<Vec<u8>> {
-    if array.is_null(row) {
-        return None;
-    }
     let mut out = Vec::with_capacity(16);
-    match array.data_type() {
-        DataType::Int8 => encode_i64(array.as_primitive::<Int8Type>().value(row).into(), &mut out),
-        DataType::Int16 => encode_i64(
-            array.as_primitive::<Int16Type>().value(row).into(),
-            &mut out,
-        ),
-        DataType::Int32 => encode_i64(
-            array.as_primitive::<Int32Type>().value(row).into(),
-            &mut out,
-        ),
-        DataType::Int64 => encode_i64(array.as_primitive::<Int64Type>().value(row), &mut out),
-        DataType::UInt8 => encode_u64(
-            array.as_primitive::<UInt8Type>().value(row).into(),
-            &mut out,
-        ),
-        DataType::UInt16 => encode_u64(
-            array.as_primitive::<UInt16Type>().value(row).into(),
-            &mut out,
-        ),
-        DataType::UInt32 => encode_u64(
-            array.as_primitive::<UInt32Type>().value(row).into(),
-            &mut out,
-        ),
-        DataType::UInt64 => encode_u64(array.as_primitive::<UInt64Type>().value(row), &mut out),
-        DataType::Utf8 => encode_str(array.as_string::<i32>().value(row), &mut out),
-        DataType::LargeUtf8 => encode_str(array.as_string::<i64>().value(row), &mut out),
-        DataType::Utf8View => encode_str(array.as_string_view().value(row), &mut out),
-        _ => return None,
+    encode_key_into(array, row, &mut out).then_some(out)
+}
+
+/// Encodes row `row` of a key column into `out` (cleared first), reusing its allocation;
+/// `false` for a null or a type that cannot be a key (see [`is_keyable`]).
+pub fn encode_key_into(array: &dyn Array, row: usize, out: &mut Vec<u8>) -> bool {
+    out.clear();
+    if array.is_null(row) {
+        return false;
     }
-    Some(out)
+    match array.data_type() {
+        DataType::Int8 => encode_i64(array.as_primitive::<Int8Type>().value(row).into(), out),
+        DataType::Int16 => encode_i64(array.as_primitive::<Int16Type>().value(row).into(), out),
+        DataType::Int32 => encode_i64(array.as_primitive::<Int32Type>().value(row).into(), out),
+        DataType::Int64 => encode_i64(array.as_primitive::<Int64Type>().value(row), out),
+        DataType::UInt8 => encode_u64(array.as_primitive::<UInt8Type>().value(row).into(), out),
+        DataType::UInt16 => encode_u64(array.as_primitive::<UInt16Type>().value(row).into(), out),
+        DataType::UInt32 => encode_u64(array.as_primitive::<UInt32Type>().value(row).into(), out),
+        DataType::UInt64 => encode_u64(array.as_primitive::<UInt64Type>().value(row), out),
+        DataType::Utf8 => encode_str(array.as_string::<i32>().value(row), out),
+        DataType::LargeUtf8 => encode_str(array.as_string::<i64>().value(row), out),
+        DataType::Utf8View => encode_str(array.as_string_view().value(row), out),
+        _ => return false,
+    }
+    true
 }
 
 /// Decodes an encoded key back to its JSON value (for delete payloads and reports).

@@ -1,16 +1,15 @@
-//! [`SortMergeDiffer`]: merges a key-sorted extract with a mapping's [`StateStore`].
+//! [`SortMergeDiffer`]: merges a key-ordered index of the extract with a mapping's
+//! [`StateStore`].
 //!
 //! Rules (DESIGN.md, "Change detection"):
-//! - a null key is rejected per row;
+//! - a null key is rejected per row (the key index does not hold them; see
+//!   [`null_key_reason`]);
 //! - a key occurring more than once is rejected for every row that has it, and its state entry
 //!   is left untouched (neither updated nor deleted);
 //! - a state key absent from the extract is reported deleted; the caller must act on deletes
 //!   only once the extract is known complete.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
-
-use datafusion::arrow::array::ArrayRef;
 
 use crate::destination::spec::ChangeKind;
 use crate::diff::fingerprint::Fingerprint;
@@ -21,60 +20,47 @@ use crate::state::{StateError, StateStore};
 
 const STATE_PAGE: usize = 4096;
 
-/// The columns of one extract batch that payloads are built from.
-#[derive(Debug)]
-pub struct BatchColumns {
-    /// The mapping plan's columns, in plan order.
-    pub columns: Vec<ArrayRef>,
-}
-
-/// A row of an extract batch.
-#[derive(Debug, Clone)]
-pub struct RowRef {
-    /// The batch.
-    pub batch: Arc<BatchColumns>,
-    /// Row index within it.
-    pub row: usize,
-    /// Its fingerprint.
-    pub fingerprint: Fingerprint,
-}
-
-/// What the differ found.
-#[derive(Debug)]
-pub enum DiffEvent {
-    /// A row to send (or to record as synced when not selected).
-    Changed {
-        /// `Added` or `Updated`.
+/// What the differ found, handed over as it is found.
+pub trait DiffSink {
+    /// Row `row` (of the extract) is new (`Added`) or differs from the state (`Updated`).
+    ///
+    /// # Errors
+    /// The sink's own failure; it stops the diff.
+    fn changed(
+        &mut self,
         change: ChangeKind,
-        /// Encoded key.
-        key: Vec<u8>,
-        /// The row.
-        row: RowRef,
-    },
-    /// A row that will not be sent.
-    Rejected {
-        /// Key text (`<null>` for a null key).
-        key: String,
-        /// Why.
-        reason: String,
-    },
-    /// A state key missing from the extract.
-    Deleted {
-        /// Encoded key.
-        key: Vec<u8>,
-    },
+        key: &[u8],
+        row: u64,
+        fingerprint: Fingerprint,
+    ) -> Result<(), Error>;
+    /// A state key is missing from the extract.
+    ///
+    /// # Errors
+    /// The sink's own failure; it stops the diff.
+    fn deleted(&mut self, key: &[u8]) -> Result<(), Error>;
+    /// A row will not be sent: `key` is its key's text, `reason` why.
+    fn rejected(&mut self, key: String, reason: String);
 }
 
+/// Why a row with a null unique id is rejected.
+pub fn null_key_reason(unique_id: &str) -> String {
+    format!(
+        "unique id column '{unique_id}' is null; rows without an id cannot be synced (filter them out in the model or fix the data)"
+    )
+}
+
+/// The rows of one key seen so far.
 struct Group {
     key: Vec<u8>,
-    rows: Vec<RowRef>,
+    count: usize,
+    row: u64,
+    fingerprint: Fingerprint,
 }
 
 /// The differ for one mapping and one run.
 pub struct SortMergeDiffer<'a> {
     state: &'a dyn StateStore,
     mapping: MappingId,
-    unique_id: String,
     page: VecDeque<(Vec<u8>, Fingerprint)>,
     after: Option<Vec<u8>>,
     state_done: bool,
@@ -94,12 +80,11 @@ impl std::fmt::Debug for SortMergeDiffer<'_> {
 }
 
 impl<'a> SortMergeDiffer<'a> {
-    /// A differ over `mapping`'s state; `unique_id` names the key column in messages.
-    pub fn new(state: &'a dyn StateStore, mapping: MappingId, unique_id: &str) -> Self {
+    /// A differ over `mapping`'s state.
+    pub fn new(state: &'a dyn StateStore, mapping: MappingId) -> Self {
         SortMergeDiffer {
             state,
             mapping,
-            unique_id: unique_id.to_string(),
             page: VecDeque::new(),
             after: None,
             state_done: false,
@@ -126,56 +111,51 @@ impl<'a> SortMergeDiffer<'a> {
         Ok(self.page.front())
     }
 
-    /// Feeds the rows of one batch, in key order: `keys[i]` (None = null) and `rows[i]`.
+    /// Feeds the next row in key order: its encoded key, extract row number and fingerprint.
     ///
     /// # Errors
-    /// A state read failure, or keys out of order (a bug: the extract must be sorted).
+    /// A state read failure, a sink failure, or keys out of order (a bug: the index must be
+    /// read in key order).
     pub fn push(
         &mut self,
-        keys: Vec<Option<Vec<u8>>>,
-        rows: Vec<RowRef>,
-        out: &mut Vec<DiffEvent>,
+        key: &[u8],
+        row: u64,
+        fingerprint: Fingerprint,
+        sink: &mut dyn DiffSink,
     ) -> Result<(), Error> {
-        for (key, row) in keys.into_iter().zip(rows) {
-            let Some(key) = key else {
-                out.push(DiffEvent::Rejected {
-                    key: "<null>".to_string(),
-                    reason: format!(
-                        "unique id column '{}' is null; rows without an id cannot be synced (filter them out in the model or fix the data)",
-                        self.unique_id
-                    ),
-                });
-                continue;
-            };
-            match &mut self.group {
-                Some(g) if g.key == key => g.rows.push(row),
-                Some(g) if g.key > key => {
-                    return Err(Error::internal(format!(
-                        "extract not sorted by key: '{}' after '{}'",
-                        key_text(&key),
-                        key_text(&g.key)
-                    )));
-                }
-                _ => {
-                    if let Some(done) = self.group.replace(Group {
-                        key,
-                        rows: vec![row],
-                    }) {
-                        self.finish_group(done, out)?;
-                    }
-                }
+        match &mut self.group {
+            Some(g) if g.key == key => {
+                g.count += 1;
+                return Ok(());
             }
+            Some(g) if g.key.as_slice() > key => {
+                return Err(Error::internal(format!(
+                    "extract not sorted by key: '{}' after '{}'",
+                    key_text(key),
+                    key_text(&g.key)
+                )));
+            }
+            _ => {}
+        }
+        let next = Group {
+            key: key.to_vec(),
+            count: 1,
+            row,
+            fingerprint,
+        };
+        if let Some(done) = self.group.replace(next) {
+            self.finish_group(done, sink)?;
         }
         Ok(())
     }
 
-    fn finish_group(&mut self, group: Group, out: &mut Vec<DiffEvent>) -> Result<(), Error> {
+    fn finish_group(&mut self, group: Group, sink: &mut dyn DiffSink) -> Result<(), Error> {
         let mut stored = None;
         while let Some((skey, sfp)) = self.peek_state()? {
             if *skey < group.key {
-                let key = skey.clone();
-                self.page.pop_front();
-                out.push(DiffEvent::Deleted { key });
+                if let Some((key, _)) = self.page.pop_front() {
+                    sink.deleted(&key)?;
+                }
             } else {
                 if *skey == group.key {
                     stored = Some(*sfp);
@@ -184,48 +164,45 @@ impl<'a> SortMergeDiffer<'a> {
                 break;
             }
         }
-        if group.rows.len() > 1 {
-            let n = group.rows.len();
+        if group.count > 1 {
+            let n = group.count;
             let text = key_text(&group.key);
             for _ in 0..n {
-                out.push(DiffEvent::Rejected {
-                    key: text.clone(),
-                    reason: format!(
+                sink.rejected(
+                    text.clone(),
+                    format!(
                         "unique id '{text}' occurs {n} times in the extract; ids must be unique (deduplicate in the model); this key's sync state is left untouched"
                     ),
-                });
+                );
             }
             return Ok(());
         }
-        let Some(row) = group.rows.into_iter().next() else {
-            return Ok(());
-        };
         match stored {
-            None => out.push(DiffEvent::Changed {
-                change: ChangeKind::Added,
-                key: group.key,
-                row,
-            }),
-            Some(fp) if fp == row.fingerprint => self.unchanged += 1,
-            Some(_) => out.push(DiffEvent::Changed {
-                change: ChangeKind::Updated,
-                key: group.key,
-                row,
-            }),
+            None => sink.changed(ChangeKind::Added, &group.key, group.row, group.fingerprint)?,
+            Some(fp) if fp == group.fingerprint => self.unchanged += 1,
+            Some(_) => sink.changed(
+                ChangeKind::Updated,
+                &group.key,
+                group.row,
+                group.fingerprint,
+            )?,
         }
         Ok(())
     }
 
     /// Ends the extract: settles the last key group and reports every remaining state key as
     /// deleted. Call only after the whole extract was pushed.
-    pub fn finish(&mut self, out: &mut Vec<DiffEvent>) -> Result<(), Error> {
+    ///
+    /// # Errors
+    /// A state read failure or a sink failure.
+    pub fn finish(&mut self, sink: &mut dyn DiffSink) -> Result<(), Error> {
         if let Some(g) = self.group.take() {
-            self.finish_group(g, out)?;
+            self.finish_group(g, sink)?;
         }
-        while let Some((key, _)) = self.peek_state()? {
-            let key = key.clone();
-            self.page.pop_front();
-            out.push(DiffEvent::Deleted { key });
+        while self.peek_state()?.is_some() {
+            if let Some((key, _)) = self.page.pop_front() {
+                sink.deleted(&key)?;
+            }
         }
         Ok(())
     }
@@ -238,19 +215,35 @@ mod tests {
     use crate::state::rocks::RocksStateStore;
     use crate::store::Store;
 
-    fn row(fp: u128) -> RowRef {
-        RowRef {
-            batch: Arc::new(BatchColumns { columns: vec![] }),
-            row: 0,
-            fingerprint: Fingerprint(fp),
-        }
-    }
-
     /// An encoded string key (tag 0x03 + UTF-8).
     fn k(s: &str) -> Vec<u8> {
         let mut v = vec![0x03];
         v.extend_from_slice(s.as_bytes());
         v
+    }
+
+    #[derive(Default)]
+    struct Events(Vec<String>);
+
+    impl DiffSink for Events {
+        fn changed(
+            &mut self,
+            change: ChangeKind,
+            key: &[u8],
+            row: u64,
+            _fingerprint: Fingerprint,
+        ) -> Result<(), Error> {
+            self.0
+                .push(format!("{}:{}@{row}", change.as_str(), key_text(key)));
+            Ok(())
+        }
+        fn deleted(&mut self, key: &[u8]) -> Result<(), Error> {
+            self.0.push(format!("deleted:{}", key_text(key)));
+            Ok(())
+        }
+        fn rejected(&mut self, key: String, _reason: String) {
+            self.0.push(format!("rejected:{key}"));
+        }
     }
 
     #[test]
@@ -274,41 +267,27 @@ mod tests {
                 ],
             )
             .unwrap();
-        let mut d = SortMergeDiffer::new(&state, m, "id");
-        let mut out = Vec::new();
-        // a unchanged, b updated, c missing (deleted), d duplicated (untouched), e added, null rejected.
-        d.push(
-            vec![None, Some(k("a")), Some(k("b")), Some(k("d"))],
-            vec![row(0), row(1), row(20), row(4)],
-            &mut out,
-        )
-        .unwrap();
-        d.push(
-            vec![Some(k("d")), Some(k("e"))],
-            vec![row(4), row(5)],
-            &mut out,
-        )
-        .unwrap();
+        let mut d = SortMergeDiffer::new(&state, m);
+        let mut out = Events::default();
+        // a unchanged, b updated, c missing (deleted), d duplicated (untouched), e added.
+        for (key, row, fp) in [
+            ("a", 0, 1),
+            ("b", 1, 20),
+            ("d", 5, 4),
+            ("d", 2, 4),
+            ("e", 3, 5),
+        ] {
+            d.push(&k(key), row, Fingerprint(fp), &mut out).unwrap();
+        }
         d.finish(&mut out).unwrap();
-        let summary: Vec<String> = out
-            .iter()
-            .map(|e| match e {
-                DiffEvent::Changed { change, key, .. } => {
-                    format!("{}:{}", change.as_str(), key_text(key))
-                }
-                DiffEvent::Rejected { key, .. } => format!("rejected:{key}"),
-                DiffEvent::Deleted { key } => format!("deleted:{}", key_text(key)),
-            })
-            .collect();
         assert_eq!(
-            summary,
+            out.0,
             vec![
-                "rejected:<null>",
-                "updated:b",
+                "updated:b@1",
                 "deleted:c",
                 "rejected:d",
                 "rejected:d",
-                "added:e",
+                "added:e@3",
                 "deleted:z"
             ]
         );
@@ -320,13 +299,10 @@ mod tests {
     fn unsorted_input_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let state = RocksStateStore::new(Store::open(dir.path()).unwrap());
-        let mut d = SortMergeDiffer::new(&state, MappingId::new("m"), "id");
-        let mut out = Vec::new();
-        let err = d.push(
-            vec![Some(k("b")), Some(k("a"))],
-            vec![row(1), row(2)],
-            &mut out,
-        );
+        let mut d = SortMergeDiffer::new(&state, MappingId::new("m"));
+        let mut out = Events::default();
+        d.push(&k("b"), 0, Fingerprint(1), &mut out).unwrap();
+        let err = d.push(&k("a"), 1, Fingerprint(2), &mut out);
         assert!(err.is_err());
     }
 }

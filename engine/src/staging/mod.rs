@@ -104,7 +104,25 @@ fn read_failure(error: DataFusionError, rows: u64, classify: ReadErrorClassifier
     Error::Source(source_error.with_prefix(&format!("the extract failed after {rows} rows: ")))
 }
 
-/// Writes `stream` to `dir/part-0.parquet`. Calls `progress(rows so far)` after each batch.
+/// The staged file of a run's staging directory.
+pub fn staged_file(dir: &Path) -> PathBuf {
+    dir.join("part-0.parquet")
+}
+
+/// The schema rows of `schema` are staged with (see [`staging_schema`]).
+pub fn staged_schema(schema: &SchemaRef) -> SchemaRef {
+    staging_schema(schema).unwrap_or_else(|| Arc::clone(schema))
+}
+
+/// Rows per row group of a staged file: the writer holds one row group's encoded pages in
+/// memory, and the diff reads changed rows back a row group at a time.
+const STAGED_ROW_GROUP: usize = 128 * 1024;
+
+/// Something that sees every staged batch, in order, as it is written (the key index).
+pub type BatchObserver<'a> = &'a mut (dyn FnMut(&RecordBatch) -> Result<(), Error> + Send);
+
+/// Writes `stream` to [`staged_file`]`(dir)`, handing each batch (as staged, see
+/// [`staged_schema`]) to `observe`. Calls `progress(rows so far)` after each batch.
 ///
 /// # Errors
 /// A failing stream is a [`SourceError`] (the extract is incomplete; the caller must not
@@ -115,16 +133,18 @@ pub async fn stage(
     dir: &Path,
     cancel: &CancellationToken,
     classify: ReadErrorClassifier<'_>,
+    observe: BatchObserver<'_>,
     mut progress: impl FnMut(u64),
 ) -> Result<StagedExtract, Error> {
     std::fs::create_dir_all(dir).map_err(StorageError::io(dir))?;
-    let path = dir.join("part-0.parquet");
+    let path = staged_file(dir);
     let file = File::create(&path).map_err(StorageError::io(&path))?;
     let source_schema = stream.schema();
     let converted = staging_schema(&source_schema);
     let schema = converted.clone().unwrap_or(source_schema);
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(STAGED_ROW_GROUP))
         .build();
     let mut writer = ArrowWriter::try_new(file, std::sync::Arc::clone(&schema), Some(props))
         .map_err(|e| Error::internal(format!("opening the staging writer: {e}")))?;
@@ -140,6 +160,7 @@ pub async fn stage(
             Some(schema) => to_staging(&batch, schema)?,
             None => batch,
         };
+        observe(&batch)?;
         rows += batch.num_rows() as u64;
         writer.write(&batch).map_err(|e| StorageError::Io {
             path: path.display().to_string(),
@@ -215,6 +236,7 @@ mod tests {
             dir.path(),
             &CancellationToken::new(),
             &|_| None,
+            &mut |_| Ok(()),
             |_| {},
         )
         .await
@@ -262,6 +284,7 @@ mod tests {
             dir.path(),
             &cancel,
             &lost,
+            &mut |_| Ok(()),
             |_| {},
         )
         .await
@@ -284,6 +307,7 @@ mod tests {
             dir.path(),
             &cancel,
             &|_| None,
+            &mut |_| Ok(()),
             |_| {},
         )
         .await
@@ -301,9 +325,16 @@ mod tests {
         let denied = DataFusionError::External(Box::new(SourceError::PermissionDenied {
             message: "no SELECT on t".to_string(),
         }));
-        let error = stage(failing_stream(denied), dir.path(), &cancel, &lost, |_| {})
-            .await
-            .unwrap_err();
+        let error = stage(
+            failing_stream(denied),
+            dir.path(),
+            &cancel,
+            &lost,
+            &mut |_| Ok(()),
+            |_| {},
+        )
+        .await
+        .unwrap_err();
         assert!(
             matches!(error, Error::Source(SourceError::PermissionDenied { .. })),
             "{error:?}"

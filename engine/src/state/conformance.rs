@@ -70,6 +70,9 @@ pub fn run_all(store: &dyn StateStore) -> Result<(), StateError> {
         all(store, &a, 10)?.first().map(|(k, _)| k.clone()),
         Some(Vec::new())
     );
+    // Sync keeps what was committed.
+    store.sync()?;
+    assert_eq!(store.count(&a)?, 4);
     // Reset forgets one mapping only.
     store.reset(&a)?;
     assert_eq!(store.count(&a)?, 0);

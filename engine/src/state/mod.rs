@@ -53,6 +53,9 @@ pub enum StateWrite {
 /// 2. `commit` applies its writes atomically: all or none. Nothing else changes the state.
 /// 3. `reset` forgets a mapping's state entirely; other mappings are untouched.
 /// 4. Mappings are independent: no verb on one mapping reads or changes another's entries.
+/// 5. A commit survives a crash of the process as soon as it returns; `sync` makes every
+///    commit so far survive a power loss too. A commit lost to a power loss before `sync`
+///    only means its records are sent again (at least once, never lost).
 pub trait StateStore: Send + Sync {
     /// A page of `(encoded key, fingerprint)` entries after `after`.
     fn scan_page(
@@ -69,6 +72,8 @@ pub trait StateStore: Send + Sync {
     ) -> Result<Option<Fingerprint>, StateError>;
     /// Atomically records acknowledged writes.
     fn commit(&self, mapping: &MappingId, writes: &[StateWrite]) -> Result<(), StateError>;
+    /// Makes every commit so far durable against a power loss (fsync).
+    fn sync(&self) -> Result<(), StateError>;
     /// Forgets the mapping's state.
     fn reset(&self, mapping: &MappingId) -> Result<(), StateError>;
     /// Number of keys in the mapping's state (a full scan; for reports and tests).

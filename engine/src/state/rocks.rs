@@ -106,7 +106,13 @@ impl StateStore for RocksStateStore {
                 StateWrite::Delete { key } => batch.delete_cf(cf, Self::full_key(&prefix, key)),
             }
         }
-        Ok(self.store.write(batch)?)
+        // Not synced one by one: a run commits after every acknowledged batch and syncs once
+        // at its end (`sync`), which is what an fsync per batch cost (0.6 s per 1M rows).
+        Ok(self.store.write_unsynced(batch)?)
+    }
+
+    fn sync(&self) -> Result<(), StateError> {
+        Ok(self.store.sync_wal()?)
     }
 
     fn reset(&self, mapping: &MappingId) -> Result<(), StateError> {
@@ -145,5 +151,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         crate::state::conformance::run_all(&RocksStateStore::new(store)).unwrap();
+    }
+
+    #[test]
+    fn unsynced_and_synced_commits_are_there_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = MappingId::new("m");
+        let put = |key: &[u8], fp| StateWrite::Put {
+            key: key.to_vec(),
+            fingerprint: Fingerprint(fp),
+        };
+        {
+            let state = RocksStateStore::new(Store::open(dir.path()).unwrap());
+            state.commit(&m, &[put(b"a", 1)]).unwrap();
+            state.sync().unwrap();
+            state.commit(&m, &[put(b"b", 2)]).unwrap();
+        }
+        let state = RocksStateStore::new(Store::open(dir.path()).unwrap());
+        assert_eq!(state.fingerprint(&m, b"a").unwrap(), Some(Fingerprint(1)));
+        assert_eq!(state.fingerprint(&m, b"b").unwrap(), Some(Fingerprint(2)));
     }
 }

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use datafusion::arrow::array::ArrayRef;
-use datafusion::prelude::{ParquetReadOptions, ident};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::Schema;
+use datafusion::parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -25,9 +27,11 @@ use crate::catalog::model::ModelDef;
 use crate::delivery::{BatchDelivery, Delivered, DestinationLimiter, deliver_batch};
 use crate::destination::spec::{ActionSpec, ChangeKind, DeliveryLimits, Payload};
 use crate::destination::{Action, DeliveryContext, DestinationError};
+use crate::diff::changed::ChangedRows;
 use crate::diff::fingerprint::{Fingerprint, Fingerprinter};
-use crate::diff::key::{decode_key, encode_key, key_text};
-use crate::diff::local::{BatchColumns, DiffEvent, RowRef, SortMergeDiffer};
+use crate::diff::index::{KeyIndex, KeyIndexWriter};
+use crate::diff::key::{decode_key, encode_key_into, key_text};
+use crate::diff::local::{DiffSink, SortMergeDiffer, null_key_reason};
 use crate::engine::EngineOptions;
 use crate::error::{Error, StorageError};
 use crate::mapping::plan::MappingPlan;
@@ -88,6 +92,20 @@ struct Pending {
 }
 
 type InFlight = BoxFuture<'static, (Vec<Pending>, BatchDelivery)>;
+
+/// A staged extract with its key index and the mapping plan compiled against it.
+struct Extract {
+    staged: staging::StagedExtract,
+    index: KeyIndex,
+    plan: MappingPlan,
+}
+
+/// Mapped columns by index in a staged schema, and the fingerprinter for them.
+struct Fingerprinted {
+    key_column: usize,
+    columns: Vec<usize>,
+    fingerprinter: Fingerprinter,
+}
 
 /// One run of one mapping.
 pub struct SyncRunner {
@@ -213,6 +231,14 @@ impl SyncRunner {
         let drained = self.drain().await;
         let committed = self.commit_unsent();
         let result = result.and(drained).and(committed);
+        let t = Instant::now();
+        if let Err(e) = self.env.state.sync() {
+            tracing::error!(run_id = %self.run.id, error = %e, "could not sync the state to disk");
+            self.run.warnings.push(format!(
+                "syncing the state to disk failed ({e}); after a power loss some records may be sent again"
+            ));
+        }
+        self.commit_time += t.elapsed();
         self.run.timings.deliver_ms = self.deliver_wait.as_millis() as u64;
         self.run.timings.commit_ms = self.commit_time.as_millis() as u64;
         self.run.timings.total_ms = started.elapsed().as_millis() as u64;
@@ -268,14 +294,21 @@ impl SyncRunner {
         std::fs::create_dir_all(&spill_dir)
             .map_err(|e| Error::Storage(StorageError::io(&spill_dir)(e)))?;
 
-        // Extract + stage.
+        // Extract + stage (+ key index).
         self.set_stage(RunStage::Extracting);
         let t = Instant::now();
-        let staged = self.extract_with_retries(&spill_dir).await;
+        let index_path = spill_dir.join(format!("{}.keys", self.run.id));
+        let extract = self.extract_with_retries(&spill_dir, &index_path).await;
         // Recorded for a failed extract too: the time spent trying is part of the report.
         self.run.timings.extract_ms = t.elapsed().as_millis() as u64;
-        let staged = staged?;
-        self.run.counts.extracted = staged.rows;
+        let extract = match extract {
+            Ok(extract) => extract,
+            Err(e) => {
+                let _ = std::fs::remove_file(&index_path);
+                return Err(e);
+            }
+        };
+        self.run.counts.extracted = extract.staged.rows;
         // The warehouse is done with; let the next queued extraction of this source start.
         self.extraction_slot = None;
 
@@ -285,8 +318,9 @@ impl SyncRunner {
         let wait_before = self.deliver_wait + self.commit_time;
         let deletes_path = spill_dir.join(format!("{}.deletes", self.run.id));
         let deleted = self
-            .diff_and_deliver(&staged.dir, &spill_dir, &deletes_path)
+            .diff_and_deliver(&extract, &spill_dir, &deletes_path)
             .await;
+        let _ = std::fs::remove_file(&index_path);
         let phase = t.elapsed();
         self.run.timings.diff_ms = phase
             .saturating_sub(self.deliver_wait + self.commit_time - wait_before)
@@ -326,14 +360,15 @@ impl SyncRunner {
     async fn extract_with_retries(
         &mut self,
         spill_dir: &Path,
-    ) -> Result<staging::StagedExtract, Error> {
+        index_path: &Path,
+    ) -> Result<Extract, Error> {
         let attempts = self.inputs.connection_retries + 1;
         let mut backoff = self.env.options.extract_retry_backoff;
         let started = Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let error = match self.extract_once(spill_dir).await {
+            let error = match self.extract_once(spill_dir, index_path).await {
                 Ok(staged) => return Ok(staged),
                 Err(error) => error,
             };
@@ -381,52 +416,11 @@ impl SyncRunner {
         }
     }
 
-    /// One attempt: plans the model on a fresh session and stages its rows.
-    async fn extract_once(&mut self, spill_dir: &Path) -> Result<staging::StagedExtract, Error> {
-        let source = Arc::clone(&self.inputs.source);
-        let session = ModelSession::new(
-            source.as_ref(),
-            self.env.options.sort_memory_bytes,
-            Some(spill_dir),
-        )
-        .await?;
-        let plan = session.plan(&self.inputs.model.sql).await?;
-        let stream = session.execute(plan).await?;
-        let dir = staging::run_dir(
-            &self.env.data_dir,
-            self.inputs.model.id.as_str(),
-            self.run.id.as_str(),
-        );
-        self.run.staging_path = Some(dir.display().to_string());
-        let progress = self.progress.clone();
-        let classify = |e: &datafusion::error::DataFusionError| {
-            source.classify_read_error(e as &(dyn std::error::Error + 'static))
-        };
-        staging::stage(stream, &dir, &self.cancel, &classify, |rows| {
-            progress.send_modify(|r| r.counts.extracted = rows);
-        })
-        .await
-    }
-
-    /// Returns (keys deleted, keys that were in the state).
-    async fn diff_and_deliver(
-        &mut self,
-        staged_dir: &Path,
-        spill_dir: &Path,
-        deletes_path: &Path,
-    ) -> Result<(u64, u64), Error> {
-        let unique_id = self.inputs.model.unique_id.clone();
-        let ctx = session_context(self.env.options.sort_memory_bytes, Some(spill_dir))?;
-        let df = ctx
-            .read_parquet(
-                staged_dir.display().to_string(),
-                ParquetReadOptions::default(),
-            )
-            .await
-            .map_err(|e| Error::internal(format!("reading the staged extract: {e}")))?;
+    /// The mapping plan for the model's output `schema`.
+    fn compile_plan(&self, schema: &Schema) -> Result<MappingPlan, Error> {
         // The model's output may have drifted since the mapping was validated.
-        let columns = validate_output(df.schema().as_arrow(), &unique_id)?;
-        let plan = MappingPlan::compile(
+        let columns = validate_output(schema, &self.inputs.model.unique_id)?;
+        MappingPlan::compile(
             &self.inputs.mapping.fields,
             self.inputs.mapping.selection,
             &columns,
@@ -437,169 +431,251 @@ impl SyncRunner {
                 "the mapping no longer fits its model ({field}: {message}); update the mapping or the model"
             )),
             other => other,
-        })?;
-        let mut select: Vec<String> = vec![unique_id.clone()];
-        for c in &plan.columns {
-            if !select.contains(c) {
-                select.push(c.clone());
-            }
-        }
-        let plan_idx: Vec<usize> = plan
+        })
+    }
+
+    /// The key column, the plan's columns and their fingerprinter in `schema`.
+    fn fingerprinted(&self, schema: &Schema, plan: &MappingPlan) -> Result<Fingerprinted, Error> {
+        let position = |name: &str| {
+            schema
+                .index_of(name)
+                .map_err(|_| Error::internal(format!("the staged extract has no column '{name}'")))
+        };
+        let key_column = position(&self.inputs.model.unique_id)?;
+        let columns = plan
             .columns
             .iter()
-            .filter_map(|c| select.iter().position(|s| s == c))
-            .collect();
-        let df = df
-            .select(select.iter().map(|c| ident(c.as_str())).collect::<Vec<_>>())
-            .and_then(|df| df.sort(vec![ident(unique_id.as_str()).sort(true, true)]))
-            .map_err(|e| Error::internal(format!("planning the diff: {e}")))?;
-        let types: Vec<_> = plan_idx
+            .map(|c| position(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let types: Vec<_> = columns
             .iter()
-            .map(|&i| df.schema().field(i).data_type().clone())
+            .map(|&i| schema.field(i).data_type().clone())
             .collect();
         let fingerprinter = Fingerprinter::new(&types, &plan.definition)
             .map_err(|e| Error::internal(format!("fingerprinting: {e}")))?;
-        let mut stream = df
-            .execute_stream()
-            .await
-            .map_err(|e| Error::internal(format!("sorting the staged extract: {e}")))?;
+        Ok(Fingerprinted {
+            key_column,
+            columns,
+            fingerprinter,
+        })
+    }
 
-        let state = Arc::clone(&self.env.state);
-        let mut differ =
-            SortMergeDiffer::new(state.as_ref(), self.inputs.mapping.id.clone(), &unique_id);
-        let file = std::fs::File::create(deletes_path).map_err(spill_error(deletes_path))?;
-        let mut deletes = BufWriter::new(file);
-        let mut deleted = 0u64;
-        let mut events = Vec::new();
+    /// One attempt: plans the model on a fresh session and stages its rows, writing the key
+    /// index as they go.
+    async fn extract_once(
+        &mut self,
+        spill_dir: &Path,
+        index_path: &Path,
+    ) -> Result<Extract, Error> {
+        let source = Arc::clone(&self.inputs.source);
+        let session = ModelSession::new(
+            source.as_ref(),
+            self.env.options.sort_memory_bytes,
+            Some(spill_dir),
+        )
+        .await?;
+        let plan = session.plan(&self.inputs.model.sql).await?;
+        let stream = session.execute(plan).await?;
+        let schema = staging::staged_schema(&stream.schema());
+        let mapping_plan = self.compile_plan(&schema)?;
+        let fingerprinted = self.fingerprinted(&schema, &mapping_plan)?;
+        let mut index = KeyIndexWriter::create(
+            index_path,
+            &schema,
+            fingerprinted.key_column,
+            fingerprinted.columns,
+            fingerprinted.fingerprinter,
+        )?;
+        let dir = staging::run_dir(
+            &self.env.data_dir,
+            self.inputs.model.id.as_str(),
+            self.run.id.as_str(),
+        );
+        self.run.staging_path = Some(dir.display().to_string());
+        let progress = self.progress.clone();
+        let classify = |e: &datafusion::error::DataFusionError| {
+            source.classify_read_error(e as &(dyn std::error::Error + 'static))
+        };
+        let staged = staging::stage(
+            stream,
+            &dir,
+            &self.cancel,
+            &classify,
+            &mut |batch| index.append(batch),
+            |rows| {
+                progress.send_modify(|r| r.counts.extracted = rows);
+            },
+        )
+        .await?;
+        Ok(Extract {
+            staged,
+            index: index.finish()?,
+            plan: mapping_plan,
+        })
+    }
+
+    /// Merges the key index with the state (marking the rows to send, recording the rest),
+    /// then sends the marked rows. Returns (keys deleted, keys that were in the state).
+    async fn diff_and_deliver(
+        &mut self,
+        extract: &Extract,
+        spill_dir: &Path,
+        deletes_path: &Path,
+    ) -> Result<(u64, u64), Error> {
+        let ctx = session_context(self.env.options.sort_memory_bytes, Some(spill_dir))?;
+        let mut order = extract.index.read_in_key_order(&ctx).await?;
         let first_run_marks_synced = self.inputs.mapping.initial_sync
             == InitialSync::MarkExistingSynced
             && !self.env.catalog.is_initialized(&self.inputs.mapping.id)?;
-        while let Some(batch) = stream.next().await {
-            self.check_cancel()?;
-            let batch = batch.map_err(|e| {
-                Error::from(SourceError::Read {
-                    message: format!("reading the staged extract: {e}"),
-                })
-            })?;
-            let n = batch.num_rows();
-            let key_col = batch.column(0);
-            let cols: Vec<ArrayRef> = plan_idx
-                .iter()
-                .map(|&i| Arc::clone(batch.column(i)))
-                .collect();
-            let fps = fingerprinter
-                .fingerprints(&cols, n)
-                .map_err(|e| Error::internal(format!("fingerprinting: {e}")))?;
-            let keys: Vec<Option<Vec<u8>>> =
-                (0..n).map(|r| encode_key(key_col.as_ref(), r)).collect();
-            let data = Arc::new(BatchColumns { columns: cols });
-            let rows: Vec<RowRef> = fps
-                .into_iter()
-                .enumerate()
-                .map(|(row, fingerprint)| RowRef {
-                    batch: Arc::clone(&data),
-                    row,
-                    fingerprint,
-                })
-                .collect();
-            differ.push(keys, rows, &mut events)?;
-            deleted += self
-                .handle_events(
-                    &mut events,
-                    &plan,
-                    first_run_marks_synced,
-                    &mut deletes,
-                    deletes_path,
-                )
-                .await?;
-            self.run.counts.unchanged = differ.unchanged;
-            self.publish(false);
+        let reason = null_key_reason(&self.inputs.model.unique_id);
+        for _ in 0..extract.index.null_keys {
+            self.run.counts.rejected += 1;
+            self.run.push_record_error(RecordError {
+                key: "<null>".to_string(),
+                change: None,
+                stage: "validate".to_string(),
+                reason: reason.clone(),
+            });
         }
-        differ.finish(&mut events)?;
-        deleted += self
-            .handle_events(
-                &mut events,
-                &plan,
-                first_run_marks_synced,
-                &mut deletes,
-                deletes_path,
-            )
-            .await?;
-        self.run.counts.unchanged = differ.unchanged;
+        let file = std::fs::File::create(deletes_path).map_err(spill_error(deletes_path))?;
+        let state = Arc::clone(&self.env.state);
+        let mut differ = SortMergeDiffer::new(state.as_ref(), self.inputs.mapping.id.clone());
+        let mut sink = MergeSink {
+            changed: ChangedRows::new(extract.index.rows),
+            deletes: BufWriter::new(file),
+            deletes_path,
+            deleted: 0,
+            first_run_marks_synced,
+            runner: self,
+        };
+        while let Some(batch) = order.next().await {
+            sink.runner.check_cancel()?;
+            let batch = batch?;
+            for i in 0..batch.len() {
+                let (key, fingerprint, row) = batch.entry(i);
+                differ.push(key, row, fingerprint, &mut sink)?;
+            }
+            sink.runner.run.counts.unchanged = differ.unchanged;
+            sink.runner.publish(false);
+        }
+        differ.finish(&mut sink)?;
+        sink.runner.run.counts.unchanged = differ.unchanged;
+        let MergeSink {
+            changed,
+            mut deletes,
+            deleted,
+            ..
+        } = sink;
         deletes.flush().map_err(spill_error(deletes_path))?;
+        drop(order);
+        self.deliver_changed(extract, &changed).await?;
         self.flush_batch().await;
         Ok((deleted, differ.state_keys))
     }
 
-    async fn handle_events(
+    /// Reads the marked rows back from the staged extract and sends them.
+    async fn deliver_changed(
         &mut self,
-        events: &mut Vec<DiffEvent>,
-        plan: &MappingPlan,
-        first_run_marks_synced: bool,
-        deletes: &mut BufWriter<std::fs::File>,
-        deletes_path: &Path,
-    ) -> Result<u64, Error> {
-        let mut deleted = 0;
-        for event in events.drain(..) {
-            match event {
-                DiffEvent::Rejected { key, reason } => {
-                    self.run.counts.rejected += 1;
-                    self.run.push_record_error(RecordError {
-                        key,
-                        change: None,
-                        stage: "validate".to_string(),
-                        reason,
-                    });
+        extract: &Extract,
+        changed: &ChangedRows,
+    ) -> Result<(), Error> {
+        if changed.marked() == 0 {
+            return Ok(());
+        }
+        let path = staging::staged_file(&extract.staged.dir);
+        let read_error = |e: &dyn std::fmt::Display| {
+            Error::from(SourceError::Read {
+                message: format!("reading the staged extract {}: {e}", path.display()),
+            })
+        };
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(spill_error(&path))?;
+        let builder = ParquetRecordBatchStreamBuilder::new(file)
+            .await
+            .map_err(|e| read_error(&e))?;
+        // Columns by name: the file may hold them in another order than the plan.
+        let staged_schema = Arc::clone(&extract.staged.schema);
+        let fingerprinted = self.fingerprinted(&staged_schema, &extract.plan)?;
+        let mut wanted: Vec<usize> = fingerprinted.columns.clone();
+        wanted.push(fingerprinted.key_column);
+        let file_schema = Arc::clone(builder.schema());
+        let roots = wanted
+            .iter()
+            .map(|&i| {
+                let name = staged_schema.field(i).name();
+                file_schema
+                    .index_of(name)
+                    .map_err(|_| read_error(&format!("column '{name}' is missing")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let mut stream = builder
+            .with_projection(mask)
+            .with_row_selection(changed.selection())
+            .with_batch_size(8192)
+            .build()
+            .map_err(|e| read_error(&e))?;
+        let mut kinds = changed.changes();
+        let mut key = Vec::with_capacity(32);
+        while let Some(batch) = stream.next().await {
+            self.check_cancel()?;
+            let batch = batch.map_err(|e| read_error(&e))?;
+            let n = batch.num_rows();
+            // Each column as the key index saw it (the staged schema's type).
+            let column = |i: usize| -> Result<ArrayRef, Error> {
+                let field = staged_schema.field(i);
+                let array = batch
+                    .column_by_name(field.name())
+                    .ok_or_else(|| read_error(&format!("column '{}' is missing", field.name())))?;
+                if array.data_type() == field.data_type() {
+                    Ok(Arc::clone(array))
+                } else {
+                    cast(array, field.data_type()).map_err(|e| read_error(&e))
                 }
-                DiffEvent::Deleted { key } => {
-                    deleted += 1;
-                    self.run.counts.deleted += 1;
-                    let len = u32::try_from(key.len())
-                        .map_err(|_| Error::internal("key longer than 4 GiB"))?;
-                    deletes
-                        .write_all(&len.to_le_bytes())
-                        .and_then(|()| deletes.write_all(&key))
-                        .map_err(spill_error(deletes_path))?;
-                }
-                DiffEvent::Changed { change, key, row } => {
-                    match change {
-                        ChangeKind::Added => self.run.counts.added += 1,
-                        _ => self.run.counts.updated += 1,
+            };
+            let cols = fingerprinted
+                .columns
+                .iter()
+                .map(|&i| column(i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let key_col = column(fingerprinted.key_column)?;
+            let fps = fingerprinted
+                .fingerprinter
+                .fingerprints(&cols, n)
+                .map_err(|e| Error::internal(format!("fingerprinting: {e}")))?;
+            for (row, fingerprint) in fps.into_iter().enumerate() {
+                let (Some(change), true) = (
+                    kinds.next(),
+                    encode_key_into(key_col.as_ref(), row, &mut key),
+                ) else {
+                    return Err(Error::internal(
+                        "the staged extract changed under the diff (a marked row is missing or lost its key)",
+                    ));
+                };
+                match extract.plan.payload(&cols, row, decode_key(&key), change) {
+                    Ok(payload) => {
+                        let pending = Pending {
+                            key: key.clone(),
+                            fingerprint: Some(fingerprint),
+                            change,
+                        };
+                        self.enqueue(payload, pending).await?;
                     }
-                    let selected = self.inputs.mapping.selection.includes(change)
-                        && !(first_run_marks_synced && change == ChangeKind::Added);
-                    if !selected {
-                        self.run.counts.not_selected += 1;
-                        self.push_unsent(StateWrite::Put {
-                            key,
-                            fingerprint: row.fingerprint,
-                        })?;
-                        continue;
-                    }
-                    self.run.counts.selected += 1;
-                    match plan.payload(&row.batch.columns, row.row, decode_key(&key), change) {
-                        Ok(payload) => {
-                            let pending = Pending {
-                                key,
-                                fingerprint: Some(row.fingerprint),
-                                change,
-                            };
-                            self.enqueue(payload, pending).await?;
-                        }
-                        Err(reason) => {
-                            self.run.counts.failed += 1;
-                            self.run.push_record_error(RecordError {
-                                key: key_text(&key),
-                                change: Some(change),
-                                stage: "map".to_string(),
-                                reason,
-                            });
-                        }
+                    Err(reason) => {
+                        self.run.counts.failed += 1;
+                        self.run.push_record_error(RecordError {
+                            key: key_text(&key),
+                            change: Some(change),
+                            stage: "map".to_string(),
+                            reason,
+                        });
                     }
                 }
             }
+            self.publish(false);
         }
-        Ok(deleted)
+        Ok(())
     }
 
     async fn deliver_deletes(
@@ -774,5 +850,66 @@ impl SyncRunner {
             self.settle_one().await;
         }
         self.check_cancel()
+    }
+}
+
+/// Where the differ's findings go during the merge: rows to send are marked (and read back
+/// afterwards), not-selected changes go to the state, deletes to a spill file, rejections to
+/// the run record.
+struct MergeSink<'r, 'p> {
+    runner: &'r mut SyncRunner,
+    changed: ChangedRows,
+    deletes: BufWriter<std::fs::File>,
+    deletes_path: &'p Path,
+    deleted: u64,
+    first_run_marks_synced: bool,
+}
+
+impl DiffSink for MergeSink<'_, '_> {
+    fn changed(
+        &mut self,
+        change: ChangeKind,
+        key: &[u8],
+        row: u64,
+        fingerprint: Fingerprint,
+    ) -> Result<(), Error> {
+        let run = &mut self.runner.run;
+        match change {
+            ChangeKind::Added => run.counts.added += 1,
+            _ => run.counts.updated += 1,
+        }
+        let selected = self.runner.inputs.mapping.selection.includes(change)
+            && !(self.first_run_marks_synced && change == ChangeKind::Added);
+        if selected {
+            self.runner.run.counts.selected += 1;
+            self.changed.mark(row, change);
+            Ok(())
+        } else {
+            self.runner.run.counts.not_selected += 1;
+            self.runner.push_unsent(StateWrite::Put {
+                key: key.to_vec(),
+                fingerprint,
+            })
+        }
+    }
+
+    fn deleted(&mut self, key: &[u8]) -> Result<(), Error> {
+        self.deleted += 1;
+        self.runner.run.counts.deleted += 1;
+        let len = u32::try_from(key.len()).map_err(|_| Error::internal("key longer than 4 GiB"))?;
+        self.deletes
+            .write_all(&len.to_le_bytes())
+            .and_then(|()| self.deletes.write_all(key))
+            .map_err(spill_error(self.deletes_path))
+    }
+
+    fn rejected(&mut self, key: String, reason: String) {
+        self.runner.run.counts.rejected += 1;
+        self.runner.run.push_record_error(RecordError {
+            key,
+            change: None,
+            stage: "validate".to_string(),
+            reason,
+        });
     }
 }
