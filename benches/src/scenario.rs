@@ -37,16 +37,24 @@ pub enum Scenario {
     /// 5: initial sync from PostgreSQL to the null sink.
     #[value(name = "5")]
     Postgres,
+    /// 6: scenario 1 keyed by `email`: the extract is not in key order, so the diff sorts.
+    #[value(name = "6")]
+    InitialUnordered,
+    /// 7: scenario 2 keyed by `email` (state of scenario 6).
+    #[value(name = "7")]
+    IncrementalUnordered,
 }
 
 impl Scenario {
     /// Every scenario, in order.
-    pub const ALL: [Scenario; 5] = [
+    pub const ALL: [Scenario; 7] = [
         Scenario::Initial,
         Scenario::Incremental,
         Scenario::Http,
         Scenario::RateLimited,
         Scenario::Postgres,
+        Scenario::InitialUnordered,
+        Scenario::IncrementalUnordered,
     ];
 
     /// Its number.
@@ -57,6 +65,30 @@ impl Scenario {
             Scenario::Http => 3,
             Scenario::RateLimited => 4,
             Scenario::Postgres => 5,
+            Scenario::InitialUnordered => 6,
+            Scenario::IncrementalUnordered => 7,
+        }
+    }
+
+    /// The incremental scenarios (they sync the next day onto the state of [`Self::initial`]).
+    pub fn is_incremental(self) -> bool {
+        matches!(self, Scenario::Incremental | Scenario::IncrementalUnordered)
+    }
+
+    /// The scenario whose state an incremental one starts from (itself for the others).
+    pub fn initial(self) -> Scenario {
+        match self {
+            Scenario::Incremental => Scenario::Initial,
+            Scenario::IncrementalUnordered => Scenario::InitialUnordered,
+            other => other,
+        }
+    }
+
+    /// The model's unique id column: `id` (the extract's order) or `email` (not its order).
+    pub fn unique_id(self) -> &'static str {
+        match self {
+            Scenario::InitialUnordered | Scenario::IncrementalUnordered => "email",
+            _ => "id",
         }
     }
 
@@ -68,6 +100,12 @@ impl Scenario {
             Scenario::Http => "initial sync → HTTP sink, 1,000/request",
             Scenario::RateLimited => "rate-limited HTTP sink",
             Scenario::Postgres => "initial sync from PostgreSQL → null sink",
+            Scenario::InitialUnordered => {
+                "initial sync keyed by email (extract not in key order) → null sink"
+            }
+            Scenario::IncrementalUnordered => {
+                "incremental sync keyed by email (2% changed, extract not in key order) → null sink"
+            }
         }
     }
 
@@ -75,6 +113,7 @@ impl Scenario {
     pub fn work_dir(self, work: &Path) -> PathBuf {
         match self {
             Scenario::Initial | Scenario::Incremental => work.join("s12"),
+            Scenario::InitialUnordered | Scenario::IncrementalUnordered => work.join("s67"),
             other => work.join(format!("s{}", other.number())),
         }
     }
@@ -228,7 +267,7 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
             display_name: String::new(),
             source_id: "warehouse".into(),
             sql,
-            unique_id: "id".into(),
+            unique_id: args.scenario.unique_id().into(),
         })
         .await?;
     let url = || {
@@ -237,7 +276,11 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
             .ok_or_else(|| BenchError::msg("scenarios 3 and 4 need the HTTP sink's URL"))
     };
     let (destination_type, config, action) = match args.scenario {
-        Scenario::Initial | Scenario::Incremental | Scenario::Postgres => (
+        Scenario::Initial
+        | Scenario::Incremental
+        | Scenario::Postgres
+        | Scenario::InitialUnordered
+        | Scenario::IncrementalUnordered => (
             null_sink::NULL_TYPE,
             json!({"limits": {"batch_size": 1000, "max_in_flight": 4}}),
             null_sink::NULL_ACTION,
@@ -309,10 +352,14 @@ async fn sync(engine: &Engine) -> Result<(SyncRun, f64), BenchError> {
 fn expected_counts(args: &ScenarioArgs) -> (u64, u64, u64, u64) {
     let e: Expected = args.data.expected;
     match args.scenario {
-        Scenario::Incremental => (e.added, e.updated, e.deleted, e.unchanged),
+        Scenario::Incremental | Scenario::IncrementalUnordered => {
+            (e.added, e.updated, e.deleted, e.unchanged)
+        }
         Scenario::RateLimited => (args.data.rows.min(RATE_LIMITED_ROWS), 0, 0, 0),
         Scenario::Postgres => (args.data.rows.min(POSTGRES_ROWS), 0, 0, 0),
-        Scenario::Initial | Scenario::Http => (args.data.rows, 0, 0, 0),
+        Scenario::Initial | Scenario::Http | Scenario::InitialUnordered => {
+            (args.data.rows, 0, 0, 0)
+        }
     }
 }
 
@@ -355,11 +402,13 @@ pub async fn run(args: ScenarioArgs) -> Result<ScenarioResult, BenchError> {
     let dir = args.scenario.work_dir(&args.work);
     let parquet_target = dir.join("warehouse").join("customers.parquet");
     match args.scenario {
-        Scenario::Incremental => {
+        incremental if incremental.is_incremental() => {
             if !dir.join("retl-data").exists() {
-                return Err(BenchError::msg(
-                    "scenario 2 needs the state of scenario 1: run scenario 1 first",
-                ));
+                return Err(BenchError::msg(format!(
+                    "scenario {} needs the state of scenario {}: run that first",
+                    incremental.number(),
+                    incremental.initial().number()
+                )));
             }
             place(&args.data, Day::One, &parquet_target)?;
         }
@@ -372,7 +421,7 @@ pub async fn run(args: ScenarioArgs) -> Result<ScenarioResult, BenchError> {
         }
     }
     let engine = open_engine(&dir).await?;
-    if args.scenario != Scenario::Incremental {
+    if !args.scenario.is_incremental() {
         define(&engine, &args, &dir).await?;
     }
     let (run, wall_secs) = sync(&engine).await?;

@@ -240,10 +240,13 @@ pub async fn run(opts: &SuiteOptions) -> Result<SuiteReport, BenchError> {
 
     for &scenario in &opts.scenarios {
         match scenario {
-            Scenario::Initial | Scenario::Incremental => {
+            Scenario::Initial
+            | Scenario::Incremental
+            | Scenario::InitialUnordered
+            | Scenario::IncrementalUnordered => {
                 let result = child(opts, scenario, None, None).await?;
                 report.scenarios.push(ScenarioRow { result, sink: None });
-                if scenario == Scenario::Incremental {
+                if scenario.is_incremental() {
                     remove_work_dir(opts, scenario);
                 }
             }
@@ -373,7 +376,7 @@ pub fn markdown(report: &SuiteReport, other: &[SuiteReport]) -> String {
         let t = &r.timings;
         let c = &r.counts;
         let notes = match (r.scenario, &row.sink) {
-            (Scenario::Incremental, _) => format!(
+            (Scenario::Incremental | Scenario::IncrementalUnordered, _) => format!(
                 "found +{} ~{} −{}, {} unchanged (as generated)",
                 thousands(c.added),
                 thousands(c.updated),

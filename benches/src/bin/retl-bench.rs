@@ -152,11 +152,14 @@ async fn main() -> Result<(), BenchError> {
             let mut scenarios = scenarios;
             scenarios.sort_by_key(|s| s.number());
             scenarios.dedup();
-            if scenarios.contains(&Scenario::Incremental) && !scenarios.contains(&Scenario::Initial)
-            {
-                // Scenario 2 syncs the next day onto the state scenario 1 leaves.
-                scenarios.insert(0, Scenario::Initial);
+            // An incremental scenario syncs the next day onto the state its initial one leaves.
+            for incremental in scenarios.clone() {
+                let initial = incremental.initial();
+                if initial != incremental && !scenarios.contains(&initial) {
+                    scenarios.push(initial);
+                }
             }
+            scenarios.sort_by_key(|s| s.number());
             let results = cache_root().join("bench-results");
             let opts = SuiteOptions {
                 rows: data.rows,
