@@ -56,6 +56,10 @@ pub fn session_context(
     // a smaller budget so that two sorters' reservations never take most of it.
     let reservation = &mut config.options_mut().execution.sort_spill_reservation_bytes;
     *reservation = (*reservation).min(memory_bytes / 16);
+    // One partition per file, not byte ranges of a file read in parallel: a file's rows then
+    // arrive in the file's order, so an extract of a file kept in key order reaches the diff in
+    // key order and needs no sort (the two halves of a split file would interleave).
+    config.options_mut().optimizer.repartition_file_scans = false;
     Ok(SessionContext::new_with_config_rt(config, runtime))
 }
 

@@ -523,6 +523,11 @@ impl SyncRunner {
         deletes_path: &Path,
     ) -> Result<(u64, u64), Error> {
         let ctx = session_context(self.env.options.sort_memory_bytes, Some(spill_dir))?;
+        tracing::debug!(
+            rows = extract.index.rows,
+            in_key_order = extract.index.sorted,
+            "merging the key index with the state (sorted first unless the extract came in key order)"
+        );
         let mut order = extract.index.read_in_key_order(&ctx).await?;
         let first_run_marks_synced = self.inputs.mapping.initial_sync
             == InitialSync::MarkExistingSynced
