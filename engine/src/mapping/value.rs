@@ -11,6 +11,7 @@ use chrono::format::{Item, StrftimeItems};
 use chrono::{TimeZone, Utc};
 use datafusion::arrow::array::temporal_conversions::as_datetime;
 use datafusion::arrow::array::timezone::Tz;
+use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Decimal128Type, DecimalType, Float16Type, Float32Type, Float64Type, Int8Type,
     Int16Type, Int32Type, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampMillisecondType,
@@ -72,7 +73,11 @@ pub fn json_value(array: &dyn Array, row: usize) -> Result<Value, ArrowError> {
         }
         DataType::Dictionary(_, _) => {
             let dict = array.as_any_dictionary();
-            let key = dict.normalized_keys()[row];
+            // The one key of this row (`normalized_keys` would convert every key of the array).
+            let key = cast(&dict.keys().slice(row, 1), &DataType::UInt64)?;
+            let key = key.as_primitive::<UInt64Type>().value(0);
+            let key = usize::try_from(key)
+                .map_err(|_| ArrowError::InvalidArgumentError("dictionary key".to_string()))?;
             json_value(dict.values().as_ref(), key)?
         }
         // Dates, times, decimals, intervals, durations, binary: their canonical text.
@@ -162,6 +167,21 @@ mod tests {
         assert_eq!(json_value(f.as_ref(), 1).unwrap(), Value::Null);
         let s: ArrayRef = Arc::new(StringArray::from(vec!["x"]));
         assert_eq!(json_value(s.as_ref(), 0).unwrap(), json!("x"));
+    }
+
+    #[test]
+    fn dictionary_values_are_looked_up_per_row() {
+        use datafusion::arrow::array::DictionaryArray;
+        use datafusion::arrow::datatypes::Int8Type as K;
+        let d: DictionaryArray<K> = vec![Some("gold"), None, Some("free"), Some("gold")]
+            .into_iter()
+            .collect();
+        let d: ArrayRef = Arc::new(d);
+        let values: Vec<Value> = (0..4).map(|r| json_value(d.as_ref(), r).unwrap()).collect();
+        assert_eq!(
+            values,
+            vec![json!("gold"), Value::Null, json!("free"), json!("gold")]
+        );
     }
 
     #[test]
