@@ -142,41 +142,86 @@ pub async fn stage(
     let source_schema = stream.schema();
     let converted = staging_schema(&source_schema);
     let schema = converted.clone().unwrap_or(source_schema);
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .set_max_row_group_row_count(Some(STAGED_ROW_GROUP))
-        .build();
-    let mut writer = ArrowWriter::try_new(file, std::sync::Arc::clone(&schema), Some(props))
-        .map_err(|e| Error::internal(format!("opening the staging writer: {e}")))?;
+    let (batches, writer) = spawn_writer(file, &path, Arc::clone(&schema))?;
     let mut rows = 0u64;
-    while let Some(batch) = stream.next().await {
-        if cancel.is_cancelled() {
-            return Err(Error::Cancelled {
-                reason: "run cancelled while extracting".to_string(),
-            });
+    let read = async {
+        while let Some(batch) = stream.next().await {
+            if cancel.is_cancelled() {
+                return Err(Error::Cancelled {
+                    reason: "run cancelled while extracting".to_string(),
+                });
+            }
+            let batch = batch.map_err(|e| read_failure(e, rows, classify))?;
+            let batch = match &converted {
+                Some(schema) => to_staging(&batch, schema)?,
+                None => batch,
+            };
+            observe(&batch)?;
+            rows += batch.num_rows() as u64;
+            if batches.send(batch).await.is_err() {
+                // The writer stopped early; its own error says why.
+                break;
+            }
+            progress(rows);
         }
-        let batch = batch.map_err(|e| read_failure(e, rows, classify))?;
-        let batch = match &converted {
-            Some(schema) => to_staging(&batch, schema)?,
-            None => batch,
-        };
-        observe(&batch)?;
-        rows += batch.num_rows() as u64;
-        writer.write(&batch).map_err(|e| StorageError::Io {
-            path: path.display().to_string(),
-            source: std::io::Error::other(e.to_string()),
-        })?;
-        progress(rows);
-    }
-    writer.close().map_err(|e| StorageError::Io {
-        path: path.display().to_string(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+        Ok(())
+    };
+    let read = read.await;
+    drop(batches);
+    // Always wait for the writer, also after a failed read: a retry truncates the same file.
+    let written = writer
+        .await
+        .map_err(|e| Error::internal(format!("the staging writer stopped: {e}")))
+        .and_then(|r| r);
+    read?;
+    written?;
     Ok(StagedExtract {
         dir: dir.to_path_buf(),
         rows,
         schema,
     })
+}
+
+/// Batches waiting for the writer thread: enough to keep both sides busy, few enough to keep
+/// memory flat.
+const WRITE_QUEUE: usize = 4;
+
+/// Starts the Parquet writer on a blocking thread, so that encoding and compressing the staged
+/// file runs beside the source's decoding and the key index instead of after them. The writer
+/// closes the file when the sender is dropped.
+fn spawn_writer(
+    file: File,
+    path: &Path,
+    schema: SchemaRef,
+) -> Result<
+    (
+        tokio::sync::mpsc::Sender<RecordBatch>,
+        tokio::task::JoinHandle<Result<(), Error>>,
+    ),
+    Error,
+> {
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(STAGED_ROW_GROUP))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, schema, Some(props))
+        .map_err(|e| Error::internal(format!("opening the staging writer: {e}")))?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<RecordBatch>(WRITE_QUEUE);
+    let path = path.to_path_buf();
+    let io_error = move |e: datafusion::parquet::errors::ParquetError| {
+        Error::Storage(StorageError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })
+    };
+    let handle = tokio::task::spawn_blocking(move || {
+        while let Some(batch) = rx.blocking_recv() {
+            writer.write(&batch).map_err(&io_error)?;
+        }
+        writer.close().map_err(&io_error)?;
+        Ok(())
+    });
+    Ok((tx, handle))
 }
 
 /// Removes all but the newest `keep` run directories of a model (run ids sort by time).
