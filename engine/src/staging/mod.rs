@@ -186,20 +186,16 @@ pub async fn stage(
 /// memory flat.
 const WRITE_QUEUE: usize = 4;
 
+/// The queue into the writer thread and the thread's outcome.
+type WriterThread = (
+    tokio::sync::mpsc::Sender<RecordBatch>,
+    tokio::task::JoinHandle<Result<(), Error>>,
+);
+
 /// Starts the Parquet writer on a blocking thread, so that encoding and compressing the staged
 /// file runs beside the source's decoding and the key index instead of after them. The writer
 /// closes the file when the sender is dropped.
-fn spawn_writer(
-    file: File,
-    path: &Path,
-    schema: SchemaRef,
-) -> Result<
-    (
-        tokio::sync::mpsc::Sender<RecordBatch>,
-        tokio::task::JoinHandle<Result<(), Error>>,
-    ),
-    Error,
-> {
+fn spawn_writer(file: File, path: &Path, schema: SchemaRef) -> Result<WriterThread, Error> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(STAGED_ROW_GROUP))
