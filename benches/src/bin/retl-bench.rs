@@ -85,7 +85,7 @@ enum Command {
         #[command(flatten)]
         data: DataArgs,
         /// Scenarios to run (comma-separated), default all.
-        #[arg(long, value_delimiter = ',', default_values = ["1", "2", "3", "4", "5"])]
+        #[arg(long, value_delimiter = ',', default_values = ["1", "2", "3", "4", "5", "6", "7"])]
         scenarios: Vec<Scenario>,
         /// Skip the DuckDB baseline.
         #[arg(long)]
