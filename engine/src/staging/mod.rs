@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::parquet::arrow::ArrowWriter;
-use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::basic::Compression;
 use datafusion::parquet::file::properties::WriterProperties;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
@@ -196,8 +196,13 @@ type WriterThread = (
 /// file runs beside the source's decoding and the key index instead of after them. The writer
 /// closes the file when the sender is dropped.
 fn spawn_writer(file: File, path: &Path, schema: SchemaRef) -> Result<WriterThread, Error> {
+    // No dictionaries: building them (hashing every value) was 17% of an incremental sync's
+    // profile, and extracts are mostly high-cardinality columns; the compression catches the
+    // repeated values of the others. LZ4 (raw) compresses and decompresses faster than ZSTD,
+    // for somewhat larger files (every current Parquet reader supports it).
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_compression(Compression::LZ4_RAW)
+        .set_dictionary_enabled(false)
         .set_max_row_group_row_count(Some(STAGED_ROW_GROUP))
         .build();
     let mut writer = ArrowWriter::try_new(file, schema, Some(props))
