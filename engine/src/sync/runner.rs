@@ -522,7 +522,7 @@ impl SyncRunner {
         spill_dir: &Path,
         deletes_path: &Path,
     ) -> Result<(u64, u64), Error> {
-        let ctx = session_context(self.env.options.sort_memory_bytes, Some(spill_dir))?;
+        let ctx = session_context(self.env.options.key_sort_memory_bytes, Some(spill_dir))?;
         tracing::debug!(
             rows = extract.index.rows,
             in_key_order = extract.index.sorted,
