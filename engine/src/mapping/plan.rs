@@ -1,12 +1,13 @@
 //! [`MappingPlan`]: a mapping compiled against its model's columns and its action's spec.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use datafusion::arrow::array::ArrayRef;
 use serde_json::Value;
 
 use crate::catalog::mapping::{FieldMapping, FieldSource};
-use crate::destination::spec::{ActionSpec, ChangeKind, Payload};
+use crate::destination::spec::{ActionSpec, ChangeKind, Fields, Payload};
 use crate::error::Error;
 use crate::mapping::selection::RecordSelection;
 use crate::mapping::value::json_value;
@@ -27,6 +28,8 @@ pub struct MappingPlan {
     /// Model columns the mapping reads, in first-use order (the fingerprint covers exactly these).
     pub columns: Vec<String>,
     fields: Vec<(String, ResolvedSource)>,
+    /// The destination field names, in mapping order (shared by every payload).
+    names: Arc<[String]>,
     /// Which changes are sent.
     pub selection: RecordSelection,
     /// Bytes identifying the mapping's field definitions (seeds the fingerprint).
@@ -149,8 +152,10 @@ impl MappingPlan {
             }
         }
         let definition = serde_json::to_vec(fields).map_err(|e| Error::internal(e.to_string()))?;
+        let names: Arc<[String]> = resolved.iter().map(|(name, _)| name.clone()).collect();
         Ok(MappingPlan {
             columns: plan_columns,
+            names,
             fields: resolved,
             selection,
             definition,
@@ -165,7 +170,7 @@ impl MappingPlan {
         key: Value,
         change: ChangeKind,
     ) -> Result<Payload, String> {
-        let mut fields = serde_json::Map::with_capacity(self.fields.len());
+        let mut values = Vec::with_capacity(self.fields.len());
         for (name, source) in &self.fields {
             let value = match source {
                 ResolvedSource::Literal(v) => v.clone(),
@@ -177,8 +182,10 @@ impl MappingPlan {
                         .map_err(|e| format!("field '{name}': value cannot be converted: {e}"))?
                 }
             };
-            fields.insert(name.clone(), value);
+            values.push(value);
         }
+        let fields = Fields::new(Arc::clone(&self.names), values)
+            .ok_or_else(|| "internal: field names and values differ in number".to_string())?;
         Ok(Payload {
             key,
             change,

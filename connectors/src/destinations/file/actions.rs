@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retl_engine::destination::spec::{ActionKind, ChangeKind};
+use retl_engine::destination::spec::{ActionKind, ChangeKind, Fields};
 use retl_engine::destination::{
     Action, ActionSpec, BatchOutcome, DeliveryContext, DestinationError, Payload,
 };
@@ -54,7 +54,7 @@ struct Line<'a> {
     key: &'a serde_json::Value,
     /// Absent for deletes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    fields: Option<&'a Fields>,
     mapping: &'a str,
     run: &'a str,
 }

@@ -29,7 +29,7 @@ fn payload(key: i64, change: ChangeKind) -> Payload {
     Payload {
         key: json!(key),
         change,
-        fields,
+        fields: fields.into(),
     }
 }
 

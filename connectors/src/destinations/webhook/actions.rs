@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retl_engine::destination::spec::{ActionKind, ChangeKind};
+use retl_engine::destination::spec::{ActionKind, ChangeKind, Fields};
 use retl_engine::destination::{
     Action, ActionSpec, BatchOutcome, DeliveryContext, DestinationError, Payload,
 };
@@ -80,7 +80,7 @@ struct RecordBody<'a> {
     key: &'a serde_json::Value,
     change: ChangeKind,
     #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a serde_json::Map<String, serde_json::Value>>,
+    fields: Option<&'a Fields>,
 }
 
 /// Encodes a batch as the request body:

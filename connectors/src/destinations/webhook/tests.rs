@@ -36,7 +36,8 @@ fn upserts(keys: &[i64]) -> Vec<Payload> {
             fields: json!({"email": format!("u{k}@example.com"), "n": k})
                 .as_object()
                 .cloned()
-                .unwrap(),
+                .unwrap()
+                .into(),
         })
         .collect()
 }
@@ -46,7 +47,7 @@ fn deletes(keys: &[&str]) -> Vec<Payload> {
         .map(|k| Payload {
             key: json!(k),
             change: ChangeKind::Deleted,
-            fields: serde_json::Map::new(),
+            fields: Default::default(),
         })
         .collect()
 }
