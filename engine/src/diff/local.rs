@@ -18,7 +18,9 @@ use crate::error::Error;
 use crate::id::MappingId;
 use crate::state::{StateError, StateStore};
 
-const STATE_PAGE: usize = 4096;
+/// State entries read per page: each page opens an iterator and seeks, so pages are large
+/// (about 2 MB of keys and fingerprints).
+const STATE_PAGE: usize = 32 * 1024;
 
 /// What the differ found, handed over as it is found.
 pub trait DiffSink {
