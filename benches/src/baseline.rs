@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use retl_testkit::PostgresServer;
 use serde::{Deserialize, Serialize};
@@ -133,6 +133,9 @@ pub const PG_SESSION: &str = "SET work_mem = '256MB'; SET max_parallel_workers_p
 /// Server settings applied before the baseline (then a restart).
 pub const PG_SERVER: [&str; 1] = ["ALTER SYSTEM SET shared_buffers = '1GB'"];
 
+/// How long a load or the diff may take (the testkit's 30 s default killed the 10M diff).
+const PG_STATEMENT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// Starts a PostgreSQL server tuned for the baseline.
 pub async fn start_postgres() -> Result<PostgresServer, BenchError> {
     let mut pg = PostgresServer::start().await?;
@@ -157,14 +160,18 @@ pub async fn postgres(pg: &PostgresServer, data: &DataSet) -> Result<Baseline, B
         ))
         .await?;
         // psql's \copy streams the client's file: the server needs no access to it.
-        pg.psql(&format!(
-            "\\copy {table} FROM '{}' WITH (FORMAT csv, HEADER true)",
-            data.csv(day).display()
-        ))
+        pg.psql_for(
+            &format!(
+                "\\copy {table} FROM '{}' WITH (FORMAT csv, HEADER true)",
+                data.csv(day).display()
+            ),
+            PG_STATEMENT_TIMEOUT,
+        )
         .await?;
     }
     for table in ["day0", "day1"] {
-        pg.psql(&format!("VACUUM ANALYZE {table}")).await?;
+        pg.psql_for(&format!("VACUUM ANALYZE {table}"), PG_STATEMENT_TIMEOUT)
+            .await?;
     }
     let load_secs = t.elapsed().as_secs_f64();
     let h = |t: &str| {
@@ -183,7 +190,7 @@ pub async fn postgres(pg: &PostgresServer, data: &DataSet) -> Result<Baseline, B
         h("c")
     );
     let t = Instant::now();
-    let out = pg.psql(&sql).await?;
+    let out = pg.psql_for(&sql, PG_STATEMENT_TIMEOUT).await?;
     let diff_secs = t.elapsed().as_secs_f64();
     // psql prints the tags of the SET statements first; the counts are the last line.
     let nums: Vec<u64> = out

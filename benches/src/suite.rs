@@ -371,7 +371,9 @@ pub fn markdown(report: &SuiteReport, other: &[SuiteReport]) -> String {
         "| # | scenario | rows | wall (s) | rows/s | peak RSS (MB) | extract (s) | diff (s) | deliver wait (s) | commit (s) | notes |"
     );
     let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
-    for row in &report.scenarios {
+    let mut rows: Vec<&ScenarioRow> = report.scenarios.iter().collect();
+    rows.sort_by_key(|r| r.result.scenario.number());
+    for row in rows {
         let r = &row.result;
         let t = &r.timings;
         let c = &r.counts;

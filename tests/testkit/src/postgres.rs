@@ -304,7 +304,17 @@ impl PostgresServer {
     /// [`LaunchError::Failed`] with psql's stderr (the PostgreSQL error) when a statement fails or
     /// the server is not running.
     pub async fn psql(&self, sql: &str) -> Result<String, LaunchError> {
+        self.psql_for(sql, Duration::from_secs(30)).await
+    }
+
+    /// [`psql`](Self::psql) for a long statement (a bulk load, a benchmark query): psql is
+    /// killed after `timeout` instead of 30 s.
+    ///
+    /// # Errors
+    /// As for [`psql`](Self::psql); [`LaunchError::Timeout`] after `timeout`.
+    pub async fn psql_for(&self, sql: &str, timeout: Duration) -> Result<String, LaunchError> {
         self.psql_command("psql (run SQL as the superuser)", sql)
+            .timeout(timeout)
             .arg("-h")
             .arg(self.dir.path())
             .args(["-U", SUPERUSER])
