@@ -52,13 +52,11 @@ impl Store {
             cf_opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
             if name == CF_STATE {
                 // The state is read by full scans (one per run): bigger blocks mean fewer block
-                // reads per key. Its values are 16-byte hashes, which do not compress (keys are
-                // prefix-compressed within a block anyway): compressing only cost flushes,
-                // compactions and scans CPU.
+                // reads per key. It stays LZ4-compressed: without compression, scenario 2 at
+                // 100M rows took 82.7 s and 663 MB against 77 s and 381-423 MB with it.
                 let mut table = rocksdb::BlockBasedOptions::default();
                 table.set_block_size(32 * 1024);
                 cf_opts.set_block_based_table_factory(&table);
-                cf_opts.set_compression_type(rocksdb::DBCompressionType::None);
             }
             ColumnFamilyDescriptor::new(name, cf_opts)
         });
