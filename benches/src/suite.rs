@@ -462,14 +462,14 @@ fn targets(report: &SuiteReport, other: &[SuiteReport]) -> String {
     let mut lines: Vec<String> = Vec::new();
     let find = |s: Scenario| report.scenarios.iter().find(|r| r.result.scenario == s);
     let verdict = |ok: bool| if ok { "met" } else { "MISSED" };
+    let duck = report
+        .baselines
+        .iter()
+        .filter(|b| b.name.starts_with("DuckDB"))
+        .map(|b| b.diff_secs)
+        .fold(f64::INFINITY, f64::min);
     if let Some(r2) = find(Scenario::Incremental) {
         let w = r2.result.wall_secs;
-        let duck = report
-            .baselines
-            .iter()
-            .filter(|b| b.name.starts_with("DuckDB"))
-            .map(|b| b.diff_secs)
-            .fold(f64::INFINITY, f64::min);
         if duck.is_finite() {
             lines.push(format!(
                 "- scenario 2 / fastest DuckDB diff = {:.2} (target <= 1.0): {}",
@@ -491,12 +491,6 @@ fn targets(report: &SuiteReport, other: &[SuiteReport]) -> String {
     }
     if let Some(r7) = find(Scenario::IncrementalUnordered) {
         let w = r7.result.wall_secs;
-        let duck = report
-            .baselines
-            .iter()
-            .filter(|b| b.name.starts_with("DuckDB"))
-            .map(|b| b.diff_secs)
-            .fold(f64::INFINITY, f64::min);
         if duck.is_finite() {
             lines.push(format!(
                 "- scenario 7 (scenario 2 with an extract not in key order) / fastest DuckDB diff = {:.2} (target <= 1.0): {}",
