@@ -1,5 +1,6 @@
 //! Source connectors, one folder each (see the crate docs for the file contract).
 
+pub(crate) mod catalog;
 pub(crate) mod config;
 pub(crate) mod federation;
 pub(crate) mod files;

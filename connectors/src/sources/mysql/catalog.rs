@@ -1,15 +1,14 @@
-//! The server as a DataFusion catalog: every database is a schema whose tables are looked up
-//! in `information_schema` the moment the SQL names them, each wrapped for federation with
-//! the [`Executor`].
+//! How the server's tables are looked up for the shared
+//! [`LazyCatalog`](crate::sources::catalog::LazyCatalog): every database is a schema whose
+//! tables are found in `information_schema` the moment the SQL names them, each wrapped for
+//! federation with the [`Executor`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::common::TableReference;
-use datafusion::error::DataFusionError;
 use datafusion_federation::FederatedTableProviderAdaptor;
 use datafusion_federation::sql::{RemoteTableRef, SQLFederationProvider, SQLTableSource};
 use datafusion_table_providers::mysql::sql_table::MySQLTable;
@@ -17,18 +16,17 @@ use datafusion_table_providers::sql::db_connection_pool::mysqlpool::MySQLConnect
 use mysql_async::prelude::Queryable;
 use retl_engine::source::SourceError;
 
+use crate::sources::catalog::TableLoader;
+
 use super::errors::{account, classify, quote_ident};
 use super::executor::Executor;
 use super::source::{Shared, flag, number, text};
 use super::types::{self, MySqlType};
 
-/// What the catalog shares with its schemas: the pool and the tables already resolved in
-/// this session.
-struct Resolver {
+/// How the catalog looks a table up: the pool and server facts.
+pub(super) struct Resolver {
     /// The pool and server facts.
     shared: Arc<Shared>,
-    /// `(database, table)` → its federated provider, resolved once per session.
-    tables: Mutex<HashMap<(String, String), Arc<dyn TableProvider>>>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -47,28 +45,10 @@ FROM information_schema.COLUMNS
 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?
 ORDER BY ORDINAL_POSITION";
 
-/// A [`SourceError`] carried through DataFusion (the engine finds it again in the chain).
-pub(super) fn external(error: SourceError) -> DataFusionError {
-    DataFusionError::External(Box::new(error))
-}
-
 impl Resolver {
-    /// The provider of `schema.table` if this session resolved it already.
-    fn cached(&self, schema: &str, table: &str) -> Option<Arc<dyn TableProvider>> {
-        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables
-            .get(&(schema.to_string(), table.to_string()))
-            .map(Arc::clone)
-    }
-
-    /// The tables of `schema` resolved so far in this session.
-    fn names(&self, schema: &str) -> Vec<String> {
-        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables
-            .keys()
-            .filter(|(s, _)| s == schema)
-            .map(|(_, t)| t.clone())
-            .collect()
+    /// A resolver over `shared`'s server.
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Resolver { shared }
     }
 
     /// The user may not read `schema.table`: the error names the `GRANT` to run.
@@ -109,18 +89,22 @@ impl Resolver {
             Err(e) => Err(classify(&self.shared.config, &e)),
         }
     }
+}
 
-    /// Resolves `schema.table`: `None` when it does not exist (DataFusion then reports the
+#[async_trait]
+impl TableLoader for Resolver {
+    fn schema_names(&self) -> Vec<String> {
+        vec![self.shared.config.database.clone()]
+    }
+
+    /// Looks `schema.table` up: `None` when it does not exist (DataFusion then reports the
     /// unknown table), an error naming the grant when it cannot be read, or naming the column
     /// when one has a type retl cannot read.
-    async fn resolve(
+    async fn load(
         &self,
         schema: &str,
         table: &str,
     ) -> Result<Option<Arc<dyn TableProvider>>, SourceError> {
-        if let Some(provider) = self.cached(schema, table) {
-            return Ok(Some(provider));
-        }
         let rows = self.shared.query(COLUMNS_SQL, (schema, table)).await?;
         if rows.is_empty() {
             self.probe(schema, table).await?;
@@ -172,71 +156,6 @@ impl Resolver {
         let provider: Arc<dyn TableProvider> = Arc::new(
             FederatedTableProviderAdaptor::new_with_provider(Arc::new(federated), base),
         );
-        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables.insert(
-            (schema.to_string(), table.to_string()),
-            Arc::clone(&provider),
-        );
         Ok(Some(provider))
-    }
-}
-
-/// The server as a DataFusion catalog: every database name resolves to a [`MySqlSchema`];
-/// tables are looked up when the SQL names them.
-#[derive(Debug)]
-pub(super) struct MySqlCatalog {
-    /// Shared with every schema handed out.
-    resolver: Arc<Resolver>,
-}
-
-impl MySqlCatalog {
-    /// The catalog of `shared`'s server, with no table resolved yet.
-    pub(super) fn new(shared: Arc<Shared>) -> Self {
-        MySqlCatalog {
-            resolver: Arc::new(Resolver {
-                shared,
-                tables: Mutex::new(HashMap::new()),
-            }),
-        }
-    }
-}
-
-impl CatalogProvider for MySqlCatalog {
-    fn schema_names(&self) -> Vec<String> {
-        vec![self.resolver.shared.config.database.clone()]
-    }
-
-    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        Some(Arc::new(MySqlSchema {
-            name: name.to_string(),
-            resolver: Arc::clone(&self.resolver),
-        }))
-    }
-}
-
-/// One MySQL database, resolving its tables lazily.
-#[derive(Debug)]
-struct MySqlSchema {
-    /// The database name.
-    name: String,
-    /// The catalog's resolver.
-    resolver: Arc<Resolver>,
-}
-
-#[async_trait]
-impl SchemaProvider for MySqlSchema {
-    fn table_names(&self) -> Vec<String> {
-        self.resolver.names(&self.name)
-    }
-
-    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        self.resolver
-            .resolve(&self.name, name)
-            .await
-            .map_err(external)
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.resolver.cached(&self.name, name).is_some()
     }
 }

@@ -24,9 +24,9 @@ use mysql_async::{Column, Row};
 use mysql_common::row::new_row;
 use retl_engine::source::SourceError;
 
-use super::catalog::external;
 use super::errors::{classify, classify_read, is_connection_lost};
 use super::source::{Flavor, Shared};
+use crate::sources::catalog::external;
 
 /// Rows per Arrow batch (as the table providers decode them).
 const BATCH_ROWS: usize = 4_000;

@@ -14,10 +14,11 @@ use mysql_async::Row;
 use mysql_async::prelude::Queryable;
 use retl_engine::source::{ColumnInfo, Source, SourceError, SourceTestReport, TableInfo};
 
-use super::catalog::MySqlCatalog;
+use super::catalog::Resolver;
 use super::config::{SslMode, ValidConfig};
 use super::errors::{account, classify, classify_read, find_mysql_error, quote_ident};
 use super::types::{self, MySqlType};
+use crate::sources::catalog::LazyCatalog;
 use crate::sources::some_names;
 
 /// Connections kept by one source's pool (an extract uses one; catalog look-ups another).
@@ -501,7 +502,10 @@ impl Source for MySqlSource {
             options.catalog.default_schema = c.database.clone();
             options.catalog.default_catalog.clone()
         };
-        ctx.register_catalog(catalog_name, Arc::new(MySqlCatalog::new(shared)));
+        ctx.register_catalog(
+            catalog_name,
+            Arc::new(LazyCatalog::new(Resolver::new(shared))),
+        );
         Ok(())
     }
 

@@ -3,12 +3,11 @@
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::common::TableReference;
-use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
 use datafusion_table_providers::UnsupportedTypeAction;
 use datafusion_table_providers::postgres::PostgresTableFactory;
@@ -19,6 +18,7 @@ use retl_engine::source::{ColumnInfo, Source, SourceError, SourceTestReport, Tab
 
 use super::config::{Flavor, ValidConfig};
 use super::types::{self, PgType};
+use crate::sources::catalog::{LazyCatalog, TableLoader};
 use crate::sources::some_names;
 
 /// Connections kept by one source's pool (an extract uses one; catalog look-ups another).
@@ -267,13 +267,11 @@ impl PostgresSource {
 
 // ---- DataFusion registration ----------------------------------------------------------------
 
-/// What the catalog shares with its schemas: the pool, the provider factory and the tables
-/// already resolved in this session.
+/// How the catalog looks a table up: the pool and the provider factory.
 struct Resolver {
     source_config: ValidConfig,
     pool: Arc<PostgresConnectionPool>,
     factory: PostgresTableFactory,
-    tables: Mutex<HashMap<(String, String), Arc<dyn TableProvider>>>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -292,37 +290,19 @@ FROM pg_catalog.pg_class c
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'v', 'm', 'f', 'p')";
 
-fn external(error: SourceError) -> DataFusionError {
-    DataFusionError::External(Box::new(error))
-}
-
-impl Resolver {
-    fn cached(&self, schema: &str, table: &str) -> Option<Arc<dyn TableProvider>> {
-        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables
-            .get(&(schema.to_string(), table.to_string()))
-            .map(Arc::clone)
+#[async_trait]
+impl TableLoader for Resolver {
+    fn schema_names(&self) -> Vec<String> {
+        vec![self.source_config.schema.clone()]
     }
 
-    fn names(&self, schema: &str) -> Vec<String> {
-        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables
-            .keys()
-            .filter(|(s, _)| s == schema)
-            .map(|(_, t)| t.clone())
-            .collect()
-    }
-
-    /// Resolves `schema.table`: `None` when it does not exist (DataFusion then reports the
+    /// Looks `schema.table` up: `None` when it does not exist (DataFusion then reports the
     /// unknown table), an error naming the grant when it cannot be read.
-    async fn resolve(
+    async fn load(
         &self,
         schema: &str,
         table: &str,
     ) -> Result<Option<Arc<dyn TableProvider>>, SourceError> {
-        if let Some(provider) = self.cached(schema, table) {
-            return Ok(Some(provider));
-        }
         let c = &self.source_config;
         let source = PostgresSource::new(c.clone());
         let conn = self
@@ -378,57 +358,7 @@ impl Resolver {
                     },
                 },
             })?;
-        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables.insert(
-            (schema.to_string(), table.to_string()),
-            Arc::clone(&provider),
-        );
         Ok(Some(provider))
-    }
-}
-
-/// The database as a DataFusion catalog: every schema name resolves to a [`PgSchema`];
-/// tables are looked up when the SQL names them.
-#[derive(Debug)]
-struct PgCatalog {
-    resolver: Arc<Resolver>,
-}
-
-impl CatalogProvider for PgCatalog {
-    fn schema_names(&self) -> Vec<String> {
-        vec![self.resolver.source_config.schema.clone()]
-    }
-
-    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        Some(Arc::new(PgSchema {
-            name: name.to_string(),
-            resolver: Arc::clone(&self.resolver),
-        }))
-    }
-}
-
-/// One PostgreSQL schema, resolving its tables lazily.
-#[derive(Debug)]
-struct PgSchema {
-    name: String,
-    resolver: Arc<Resolver>,
-}
-
-#[async_trait]
-impl SchemaProvider for PgSchema {
-    fn table_names(&self) -> Vec<String> {
-        self.resolver.names(&self.name)
-    }
-
-    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        self.resolver
-            .resolve(&self.name, name)
-            .await
-            .map_err(external)
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.resolver.cached(&self.name, name).is_some()
     }
 }
 
@@ -637,11 +567,10 @@ impl Source for PostgresSource {
         }
         let pool = self.pool().await?;
         crate::sources::federation::install(ctx);
-        let resolver = Arc::new(Resolver {
+        let catalog = LazyCatalog::new(Resolver {
             source_config: self.config.clone(),
             factory: PostgresTableFactory::new(Arc::clone(&pool)),
             pool,
-            tables: Mutex::new(HashMap::new()),
         });
         let state_ref = ctx.state_ref();
         let catalog_name = {
@@ -651,7 +580,7 @@ impl Source for PostgresSource {
             options.catalog.default_schema = self.config.schema.clone();
             options.catalog.default_catalog.clone()
         };
-        ctx.register_catalog(catalog_name, Arc::new(PgCatalog { resolver }));
+        ctx.register_catalog(catalog_name, Arc::new(catalog));
         Ok(())
     }
 

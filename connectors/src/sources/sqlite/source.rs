@@ -8,16 +8,14 @@
 //! read-only and stream rows through [`ColumnDecoder`]s.
 
 use std::any::Any;
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{RecordBatch, RecordBatchOptions};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::catalog::TableProvider;
 use datafusion::common::TableReference;
-use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::SessionContext;
@@ -33,6 +31,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::config::ValidConfig;
 use super::types::{self, ColumnDecoder};
+use crate::sources::catalog::{LazyCatalog, TableLoader, external};
 use crate::sources::config::invalid;
 
 /// Rows per Arrow batch.
@@ -209,11 +208,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| SourceError::Read {
             message: format!("the SQLite worker thread failed: {e}"),
         })?
-}
-
-/// A source error carried through DataFusion (the engine unwraps it, keeping its category).
-fn external(error: SourceError) -> DataFusionError {
-    DataFusionError::External(Box::new(error))
 }
 
 // ---- streaming reads ------------------------------------------------------------------------
@@ -604,12 +598,11 @@ impl Database {
 
 // ---- DataFusion registration ----------------------------------------------------------------
 
-/// What the catalog shares with its schema: the database, the pool and the tables already
-/// resolved in this session (keyed by the name the SQL used).
+/// How the catalog looks a table or view up: the database and the pool. The catalog has one
+/// schema, `main`.
 struct Resolver {
     db: Arc<Database>,
     pool: Arc<dyn DbConnectionPool<Arc<Database>, ()> + Send + Sync>,
-    tables: Mutex<HashMap<String, Arc<dyn TableProvider>>>,
 }
 
 impl std::fmt::Debug for Resolver {
@@ -620,25 +613,23 @@ impl std::fmt::Debug for Resolver {
     }
 }
 
-impl Resolver {
-    /// The provider already resolved for `name` in this session.
-    fn cached(&self, name: &str) -> Option<Arc<dyn TableProvider>> {
-        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables.get(name).map(Arc::clone)
+#[async_trait]
+impl TableLoader for Resolver {
+    fn schema_names(&self) -> Vec<String> {
+        vec![SCHEMA.to_string()]
     }
 
-    /// The names resolved so far (DataFusion asks; listing the file is `list_tables`).
-    fn names(&self) -> Vec<String> {
-        let tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables.keys().cloned().collect()
+    fn has_schema(&self, name: &str) -> bool {
+        name.eq_ignore_ascii_case(SCHEMA)
     }
 
-    /// Resolves a table or view: `None` when it does not exist (DataFusion then reports the
+    /// Looks a table or view up: `None` when it does not exist (DataFusion then reports the
     /// unknown table), an error naming the column when it cannot be read.
-    async fn resolve(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, SourceError> {
-        if let Some(provider) = self.cached(name) {
-            return Ok(Some(provider));
-        }
+    async fn load(
+        &self,
+        _schema: &str,
+        name: &str,
+    ) -> Result<Option<Arc<dyn TableProvider>>, SourceError> {
         let db = Arc::clone(&self.db);
         let requested = name.to_string();
         let Some(shape) = blocking(move || db.describe(&requested)).await? else {
@@ -657,50 +648,7 @@ impl Resolver {
                     message: format!("registering {} {} failed: {e}", shape.kind, shape.name),
                 })?,
         );
-        let mut tables = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        tables.insert(name.to_string(), Arc::clone(&provider));
         Ok(Some(provider))
-    }
-}
-
-/// The database as a DataFusion catalog with one schema, `main`.
-#[derive(Debug)]
-struct SqliteCatalog {
-    resolver: Arc<Resolver>,
-}
-
-impl CatalogProvider for SqliteCatalog {
-    fn schema_names(&self) -> Vec<String> {
-        vec![SCHEMA.to_string()]
-    }
-
-    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        name.eq_ignore_ascii_case(SCHEMA).then(|| {
-            Arc::new(SqliteSchema {
-                resolver: Arc::clone(&self.resolver),
-            }) as Arc<dyn SchemaProvider>
-        })
-    }
-}
-
-/// The `main` schema, resolving tables and views when the SQL names them.
-#[derive(Debug)]
-struct SqliteSchema {
-    resolver: Arc<Resolver>,
-}
-
-#[async_trait]
-impl SchemaProvider for SqliteSchema {
-    fn table_names(&self) -> Vec<String> {
-        self.resolver.names()
-    }
-
-    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>, DataFusionError> {
-        self.resolver.resolve(name).await.map_err(external)
-    }
-
-    fn table_exist(&self, name: &str) -> bool {
-        self.resolver.cached(name).is_some()
     }
 }
 
@@ -804,10 +752,9 @@ impl Source for SqliteSource {
             Arc::new(SqlitePool {
                 db: Arc::clone(&self.db),
             });
-        let resolver = Arc::new(Resolver {
+        let catalog = LazyCatalog::new(Resolver {
             db: Arc::clone(&self.db),
             pool,
-            tables: Mutex::new(HashMap::new()),
         });
         let state_ref = ctx.state_ref();
         let catalog_name = {
@@ -816,7 +763,7 @@ impl Source for SqliteSource {
             options.catalog.default_schema = SCHEMA.to_string();
             options.catalog.default_catalog.clone()
         };
-        ctx.register_catalog(catalog_name, Arc::new(SqliteCatalog { resolver }));
+        ctx.register_catalog(catalog_name, Arc::new(catalog));
         Ok(())
     }
 }
