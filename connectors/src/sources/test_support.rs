@@ -8,7 +8,7 @@ use datafusion::arrow::util::pretty::pretty_format_batches;
 use retl_engine::connector::SourceType;
 use retl_engine::mapping::value::json_value;
 use retl_engine::model::ModelSession;
-use retl_engine::source::{Source, SourceError};
+use retl_engine::source::{Source, SourceError, TableInfo};
 use serde_json::Value;
 
 /// The query memory of a test session (the engine's default sort budget).
@@ -99,4 +99,21 @@ pub(crate) fn json_rows(batches: &[RecordBatch]) -> Vec<Value> {
         }
     }
     out
+}
+
+/// `schema.name kind` of each listed table, as `ListTables` answers.
+pub(crate) fn table_labels(tables: &[TableInfo]) -> Vec<String> {
+    tables
+        .iter()
+        .map(|t| format!("{}.{} {}", t.schema, t.name, t.kind))
+        .collect()
+}
+
+/// `(name, type, nullable)` of each column of a listed table.
+pub(crate) fn column_shapes(table: &TableInfo) -> Vec<(&str, &str, bool)> {
+    table
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.data_type.as_str(), c.nullable))
+        .collect()
 }

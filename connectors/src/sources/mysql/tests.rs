@@ -13,7 +13,9 @@ use serde_json::{Value, json};
 use super::config::{MySqlConfig, SslMode};
 use super::source_type;
 use super::types::{MySqlType, arrow_type};
-use crate::sources::test_support::{self, MEMORY, explain, json_rows, run, run_error, with};
+use crate::sources::test_support::{
+    self, MEMORY, column_shapes, explain, json_rows, run, run_error, table_labels, with,
+};
 
 fn build(config: Value) -> Arc<dyn Source> {
     test_support::build(&source_type(), config)
@@ -680,10 +682,7 @@ async fn list_tables_shows_what_the_user_can_read() {
     let db = server().await;
     db.sql(SAMPLE).await.unwrap();
     let all = build(root_config(&db)).list_tables().await.unwrap();
-    let names: Vec<String> = all
-        .iter()
-        .map(|t| format!("{}.{} {}", t.schema, t.name, t.kind))
-        .collect();
+    let names = table_labels(&all);
     assert_eq!(
         names,
         [
@@ -693,11 +692,7 @@ async fn list_tables_shows_what_the_user_can_read() {
         ]
     );
     let users = &all[1];
-    let columns: Vec<(&str, &str, bool)> = users
-        .columns
-        .iter()
-        .map(|c| (c.name.as_str(), c.data_type.as_str(), c.nullable))
-        .collect();
+    let columns = column_shapes(users);
     assert_eq!(
         columns,
         [

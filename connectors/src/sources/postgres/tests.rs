@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 use super::config::{Flavor, PostgresConfig, SslMode};
 use super::source_type;
 use super::types::{PgType, arrow_type};
-use crate::sources::test_support::{self, explain, json_rows, run, run_error, with};
+use crate::sources::test_support::{
+    self, column_shapes, explain, json_rows, run, run_error, table_labels, with,
+};
 
 fn build(config: Value) -> Arc<dyn Source> {
     test_support::build(&source_type(), config)
@@ -646,10 +648,7 @@ async fn list_tables_shows_what_the_user_can_read() {
     let pg = server().await;
     pg.psql(SAMPLE).await.unwrap();
     let all = build(superuser_config(&pg)).list_tables().await.unwrap();
-    let names: Vec<String> = all
-        .iter()
-        .map(|t| format!("{}.{} {}", t.schema, t.name, t.kind))
-        .collect();
+    let names = table_labels(&all);
     assert_eq!(
         names,
         [
@@ -659,11 +658,7 @@ async fn list_tables_shows_what_the_user_can_read() {
         ]
     );
     let users = &all[1];
-    let columns: Vec<(&str, &str, bool)> = users
-        .columns
-        .iter()
-        .map(|c| (c.name.as_str(), c.data_type.as_str(), c.nullable))
-        .collect();
+    let columns = column_shapes(users);
     assert_eq!(
         columns,
         [

@@ -15,7 +15,9 @@ use serde_json::{Value, json};
 use super::config::SqliteConfig;
 use super::source_type;
 use super::types::{arrow_type, parse_datetime, parse_decimal_literal, rescale_exact};
-use crate::sources::test_support::{self, MEMORY, explain, json_rows, run, run_error, with};
+use crate::sources::test_support::{
+    self, MEMORY, column_shapes, explain, json_rows, run, run_error, table_labels, with,
+};
 
 fn build(config: Value) -> Arc<dyn Source> {
     test_support::build(&source_type(), config)
@@ -526,10 +528,7 @@ async fn unsupported_declared_types_name_the_table_column_and_fix() {
 async fn list_tables_shows_tables_and_views_with_columns() {
     let (_dir, path) = database(SAMPLE);
     let all = build(config(&path)).list_tables().await.unwrap();
-    let names: Vec<String> = all
-        .iter()
-        .map(|t| format!("{}.{} {}", t.schema, t.name, t.kind))
-        .collect();
+    let names = table_labels(&all);
     assert_eq!(
         names,
         [
@@ -539,11 +538,7 @@ async fn list_tables_shows_tables_and_views_with_columns() {
         ]
     );
     let users = &all[0];
-    let columns: Vec<(&str, &str, bool)> = users
-        .columns
-        .iter()
-        .map(|c| (c.name.as_str(), c.data_type.as_str(), c.nullable))
-        .collect();
+    let columns = column_shapes(users);
     assert_eq!(
         columns,
         [
