@@ -39,27 +39,17 @@ async fn mysql_inserts_updates_and_deletes_reach_the_destination() {
     )
     .await
     .unwrap();
-    h.create_destination("hook", "webhook", json!({"url": hook.url()}))
-        .await
-        .unwrap();
-    h.create_mapping(
-        "up",
+    h.webhook_mappings(
         "paying",
-        "hook",
-        "upsert",
+        &hook.url(),
         &[
             ("email", "email"),
             ("ltv", "ltv"),
             ("status", "status"),
             ("ref", "ref"),
         ],
-        None,
     )
-    .await
-    .unwrap();
-    h.create_mapping("del", "paying", "hook", "delete", &[], None)
-        .await
-        .unwrap();
+    .await;
 
     // Run 1: every paying customer is added.
     let run = h.sync("up").await;

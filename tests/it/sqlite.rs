@@ -45,22 +45,8 @@ async fn sqlite_inserts_updates_and_deletes_reach_the_destination() {
     )
     .await
     .unwrap();
-    h.create_destination("hook", "webhook", json!({"url": hook.url()}))
-        .await
-        .unwrap();
-    h.create_mapping(
-        "up",
-        "paying",
-        "hook",
-        "upsert",
-        &[("email", "email"), ("ltv", "ltv")],
-        None,
-    )
-    .await
-    .unwrap();
-    h.create_mapping("del", "paying", "hook", "delete", &[], None)
-        .await
-        .unwrap();
+    h.webhook_mappings("paying", &hook.url(), &[("email", "email"), ("ltv", "ltv")])
+        .await;
 
     // Run 1: every paying customer is added.
     let run = h.sync("up").await;

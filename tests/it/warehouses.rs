@@ -37,22 +37,12 @@ async fn postgres_inserts_updates_and_deletes_reach_the_destination() {
     )
     .await
     .unwrap();
-    h.create_destination("hook", "webhook", json!({"url": hook.url()}))
-        .await
-        .unwrap();
-    h.create_mapping(
-        "up",
+    h.webhook_mappings(
         "paying",
-        "hook",
-        "upsert",
+        &hook.url(),
         &[("email", "email"), ("ltv", "ltv"), ("tenure", "tenure")],
-        None,
     )
-    .await
-    .unwrap();
-    h.create_mapping("del", "paying", "hook", "delete", &[], None)
-        .await
-        .unwrap();
+    .await;
 
     let run = h.sync("up").await;
     assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");

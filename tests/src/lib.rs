@@ -248,6 +248,20 @@ impl Harness {
             .map(tonic::Response::into_inner)
     }
 
+    /// A `webhook` destination `hook` at `url`, an `upsert` mapping `up` of `model` with
+    /// `fields` (destination field, column), and a `delete` mapping `del` of the same model.
+    pub async fn webhook_mappings(&self, model: &str, url: &str, fields: &[(&str, &str)]) {
+        self.create_destination("hook", "webhook", json!({ "url": url }))
+            .await
+            .expect("create destination hook");
+        self.create_mapping("up", model, "hook", "upsert", fields, None)
+            .await
+            .expect("create mapping up");
+        self.create_mapping("del", model, "hook", "delete", &[], None)
+            .await
+            .expect("create mapping del");
+    }
+
     /// Creates a mapping; `fields` are (destination field, model column) pairs; `selection`
     /// (added, updated, deleted) or the action's default.
     pub async fn create_mapping(
