@@ -9,9 +9,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use datafusion::arrow::datatypes::DataType;
 use retl_benches::sample_columns;
 use retl_engine::destination::spec::ChangeKind;
+use retl_engine::diff::DiffSink;
 use retl_engine::diff::fingerprint::{Fingerprint, Fingerprinter};
 use retl_engine::diff::key::encode_key;
-use retl_engine::diff::local::{DiffSink, SortMergeDiffer};
+use retl_engine::diff::local::SortMergeDiffer;
 use retl_engine::error::Error;
 use retl_engine::id::MappingId;
 use retl_engine::state::rocks::RocksStateStore;
@@ -116,6 +117,9 @@ impl DiffSink for CountingSink {
     }
     fn rejected(&mut self, _: String, _: String) {
         self.0 += 1;
+    }
+    fn checkpoint(&mut self, _: u64) -> Result<(), Error> {
+        Ok(())
     }
 }
 

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use retl_engine::catalog::destination::NewDestination;
-use retl_engine::catalog::mapping::{FieldMapping, FieldSource, InitialSync, NewMapping};
 use retl_engine::catalog::model::NewModel;
 use retl_engine::catalog::source::{ConfigMap, NewSource};
-use retl_engine::engine::{Engine, EngineOptions, TriggerOptions};
+use retl_engine::mapping::spec::{FieldMapping, FieldSource, InitialSync, NewMapping};
 use retl_engine::sync::run::{RunCounts, RunStatus, StageTimings, SyncRun};
+use retl_engine::{Engine, EngineOptions, TriggerOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -254,7 +254,8 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
         }
     };
     engine
-        .create_source(NewSource {
+        .sources()
+        .create(NewSource {
             id: Some("warehouse".into()),
             display_name: String::new(),
             source_type: source_type.into(),
@@ -262,7 +263,8 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
         })
         .await?;
     engine
-        .create_model(NewModel {
+        .models()
+        .create(NewModel {
             id: Some("customers".into()),
             display_name: String::new(),
             source_id: "warehouse".into(),
@@ -301,7 +303,8 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
         ),
     };
     engine
-        .create_destination(NewDestination {
+        .destinations()
+        .create(NewDestination {
             id: Some("sink".into()),
             display_name: String::new(),
             destination_type: destination_type.into(),
@@ -310,7 +313,8 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
         })
         .await?;
     engine
-        .create_mapping(NewMapping {
+        .mappings()
+        .create(NewMapping {
             id: Some(MAPPING_ID.into()),
             display_name: String::new(),
             model_id: "customers".into(),
@@ -335,16 +339,17 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
 async fn sync(engine: &Engine) -> Result<(SyncRun, f64), BenchError> {
     let t = Instant::now();
     let run = engine
-        .trigger_sync(MAPPING_ID, TriggerOptions::default())
+        .syncs()
+        .trigger(MAPPING_ID, TriggerOptions::default())
         .await?;
-    let mut rx = engine.watch_run(run.id.as_str())?;
+    let mut rx = engine.syncs().watch(run.id.as_str())?;
     while !rx.borrow().status.is_terminal() {
         if rx.changed().await.is_err() {
             break;
         }
     }
     let wall = t.elapsed().as_secs_f64();
-    let done = engine.get_run(run.id.as_str())?;
+    let done = engine.syncs().get(run.id.as_str())?;
     Ok((done, wall))
 }
 

@@ -3,38 +3,13 @@
 //! Every error knows its [`ErrorCategory`]; the server maps categories to gRPC codes in one place
 //! (`server/src/grpc/status.rs`). Messages name the object, the problem and the fix.
 
+pub use crate::category::ErrorCategory;
 use crate::destination::DestinationError;
 use crate::source::SourceError;
+use crate::state::StateError;
 
 /// Result alias used across the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What kind of fault an error is; decides the gRPC status code and whether a retry may help.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorCategory {
-    /// The caller sent something invalid; fix the input (`INVALID_ARGUMENT`).
-    InvalidArgument,
-    /// The named object does not exist (`NOT_FOUND`).
-    NotFound,
-    /// An object with that id exists already (`ALREADY_EXISTS`).
-    AlreadyExists,
-    /// The system is not in a state where the call can run, e.g. a disabled mapping
-    /// (`FAILED_PRECONDITION`).
-    FailedPrecondition,
-    /// A warehouse or destination refused the credentials (`UNAUTHENTICATED` on the external
-    /// system; surfaced as `FAILED_PRECONDITION` by the API because the caller's own token is fine).
-    ExternalAuth,
-    /// Access to an external object was denied (`PERMISSION_DENIED`).
-    PermissionDenied,
-    /// An external system is unreachable or failing; a retry later may help (`UNAVAILABLE`).
-    Unavailable,
-    /// The operation was cancelled (`CANCELLED`).
-    Cancelled,
-    /// The feature is declared but not built yet (`UNIMPLEMENTED`).
-    Unimplemented,
-    /// A bug or local I/O failure in retl (`INTERNAL`).
-    Internal,
-}
 
 /// The engine's error.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +55,9 @@ pub enum Error {
     /// The local store failed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// The sync state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
     /// The operation was cancelled.
     #[error("cancelled: {reason}")]
     Cancelled {
@@ -142,6 +120,8 @@ impl Error {
             Error::Source(e) => e.category(),
             Error::Destination(e) => e.category(),
             Error::Storage(_) => ErrorCategory::Internal,
+            Error::State(StateError::Corrupt { .. }) => ErrorCategory::FailedPrecondition,
+            Error::State(_) => ErrorCategory::Internal,
             Error::Cancelled { .. } => ErrorCategory::Cancelled,
             Error::Unimplemented { .. } => ErrorCategory::Unimplemented,
             Error::Internal { .. } => ErrorCategory::Internal,
@@ -190,16 +170,5 @@ impl StorageError {
     pub fn io(path: impl AsRef<std::path::Path>) -> impl FnOnce(std::io::Error) -> StorageError {
         let path = path.as_ref().display().to_string();
         move |source| StorageError::Io { path, source }
-    }
-}
-
-impl From<crate::state::StateError> for Error {
-    fn from(e: crate::state::StateError) -> Self {
-        match e {
-            crate::state::StateError::Storage(s) => Error::Storage(s),
-            corrupt @ crate::state::StateError::Corrupt { .. } => {
-                Error::precondition(corrupt.to_string())
-            }
-        }
     }
 }

@@ -8,16 +8,20 @@
 //! ```
 //!
 //! # Layout
-//! - [`engine`]: the [`Engine`] facade the server calls.
-//! - [`catalog`]: stored definitions and run history.
-//! - [`connector`]: descriptors connectors register; [`source`] and [`destination`]: their traits.
-//! - [`model`]: planning and validating model SQL, executing extracts.
+//! - [`engine`]: the [`Engine`], a thin handle over the services below; [`options`] its settings.
+//! - [`catalog`]: stored definitions and their services (create, validate, update, delete);
+//!   [`catalog::secrets`] the one home of secret handling.
+//! - [`connector`]: descriptors connectors register and building them from definitions;
+//!   [`source`] and [`destination`]: their traits.
+//! - [`model`]: planning and validating model SQL, executing extracts, previews.
 //! - [`staging`]: extracts written as Parquet.
 //! - [`diff`]: key encoding, fingerprints, key validation, the sort-merge differ, mass-delete guard.
 //! - [`state`]: per-mapping sync state ([`state::StateStore`], RocksDB implementation).
 //! - [`mapping`]: record selection and field evaluation into payloads.
 //! - [`delivery`]: batching, rate limiting, retries.
-//! - [`sync`]: the run itself and its record.
+//! - [`sync`]: the sync manager, the run, one module per step, run records and history.
+//! - [`error`] and [`category`]: errors by fault category; [`store`]: the RocksDB database;
+//!   [`id`], [`secret`], [`timestamp`]: small shared types.
 //!
 //! # Invariants
 //! - The state of a mapping advances only for records its destination acknowledged, or for
@@ -28,6 +32,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod category;
 pub mod connector;
 pub mod delivery;
 pub mod destination;
@@ -37,6 +42,7 @@ pub mod error;
 pub mod id;
 pub mod mapping;
 pub mod model;
+pub mod options;
 pub mod secret;
 pub mod source;
 pub mod staging;
@@ -45,5 +51,7 @@ pub mod store;
 pub mod sync;
 pub mod timestamp;
 
-pub use engine::{Engine, EngineOptions, TriggerOptions};
+pub use engine::Engine;
 pub use error::{Error, ErrorCategory, Result};
+pub use options::EngineOptions;
+pub use sync::TriggerOptions;

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ErrorCategory;
+use crate::category::ErrorCategory;
 
 /// A configured warehouse connection (files, PostgreSQL, MySQL, SQLite, ...).
 ///

@@ -103,6 +103,11 @@ pub(crate) async fn error_from_response(response: reqwest::Response) -> Destinat
 
 /// Classifies a request that got no answer (or whose answer could not be read).
 pub(crate) fn classify_send_error(error: reqwest::Error) -> DestinationError {
+    // Host and port only: the path or query may carry a token.
+    let target = error
+        .url()
+        .and_then(|u| Some(format!("{}:{}", u.host_str()?, u.port_or_known_default()?)))
+        .unwrap_or_else(|| "the destination".to_string());
     let error = error.without_url();
     let detail = error_chain(&error);
     if error.is_builder() {
@@ -112,11 +117,11 @@ pub(crate) fn classify_send_error(error: reqwest::Error) -> DestinationError {
         };
     }
     let message = if error.is_timeout() {
-        format!("the request timed out: {detail}")
+        format!("the request to {target} timed out: {detail}")
     } else if error.is_connect() {
-        format!("could not connect: {detail}")
+        format!("could not connect to {target}: {detail}")
     } else {
-        format!("the request failed: {detail}")
+        format!("the request to {target} failed: {detail}")
     };
     DestinationError::Transient {
         message,

@@ -26,6 +26,10 @@ pub struct DestinationDef {
     /// Secret configuration fields; persisted apart, never returned by the API.
     #[serde(skip)]
     pub secrets: BTreeMap<String, Secret>,
+    /// The user's overrides of the type's default delivery limits (the `limits` object of the
+    /// config; not passed to the connector).
+    #[serde(default)]
+    pub limits: ConfigMap,
     /// Whether syncs may deliver to it.
     pub enabled: bool,
     /// When it was created.

@@ -1,12 +1,16 @@
-//! The catalog: definitions of sources, models, destinations and mappings, their secrets, run
-//! history and per-mapping markers, persisted in the data directory's RocksDB.
+//! The catalog: definitions of sources, models, destinations and mappings and their secrets,
+//! persisted in the data directory's RocksDB ([`Catalog`]), and the services that create,
+//! validate, update and delete them ([`service`]).
 //!
 //! Definitions and their secrets are written in one atomic batch; secrets live in their own
 //! column family so that no code path that lists definitions can read them by accident.
+//! [`secrets`] is the one place where secret config values are split from plain ones and
+//! merged back for a connector.
 
 pub mod destination;
-pub mod mapping;
 pub mod model;
+pub mod secrets;
+pub mod service;
 pub mod source;
 
 use std::collections::BTreeMap;
@@ -15,11 +19,13 @@ use rocksdb::WriteBatch;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::StorageError;
-use crate::id::MappingId;
+use crate::catalog::destination::{DestinationDef, LIMITS_KEY};
+use crate::catalog::model::ModelDef;
+use crate::catalog::source::SourceDef;
+use crate::error::{Error, StorageError};
+use crate::mapping::spec::MappingDef;
 use crate::secret::Secret;
-use crate::store::{CF_CATALOG, CF_META, CF_RUNS, CF_SECRETS, Store};
-use crate::sync::run::SyncRun;
+use crate::store::{CF_CATALOG, CF_SECRETS, Store};
 
 /// The kinds of stored definitions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,74 +126,84 @@ impl Catalog {
         self.store.write(batch)
     }
 
-    /// Saves a run record.
-    pub fn put_run(&self, run: &SyncRun) -> Result<(), StorageError> {
-        let mut batch = WriteBatch::default();
-        self.store
-            .put_json(&mut batch, CF_RUNS, run.id.as_str(), run)?;
-        self.store.write(batch)
+    /// A definition by id, or `NotFound`.
+    fn load<T: DeserializeOwned>(&self, kind: Kind, id: &str) -> Result<T, Error> {
+        self.get(kind, id)?
+            .ok_or_else(|| Error::not_found(kind.as_str(), id))
     }
 
-    /// A run by id.
-    pub fn get_run(&self, id: &str) -> Result<Option<SyncRun>, StorageError> {
-        self.store.get_json(CF_RUNS, id, "sync run")
+    /// Whether a definition with this id exists.
+    pub fn exists(&self, kind: Kind, id: &str) -> Result<bool, StorageError> {
+        Ok(self.get::<serde_json::Value>(kind, id)?.is_some())
     }
 
-    /// Runs, newest first, older than run `before` when given, optionally of one mapping, at
-    /// most `limit`.
-    pub fn list_runs(
-        &self,
-        mapping: Option<&str>,
-        before: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<SyncRun>, StorageError> {
-        self.store.scan_json_reverse(
-            CF_RUNS,
-            "sync run",
-            before,
-            |r: &SyncRun| mapping.is_none_or(|m| r.mapping_id.as_str() == m),
-            limit,
-        )
+    /// A source by id, with its secrets loaded (never send them outward).
+    pub fn source(&self, id: &str) -> Result<SourceDef, Error> {
+        let mut def: SourceDef = self.load(Kind::Source, id)?;
+        def.secrets = self.secrets(Kind::Source, id)?;
+        upgrade_source(&mut def)?;
+        Ok(def)
     }
 
-    /// All runs that had not ended (used at startup to close runs a stopped daemon left open).
-    pub fn unfinished_runs(&self) -> Result<Vec<SyncRun>, StorageError> {
-        self.store.scan_json_reverse(
-            CF_RUNS,
-            "sync run",
-            None,
-            |r: &SyncRun| !r.status.is_terminal(),
-            usize::MAX,
-        )
+    /// All sources, by id, with their secrets.
+    pub fn sources(&self) -> Result<Vec<SourceDef>, Error> {
+        let mut defs: Vec<SourceDef> = self.list(Kind::Source)?;
+        for def in &mut defs {
+            def.secrets = self.secrets(Kind::Source, def.id.as_str())?;
+            upgrade_source(def)?;
+        }
+        Ok(defs)
     }
 
-    fn initialized_key(mapping: &MappingId) -> String {
-        format!("mapping/{mapping}/initialized")
+    /// A model by id.
+    pub fn model(&self, id: &str) -> Result<ModelDef, Error> {
+        self.load(Kind::Model, id)
     }
 
-    /// Records that a mapping completed a run (its first-run behaviour no longer applies).
-    pub fn mark_initialized(&self, mapping: &MappingId) -> Result<(), StorageError> {
-        let mut batch = WriteBatch::default();
-        self.store
-            .put_json(&mut batch, CF_META, &Self::initialized_key(mapping), &true)?;
-        self.store.write(batch)
+    /// All models, by id.
+    pub fn models(&self) -> Result<Vec<ModelDef>, Error> {
+        Ok(self.list(Kind::Model)?)
     }
 
-    /// Whether a mapping completed a run.
-    pub fn is_initialized(&self, mapping: &MappingId) -> Result<bool, StorageError> {
-        Ok(self
-            .store
-            .get_json::<bool>(CF_META, &Self::initialized_key(mapping), "marker")?
-            .unwrap_or(false))
+    /// A destination by id, with its secrets loaded (never send them outward).
+    pub fn destination(&self, id: &str) -> Result<DestinationDef, Error> {
+        let mut def: DestinationDef = self.load(Kind::Destination, id)?;
+        def.secrets = self.secrets(Kind::Destination, id)?;
+        upgrade_destination(&mut def);
+        Ok(def)
     }
 
-    /// Forgets that a mapping completed a run.
-    pub fn clear_initialized(&self, mapping: &MappingId) -> Result<(), StorageError> {
-        let mut batch = WriteBatch::default();
-        batch.delete_cf(
-            self.store.cf(CF_META)?,
-            Self::initialized_key(mapping).as_bytes(),
-        );
-        self.store.write(batch)
+    /// All destinations, by id, with their secrets.
+    pub fn destinations(&self) -> Result<Vec<DestinationDef>, Error> {
+        let mut defs: Vec<DestinationDef> = self.list(Kind::Destination)?;
+        for def in &mut defs {
+            def.secrets = self.secrets(Kind::Destination, def.id.as_str())?;
+            upgrade_destination(def);
+        }
+        Ok(defs)
+    }
+
+    /// A mapping by id.
+    pub fn mapping(&self, id: &str) -> Result<MappingDef, Error> {
+        self.load(Kind::Mapping, id)
+    }
+
+    /// All mappings, by id.
+    pub fn mappings(&self) -> Result<Vec<MappingDef>, Error> {
+        Ok(self.list(Kind::Mapping)?)
+    }
+}
+
+/// Moves the engine's settings out of the connector config of a source stored by an older
+/// version (which kept them there).
+fn upgrade_source(def: &mut SourceDef) -> Result<(), Error> {
+    def.extraction.take_from(&mut def.config)
+}
+
+/// Moves the limit overrides out of the connector config of a destination stored by an older
+/// version (which kept them there).
+fn upgrade_destination(def: &mut DestinationDef) {
+    if let Some(serde_json::Value::Object(limits)) = def.config.remove(LIMITS_KEY) {
+        def.limits = limits;
     }
 }

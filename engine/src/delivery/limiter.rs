@@ -61,6 +61,40 @@ impl DestinationLimiter {
     }
 }
 
+/// The limiters of all destinations, by destination id: every mapping of a destination shares
+/// one, and a destination whose limits changed gets a new one.
+#[derive(Debug, Default)]
+pub struct Limiters {
+    by_destination: Mutex<std::collections::HashMap<String, std::sync::Arc<DestinationLimiter>>>,
+}
+
+impl Limiters {
+    /// The shared limiter of a destination with these limits.
+    pub fn get(
+        &self,
+        destination_id: &str,
+        limits: &DeliveryLimits,
+    ) -> std::sync::Arc<DestinationLimiter> {
+        let Ok(mut map) = self.by_destination.lock() else {
+            // A poisoned registry still limits: this run gets a limiter of its own.
+            return std::sync::Arc::new(DestinationLimiter::new(limits));
+        };
+        if let Some(l) = map.get(destination_id).filter(|l| l.limits() == limits) {
+            return std::sync::Arc::clone(l);
+        }
+        let l = std::sync::Arc::new(DestinationLimiter::new(limits));
+        map.insert(destination_id.to_string(), std::sync::Arc::clone(&l));
+        l
+    }
+
+    /// Forgets a deleted destination's limiter.
+    pub fn remove(&self, destination_id: &str) {
+        if let Ok(mut map) = self.by_destination.lock() {
+            map.remove(destination_id);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

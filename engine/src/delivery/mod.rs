@@ -1,12 +1,14 @@
-//! Delivery: rate limit (shared per destination) -> retry (backoff with full jitter, honouring
-//! `Retry-After`) -> timeout -> the action's call. Bounded concurrency is the caller's (the sync
-//! runner keeps at most `max_in_flight` batches in flight).
+//! Delivery: batch ([`batcher`]) -> bounded requests in flight ([`pipeline`]) -> rate limit
+//! (shared per destination, [`limiter`]) -> retry (backoff with full jitter, honouring
+//! `Retry-After`, [`retry`]) -> timeout -> the action's call ([`deliver_batch`]).
 //!
 //! Only records that were not answered are retried: a record the destination accepted or
 //! rejected permanently is settled; a record it asked to retry, or every record of a request
 //! that failed transiently, is sent again, up to `max_attempts` requests.
 
+pub mod batcher;
 pub mod limiter;
+pub mod pipeline;
 pub mod retry;
 
 use std::collections::VecDeque;
@@ -16,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::destination::spec::{DeliveryLimits, Payload};
 use crate::destination::{Action, DeliveryContext, DestinationError, RecordOutcome};
-pub use limiter::DestinationLimiter;
+pub use limiter::{DestinationLimiter, Limiters};
 
 /// The settled outcome of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]

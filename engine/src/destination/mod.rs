@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::error::ErrorCategory;
+use crate::category::ErrorCategory;
 use crate::id::{DestinationId, MappingId, RunId};
 pub use outcome::{BatchOutcome, RecordOutcome};
 pub use spec::{ActionSpec, DeliveryLimits, FieldSpec, FieldType, Payload};

@@ -7,12 +7,9 @@
 use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::row::{RowConverter, SortField};
-use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::{xxh3_64, xxh3_128_with_seed};
 
-/// A 128-bit fingerprint of a row's mapped values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct Fingerprint(pub u128);
+pub use crate::state::Fingerprint;
 
 /// Computes fingerprints for batches with a fixed set of columns.
 #[derive(Debug)]

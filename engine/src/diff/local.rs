@@ -1,55 +1,31 @@
-//! [`SortMergeDiffer`]: merges a key-ordered index of the extract with a mapping's
-//! [`StateStore`].
+//! [`LocalDiffer`]: the [`Differ`] over the local [`StateStore`]: the extract's key index, sorted
+//! by key unless it arrived in key order, merged with the state ([`SortMergeDiffer`]).
 //!
 //! Rules (DESIGN.md, "Change detection"):
-//! - a null key is rejected per row (the key index does not hold them; see
-//!   [`null_key_reason`]);
+//! - a null key is rejected per row (the key index does not hold them, only their count);
 //! - a key occurring more than once is rejected for every row that has it, and its state entry
 //!   is left untouched (neither updated nor deleted);
 //! - a state key absent from the extract is reported deleted; the caller must act on deletes
 //!   only once the extract is known complete.
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 
 use crate::destination::spec::ChangeKind;
-use crate::diff::fingerprint::Fingerprint;
 use crate::diff::key::key_text;
+use crate::diff::validate::{NULL_KEY_TEXT, duplicate_key_reason, null_key_reason};
+use crate::diff::{DiffInput, DiffSink, DiffSummary, Differ};
 use crate::error::Error;
 use crate::id::MappingId;
-use crate::state::{StateError, StateStore};
+use crate::model::plan::session_context;
+use crate::state::{Fingerprint, StateError, StateStore};
 
 /// State entries read per page: each page opens an iterator and seeks, so pages are large
 /// (about 2 MB of keys and fingerprints).
 const STATE_PAGE: usize = 32 * 1024;
-
-/// What the differ found, handed over as it is found.
-pub trait DiffSink {
-    /// Row `row` (of the extract) is new (`Added`) or differs from the state (`Updated`).
-    ///
-    /// # Errors
-    /// The sink's own failure; it stops the diff.
-    fn changed(
-        &mut self,
-        change: ChangeKind,
-        key: &[u8],
-        row: u64,
-        fingerprint: Fingerprint,
-    ) -> Result<(), Error>;
-    /// A state key is missing from the extract.
-    ///
-    /// # Errors
-    /// The sink's own failure; it stops the diff.
-    fn deleted(&mut self, key: &[u8]) -> Result<(), Error>;
-    /// A row will not be sent: `key` is its key's text, `reason` why.
-    fn rejected(&mut self, key: String, reason: String);
-}
-
-/// Why a row with a null unique id is rejected.
-pub fn null_key_reason(unique_id: &str) -> String {
-    format!(
-        "unique id column '{unique_id}' is null; rows without an id cannot be synced (filter them out in the model or fix the data)"
-    )
-}
 
 /// The rows of one key seen so far.
 struct Group {
@@ -170,12 +146,7 @@ impl<'a> SortMergeDiffer<'a> {
             let n = group.count;
             let text = key_text(&group.key);
             for _ in 0..n {
-                sink.rejected(
-                    text.clone(),
-                    format!(
-                        "unique id '{text}' occurs {n} times in the extract; ids must be unique (deduplicate in the model); this key's sync state is left untouched"
-                    ),
-                );
+                sink.rejected(text.clone(), duplicate_key_reason(&text, n));
             }
             return Ok(());
         }
@@ -207,6 +178,70 @@ impl<'a> SortMergeDiffer<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// The differ over the local state store.
+pub struct LocalDiffer {
+    state: Arc<dyn StateStore>,
+    sort_memory_bytes: usize,
+    spill_dir: PathBuf,
+}
+
+impl std::fmt::Debug for LocalDiffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalDiffer")
+            .field("spill_dir", &self.spill_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalDiffer {
+    /// A differ over `state`; sorting a key index that did not arrive in key order may use
+    /// `sort_memory_bytes` before it spills to `spill_dir`.
+    pub fn new(state: Arc<dyn StateStore>, sort_memory_bytes: usize, spill_dir: PathBuf) -> Self {
+        LocalDiffer {
+            state,
+            sort_memory_bytes,
+            spill_dir,
+        }
+    }
+}
+
+#[async_trait]
+impl Differ for LocalDiffer {
+    async fn diff(
+        &self,
+        input: DiffInput<'_>,
+        sink: &mut dyn DiffSink,
+    ) -> Result<DiffSummary, Error> {
+        let index = input.index;
+        let reason = null_key_reason(input.unique_id);
+        for _ in 0..index.null_keys {
+            sink.rejected(NULL_KEY_TEXT.to_string(), reason.clone());
+        }
+        let ctx = session_context(self.sort_memory_bytes, Some(&self.spill_dir))?;
+        tracing::debug!(
+            rows = index.rows,
+            in_key_order = index.sorted,
+            "merging the key index with the state (sorted first unless the extract came in key order)"
+        );
+        let mut order = index.read_in_key_order(&ctx).await?;
+        let mut differ = SortMergeDiffer::new(self.state.as_ref(), input.mapping.clone());
+        while let Some(batch) = order.next().await {
+            sink.checkpoint(differ.unchanged)?;
+            let batch = batch?;
+            for i in 0..batch.len() {
+                let (key, fingerprint, row) = batch.entry(i);
+                differ.push(key, row, fingerprint, sink)?;
+            }
+        }
+        differ.finish(sink)?;
+        sink.checkpoint(differ.unchanged)?;
+        Ok(DiffSummary {
+            unchanged: differ.unchanged,
+            state_keys: differ.state_keys,
+        })
     }
 }
 
@@ -245,6 +280,9 @@ mod tests {
         }
         fn rejected(&mut self, key: String, _reason: String) {
             self.0.push(format!("rejected:{key}"));
+        }
+        fn checkpoint(&mut self, _unchanged: u64) -> Result<(), Error> {
+            Ok(())
         }
     }
 
@@ -306,5 +344,82 @@ mod tests {
         d.push(&k("b"), 0, Fingerprint(1), &mut out).unwrap();
         let err = d.push(&k("a"), 1, Fingerprint(2), &mut out);
         assert!(err.is_err());
+    }
+
+    struct LocalUnderTest {
+        dir: tempfile::TempDir,
+        state: Arc<RocksStateStore>,
+        differ: LocalDiffer,
+    }
+
+    impl LocalUnderTest {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let state = Arc::new(RocksStateStore::new(
+                Store::open(&dir.path().join("db")).unwrap(),
+            ));
+            let differ = LocalDiffer::new(
+                Arc::clone(&state) as Arc<dyn StateStore>,
+                16 * 1024 * 1024,
+                dir.path().to_path_buf(),
+            );
+            LocalUnderTest { dir, state, differ }
+        }
+    }
+
+    #[async_trait]
+    impl crate::diff::conformance::DifferUnderTest for LocalUnderTest {
+        fn differ(&self) -> &dyn Differ {
+            &self.differ
+        }
+        fn state(&self) -> &dyn StateStore {
+            self.state.as_ref()
+        }
+        async fn run(
+            &self,
+            mapping: &MappingId,
+            rows: &[crate::diff::conformance::Row<'_>],
+            sink: &mut crate::diff::conformance::Found,
+        ) -> Result<DiffSummary, Error> {
+            use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
+            use datafusion::arrow::datatypes::{DataType, Field, Schema};
+            let schema = Arc::new(Schema::new(vec![
+                Field::new("id", DataType::Utf8, true),
+                Field::new("v", DataType::Int64, false),
+            ]));
+            let path = self.dir.path().join(format!("{mapping}.keys"));
+            let fingerprinter =
+                crate::diff::fingerprint::Fingerprinter::new(&[DataType::Int64], b"v").unwrap();
+            let mut writer = crate::diff::index::KeyIndexWriter::create(
+                &path,
+                &schema,
+                0,
+                vec![1],
+                fingerprinter,
+            )?;
+            let batch = RecordBatch::try_new(
+                Arc::clone(&schema),
+                vec![
+                    Arc::new(rows.iter().map(|(k, _)| *k).collect::<StringArray>()),
+                    Arc::new(rows.iter().map(|(_, v)| *v).collect::<Int64Array>()),
+                ],
+            )
+            .unwrap();
+            writer.append(&batch)?;
+            let index = writer.finish()?;
+            let input = DiffInput {
+                mapping,
+                unique_id: "id",
+                index: &index,
+            };
+            self.differ.diff(input, sink).await
+        }
+    }
+
+    #[tokio::test]
+    async fn local_differ_passes_the_differ_conformance_suite() {
+        crate::diff::conformance::run_all(&LocalUnderTest::new())
+            .await
+            .unwrap();
     }
 }

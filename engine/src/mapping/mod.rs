@@ -1,8 +1,10 @@
-//! Mappings at run time: record selection, field evaluation into payloads, and validation of a
-//! mapping against its model's columns and its action's fields.
+//! Mappings: their definitions ([`spec`]), record selection ([`select`]), and field evaluation
+//! into payloads with validation against the model's columns and the action's fields
+//! ([`plan`], [`value`]).
 
 pub mod plan;
-pub mod selection;
+pub mod select;
+pub mod spec;
 pub mod value;
 
 pub use plan::MappingPlan;

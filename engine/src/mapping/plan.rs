@@ -6,10 +6,10 @@ use std::sync::Arc;
 use datafusion::arrow::array::ArrayRef;
 use serde_json::Value;
 
-use crate::catalog::mapping::{FieldMapping, FieldSource};
 use crate::destination::spec::{ActionSpec, ChangeKind, Fields, Payload};
 use crate::error::Error;
-use crate::mapping::selection::RecordSelection;
+use crate::mapping::select::RecordSelection;
+use crate::mapping::spec::{FieldMapping, FieldSource};
 use crate::mapping::value::json_value;
 use crate::source::ColumnInfo;
 
@@ -43,6 +43,22 @@ pub fn default_selection(spec: &ActionSpec) -> RecordSelection {
         updated: spec.accepts(ChangeKind::Updated),
         deleted: spec.accepts(ChangeKind::Deleted),
     }
+}
+
+/// Why `field` is not a field of the action, with the fields it does take.
+fn unknown_field_message(spec: &ActionSpec, field: &str) -> String {
+    if spec.fields.is_empty() {
+        return format!(
+            "action '{}' takes no fields (it sends only the record's key), so '{field}' cannot be mapped; remove the field mappings",
+            spec.name
+        );
+    }
+    let names: Vec<&str> = spec.fields.iter().map(|f| f.name).collect();
+    format!(
+        "action '{}' has no field '{field}'; its fields are: {}",
+        spec.name,
+        names.join(", ")
+    )
 }
 
 impl MappingPlan {
@@ -97,16 +113,7 @@ impl MappingPlan {
             if !spec.open_fields && !spec.fields.iter().any(|f| f.name == fm.field) {
                 return Err(Error::invalid(
                     format!("{at}.field"),
-                    format!(
-                        "action '{}' has no field '{}'; its fields are: {}",
-                        spec.name,
-                        fm.field,
-                        spec.fields
-                            .iter()
-                            .map(|f| f.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    unknown_field_message(spec, &fm.field),
                 ));
             }
             let source = match &fm.source {
@@ -223,6 +230,28 @@ mod tests {
         fields: &FIELDS,
         open_fields: false,
     };
+
+    static DELETE: ActionSpec = ActionSpec {
+        name: "delete",
+        display_name: "Delete",
+        description: "",
+        kind: ActionKind::Delete,
+        fields: &[],
+        open_fields: false,
+    };
+
+    #[test]
+    fn a_field_on_an_action_without_fields_says_it_takes_none() {
+        let sel = default_selection(&DELETE);
+        let err = MappingPlan::compile(&[col("email", "email")], sel, &cols(), &DELETE)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("takes no fields"), "{err}");
+        assert!(
+            !err.contains("its fields are: ;") && !err.ends_with(": "),
+            "{err}"
+        );
+    }
 
     fn cols() -> Vec<ColumnInfo> {
         ["id", "email", "plan"]

@@ -1,5 +1,7 @@
-//! Models: planning and validating model SQL with DataFusion, and executing extracts.
+//! Models: planning and validating model SQL with DataFusion ([`plan`]), and previewing a
+//! model's first rows ([`preview`]).
 
 pub mod plan;
+pub mod preview;
 
 pub use plan::{ModelSession, validate_output};

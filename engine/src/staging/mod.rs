@@ -1,5 +1,8 @@
 //! Staging: each extract is written as Parquet under `staging/<model>/<run>/`, so the diff reads
-//! a complete, stable snapshot and users can query it with SQL.
+//! a complete, stable snapshot and users can query it with SQL. [`read`] reads marked rows
+//! back from a staged extract.
+
+pub mod read;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -2,9 +2,8 @@
 //! implementation's tests). A store error is returned; a violated duty panics with an
 //! assertion naming it.
 
-use crate::diff::fingerprint::Fingerprint;
 use crate::id::MappingId;
-use crate::state::{StateError, StateStore, StateWrite};
+use crate::state::{Fingerprint, StateError, StateStore, StateWrite};
 
 fn put(key: &[u8], fp: u128) -> StateWrite {
     StateWrite::Put {

@@ -7,15 +7,29 @@
 pub mod conformance;
 pub mod rocks;
 
-use crate::diff::fingerprint::Fingerprint;
+use serde::{Deserialize, Serialize};
+
 use crate::id::MappingId;
+
+/// A 128-bit fingerprint of a row's mapped values: what the state keeps per key
+/// (computed by `diff::fingerprint::Fingerprinter`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Fingerprint(pub u128);
+
+/// The error of a state store's backend, boxed so that this trait does not name it.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// A state failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
-    /// The underlying store failed.
-    #[error(transparent)]
-    Storage(#[from] crate::error::StorageError),
+    /// The backend (e.g. RocksDB) failed.
+    #[error("sync state store failed during {operation}: {source}")]
+    Backend {
+        /// What the store was doing (`scan`, `commit`, `sync`, ...).
+        operation: &'static str,
+        /// The backend's error.
+        source: BackendError,
+    },
     /// A stored fingerprint has the wrong size (corruption).
     #[error(
         "sync state of mapping '{mapping}' is corrupt: a fingerprint has {len} bytes instead of 16; reset the mapping's state to resync"
@@ -26,6 +40,18 @@ pub enum StateError {
         /// The length found.
         len: usize,
     },
+}
+
+impl StateError {
+    /// Wraps a backend error with the operation that failed.
+    pub fn backend<E: std::error::Error + Send + Sync + 'static>(
+        operation: &'static str,
+    ) -> impl FnOnce(E) -> StateError {
+        move |e| StateError::Backend {
+            operation,
+            source: Box::new(e),
+        }
+    }
 }
 
 /// One acknowledged change to record.

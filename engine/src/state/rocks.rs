@@ -2,11 +2,15 @@
 
 use rocksdb::WriteBatch;
 
-use crate::diff::fingerprint::Fingerprint;
 use crate::error::StorageError;
 use crate::id::MappingId;
-use crate::state::{StateError, StateStore, StateWrite};
+use crate::state::{Fingerprint, StateError, StateStore, StateWrite};
 use crate::store::{CF_STATE, Store};
+
+/// Boxes a store error as the state's backend error.
+fn backend(operation: &'static str) -> impl FnOnce(StorageError) -> StateError {
+    StateError::backend(operation)
+}
 
 /// State kept in RocksDB under `<mapping id> 0x00 <encoded key>`.
 #[derive(Debug, Clone)]
@@ -54,7 +58,7 @@ impl StateStore for RocksStateStore {
             Some(a) => Self::full_key(&prefix, a),
             None => prefix.clone(),
         };
-        let cf = self.store.cf(CF_STATE)?;
+        let cf = self.store.cf(CF_STATE).map_err(backend("state scan"))?;
         // A raw iterator lends each entry's bytes: one allocation per key (the page's copy)
         // instead of three (the boxed key and value of the iterator, then the copy). The state
         // scan is most of an incremental run's merge.
@@ -73,7 +77,9 @@ impl StateStore for RocksStateStore {
             }
             iter.next();
         }
-        iter.status().map_err(StorageError::rocks("state scan"))?;
+        iter.status()
+            .map_err(StorageError::rocks("state scan"))
+            .map_err(backend("state scan"))?;
         Ok(out)
     }
 
@@ -83,7 +89,11 @@ impl StateStore for RocksStateStore {
         key: &[u8],
     ) -> Result<Option<Fingerprint>, StateError> {
         let full = Self::full_key(&Self::prefix(mapping), key);
-        match self.store.get_raw(CF_STATE, &full)? {
+        match self
+            .store
+            .get_raw(CF_STATE, &full)
+            .map_err(backend("state read"))?
+        {
             None => Ok(None),
             Some(v) => Ok(Some(Self::decode_fp(mapping, &v)?)),
         }
@@ -94,7 +104,7 @@ impl StateStore for RocksStateStore {
             return Ok(());
         }
         let prefix = Self::prefix(mapping);
-        let cf = self.store.cf(CF_STATE)?;
+        let cf = self.store.cf(CF_STATE).map_err(backend("commit"))?;
         let mut batch = WriteBatch::default();
         for w in writes {
             match w {
@@ -108,11 +118,11 @@ impl StateStore for RocksStateStore {
         }
         // Not synced one by one: a run commits after every acknowledged batch and syncs once
         // at its end (`sync`), which is what an fsync per batch cost (0.6 s per 1M rows).
-        Ok(self.store.write_unsynced(batch)?)
+        self.store.write_unsynced(batch).map_err(backend("commit"))
     }
 
     fn sync(&self) -> Result<(), StateError> {
-        Ok(self.store.sync_wal()?)
+        self.store.sync_wal().map_err(backend("sync"))
     }
 
     fn reset(&self, mapping: &MappingId) -> Result<(), StateError> {
@@ -122,10 +132,10 @@ impl StateStore for RocksStateStore {
         if let Some(last) = end.last_mut() {
             *last = 1;
         }
-        let cf = self.store.cf(CF_STATE)?;
+        let cf = self.store.cf(CF_STATE).map_err(backend("reset"))?;
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf, prefix, end);
-        Ok(self.store.write(batch)?)
+        self.store.write(batch).map_err(backend("reset"))
     }
 
     fn count(&self, mapping: &MappingId) -> Result<u64, StateError> {

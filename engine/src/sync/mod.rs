@@ -1,7 +1,23 @@
 //! Sync runs: extract -> stage -> diff -> select -> map -> deliver -> commit -> report.
+//!
+//! # Layout
+//! - [`manager`]: trigger, get, list, watch, cancel; limiters and extraction slots; recovery.
+//! - [`runner`]: one run, the orchestration of the steps below.
+//! - [`extract`] (extract + stage + key index), [`collect`] (the diff's sink: select),
+//!   [`commit`] (the single writer of state), [`report`] (final status), [`progress`] (the live
+//!   record, saved and published).
+//! - [`run`]: the run record; [`history`]: stored run records; [`active`]: runs in progress.
 
+pub mod active;
+pub mod collect;
+pub mod commit;
+pub mod extract;
+pub mod history;
+pub mod manager;
+pub mod progress;
+pub mod report;
 pub mod run;
 pub mod runner;
 
+pub use manager::{SyncManager, TriggerOptions};
 pub use run::{RunCounts, RunStage, RunStatus, SyncRun};
-pub use runner::{RunEnv, RunInputs, SyncRunner};

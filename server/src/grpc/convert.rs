@@ -5,14 +5,14 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 use prost_types::value::Kind;
-use retl_engine::catalog::destination::DestinationDef;
-use retl_engine::catalog::mapping::{FieldMapping, FieldSource, InitialSync, MappingDef};
+use retl_engine::catalog::destination::{DestinationDef, LIMITS_KEY};
 use retl_engine::catalog::model::{ModelDef, Preview};
 use retl_engine::catalog::source::{ConfigMap, SourceDef};
 use retl_engine::connector::DestinationType;
 use retl_engine::destination::spec::{ActionKind, ChangeKind, FieldType};
 use retl_engine::destination::{ActionSpec, DeliveryLimits, FieldSpec};
-use retl_engine::mapping::selection::RecordSelection;
+use retl_engine::mapping::select::RecordSelection;
+use retl_engine::mapping::spec::{FieldMapping, FieldSource, InitialSync, MappingDef};
 use retl_engine::source::{ColumnInfo, TableInfo};
 use retl_engine::sync::run::{RecordError, RunCounts, RunStage, RunStatus, StageTimings, SyncRun};
 use retl_proto::v1;
@@ -148,11 +148,13 @@ pub fn config(s: Option<prost_types::Struct>) -> ConfigMap {
 
 /// A source as proto: non-secret config plus the names of the secret fields that are set.
 pub fn source(def: SourceDef) -> v1::Source {
+    let mut config = def.config;
+    def.extraction.insert_into(&mut config);
     v1::Source {
         id: def.id.to_string(),
         display_name: def.display_name,
         r#type: def.source_type,
-        config: Some(map_to_struct(def.config)),
+        config: Some(map_to_struct(config)),
         secret_fields_set: def.secrets.into_keys().collect(),
         create_time: Some(timestamp(def.create_time)),
         update_time: Some(timestamp(def.update_time)),
@@ -199,11 +201,18 @@ pub fn preview(p: Preview) -> v1::PreviewModelResponse {
 
 /// A destination as proto: non-secret config plus the names of the secret fields that are set.
 pub fn destination(def: DestinationDef) -> v1::Destination {
+    let mut config = def.config;
+    if !def.limits.is_empty() {
+        config.insert(
+            LIMITS_KEY.to_string(),
+            serde_json::Value::Object(def.limits),
+        );
+    }
     v1::Destination {
         id: def.id.to_string(),
         display_name: def.display_name,
         r#type: def.destination_type,
-        config: Some(map_to_struct(def.config)),
+        config: Some(map_to_struct(config)),
         secret_fields_set: def.secrets.into_keys().collect(),
         enabled: Some(def.enabled),
         create_time: Some(timestamp(def.create_time)),
@@ -523,6 +532,7 @@ mod tests {
             source_type: "postgres".into(),
             config: ConfigMap::new(),
             secrets,
+            extraction: Default::default(),
             create_time: Utc::now(),
             update_time: Utc::now(),
         };

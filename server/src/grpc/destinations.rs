@@ -31,7 +31,8 @@ impl DestinationService for DestinationApi {
         Ok(Response::new(v1::ListDestinationTypesResponse {
             destination_types: self
                 .engine
-                .destination_types()
+                .destinations()
+                .types()
                 .into_iter()
                 .map(convert::destination_type)
                 .collect(),
@@ -54,7 +55,12 @@ impl DestinationService for DestinationApi {
             config: convert::config(destination.config),
             enabled: destination.enabled,
         };
-        let def = self.engine.create_destination(new).await.map_err(status)?;
+        let def = self
+            .engine
+            .destinations()
+            .create(new)
+            .await
+            .map_err(status)?;
         tracing::info!(destination_id = %def.id, destination_type = %def.destination_type, "destination created");
         Ok(Response::new(convert::destination(def)))
     }
@@ -65,7 +71,7 @@ impl DestinationService for DestinationApi {
     ) -> Result<Response<v1::Destination>, Status> {
         let req = request.into_inner();
         let id = required_id("destination_id", &req.destination_id)?;
-        let def = self.engine.get_destination(id).map_err(status)?;
+        let def = self.engine.destinations().get(id).map_err(status)?;
         Ok(Response::new(convert::destination(def)))
     }
 
@@ -74,7 +80,7 @@ impl DestinationService for DestinationApi {
         request: Request<v1::ListDestinationsRequest>,
     ) -> Result<Response<v1::ListDestinationsResponse>, Status> {
         let req = request.into_inner();
-        let all = self.engine.list_destinations().map_err(status)?;
+        let all = self.engine.destinations().list().map_err(status)?;
         let (page, next_page_token) = paginate(
             all,
             |d| d.id.as_str(),
@@ -121,7 +127,8 @@ impl DestinationService for DestinationApi {
         };
         let def = self
             .engine
-            .update_destination(&id, patch)
+            .destinations()
+            .update(&id, patch)
             .await
             .map_err(status)?;
         tracing::info!(destination_id = %def.id, "destination updated");
@@ -134,7 +141,11 @@ impl DestinationService for DestinationApi {
     ) -> Result<Response<()>, Status> {
         let req = request.into_inner();
         let id = required_id("destination_id", &req.destination_id)?;
-        self.engine.delete_destination(id).await.map_err(status)?;
+        self.engine
+            .destinations()
+            .delete(id)
+            .await
+            .map_err(status)?;
         tracing::info!(destination_id = %id, "destination deleted");
         Ok(Response::new(()))
     }
@@ -145,7 +156,7 @@ impl DestinationService for DestinationApi {
     ) -> Result<Response<v1::TestDestinationResponse>, Status> {
         let req = request.into_inner();
         let id = required_id("destination_id", &req.destination_id)?;
-        let message = self.engine.test_destination(id).await.map_err(status)?;
+        let message = self.engine.destinations().test(id).await.map_err(status)?;
         Ok(Response::new(v1::TestDestinationResponse { message }))
     }
 }

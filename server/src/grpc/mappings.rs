@@ -1,7 +1,7 @@
 //! `retl.v1.MappingService`.
 
 use retl_engine::Engine;
-use retl_engine::catalog::mapping::{MappingPatch, NewMapping};
+use retl_engine::mapping::spec::{MappingPatch, NewMapping};
 use retl_proto::v1;
 use retl_proto::v1::mapping_service_server::MappingService;
 use tonic::{Request, Response, Status};
@@ -62,7 +62,7 @@ impl MappingService for MappingApi {
             initial_sync,
             enabled: mapping.enabled,
         };
-        let def = self.engine.create_mapping(new).await.map_err(status)?;
+        let def = self.engine.mappings().create(new).await.map_err(status)?;
         tracing::info!(mapping_id = %def.id, model_id = %def.model_id, destination_id = %def.destination_id, action = %def.action, "mapping created");
         Ok(Response::new(convert::mapping(def)))
     }
@@ -73,7 +73,7 @@ impl MappingService for MappingApi {
     ) -> Result<Response<v1::Mapping>, Status> {
         let req = request.into_inner();
         let id = required_id("mapping_id", &req.mapping_id)?;
-        let def = self.engine.get_mapping(id).map_err(status)?;
+        let def = self.engine.mappings().get(id).map_err(status)?;
         Ok(Response::new(convert::mapping(def)))
     }
 
@@ -82,7 +82,7 @@ impl MappingService for MappingApi {
         request: Request<v1::ListMappingsRequest>,
     ) -> Result<Response<v1::ListMappingsResponse>, Status> {
         let req = request.into_inner();
-        let all = self.engine.list_mappings().map_err(status)?;
+        let all = self.engine.mappings().list().map_err(status)?;
         let (page, next_page_token) = paginate(
             all,
             |m| m.id.as_str(),
@@ -148,7 +148,8 @@ impl MappingService for MappingApi {
         };
         let def = self
             .engine
-            .update_mapping(&id, patch)
+            .mappings()
+            .update(&id, patch)
             .await
             .map_err(status)?;
         tracing::info!(mapping_id = %def.id, "mapping updated");
@@ -161,7 +162,7 @@ impl MappingService for MappingApi {
     ) -> Result<Response<()>, Status> {
         let req = request.into_inner();
         let id = required_id("mapping_id", &req.mapping_id)?;
-        self.engine.delete_mapping(id).await.map_err(status)?;
+        self.engine.mappings().delete(id).await.map_err(status)?;
         tracing::info!(mapping_id = %id, "mapping deleted");
         Ok(Response::new(()))
     }
@@ -174,7 +175,8 @@ impl MappingService for MappingApi {
         let id = required_id("mapping_id", &req.mapping_id)?;
         let def = self
             .engine
-            .set_mapping_enabled(id, req.enabled)
+            .mappings()
+            .set_enabled(id, req.enabled)
             .await
             .map_err(status)?;
         tracing::info!(mapping_id = %id, enabled = req.enabled, "mapping enabled flag set");

@@ -50,7 +50,7 @@ impl ModelService for ModelApi {
             sql: non_empty("model.sql", model.sql)?,
             unique_id: non_empty("model.unique_id", model.unique_id)?,
         };
-        let def = self.engine.create_model(new).await.map_err(status)?;
+        let def = self.engine.models().create(new).await.map_err(status)?;
         tracing::info!(model_id = %def.id, source_id = %def.source_id, "model created");
         Ok(Response::new(convert::model(def)))
     }
@@ -61,7 +61,7 @@ impl ModelService for ModelApi {
     ) -> Result<Response<v1::Model>, Status> {
         let req = request.into_inner();
         let id = required_id("model_id", &req.model_id)?;
-        let def = self.engine.get_model(id).map_err(status)?;
+        let def = self.engine.models().get(id).map_err(status)?;
         Ok(Response::new(convert::model(def)))
     }
 
@@ -70,7 +70,7 @@ impl ModelService for ModelApi {
         request: Request<v1::ListModelsRequest>,
     ) -> Result<Response<v1::ListModelsResponse>, Status> {
         let req = request.into_inner();
-        let all = self.engine.list_models().map_err(status)?;
+        let all = self.engine.models().list().map_err(status)?;
         let (page, next_page_token) = paginate(
             all,
             |m| m.id.as_str(),
@@ -116,7 +116,12 @@ impl ModelService for ModelApi {
                 None
             },
         };
-        let def = self.engine.update_model(&id, patch).await.map_err(status)?;
+        let def = self
+            .engine
+            .models()
+            .update(&id, patch)
+            .await
+            .map_err(status)?;
         tracing::info!(model_id = %def.id, "model updated");
         Ok(Response::new(convert::model(def)))
     }
@@ -127,7 +132,7 @@ impl ModelService for ModelApi {
     ) -> Result<Response<()>, Status> {
         let req = request.into_inner();
         let id = required_id("model_id", &req.model_id)?;
-        self.engine.delete_model(id).await.map_err(status)?;
+        self.engine.models().delete(id).await.map_err(status)?;
         tracing::info!(model_id = %id, "model deleted");
         Ok(Response::new(()))
     }
@@ -164,7 +169,8 @@ impl ModelService for ModelApi {
         };
         let preview = self
             .engine
-            .preview_model(target, limit, req.refresh)
+            .models()
+            .preview(target, limit, req.refresh)
             .await
             .map_err(status)?;
         Ok(Response::new(convert::preview(preview)))

@@ -39,7 +39,7 @@ impl SourceService for SourceApi {
             source_type: source.r#type,
             config: convert::config(source.config),
         };
-        let def = self.engine.create_source(new).await.map_err(status)?;
+        let def = self.engine.sources().create(new).await.map_err(status)?;
         tracing::info!(source_id = %def.id, source_type = %def.source_type, "source created");
         Ok(Response::new(convert::source(def)))
     }
@@ -50,7 +50,7 @@ impl SourceService for SourceApi {
     ) -> Result<Response<v1::Source>, Status> {
         let req = request.into_inner();
         let id = required_id("source_id", &req.source_id)?;
-        let def = self.engine.get_source(id).map_err(status)?;
+        let def = self.engine.sources().get(id).map_err(status)?;
         Ok(Response::new(convert::source(def)))
     }
 
@@ -59,7 +59,7 @@ impl SourceService for SourceApi {
         request: Request<v1::ListSourcesRequest>,
     ) -> Result<Response<v1::ListSourcesResponse>, Status> {
         let req = request.into_inner();
-        let all = self.engine.list_sources().map_err(status)?;
+        let all = self.engine.sources().list().map_err(status)?;
         let (page, next_page_token) = paginate(
             all,
             |s| s.id.as_str(),
@@ -100,7 +100,8 @@ impl SourceService for SourceApi {
         };
         let def = self
             .engine
-            .update_source(&id, patch)
+            .sources()
+            .update(&id, patch)
             .await
             .map_err(status)?;
         tracing::info!(source_id = %def.id, "source updated");
@@ -113,7 +114,7 @@ impl SourceService for SourceApi {
     ) -> Result<Response<()>, Status> {
         let req = request.into_inner();
         let id = required_id("source_id", &req.source_id)?;
-        self.engine.delete_source(id).await.map_err(status)?;
+        self.engine.sources().delete(id).await.map_err(status)?;
         tracing::info!(source_id = %id, "source deleted");
         Ok(Response::new(()))
     }
@@ -124,7 +125,7 @@ impl SourceService for SourceApi {
     ) -> Result<Response<v1::TestSourceResponse>, Status> {
         let req = request.into_inner();
         let id = required_id("source_id", &req.source_id)?;
-        let report = self.engine.test_source(id).await.map_err(status)?;
+        let report = self.engine.sources().test(id).await.map_err(status)?;
         Ok(Response::new(v1::TestSourceResponse {
             message: report.message,
             warnings: report.warnings,
@@ -137,7 +138,7 @@ impl SourceService for SourceApi {
     ) -> Result<Response<v1::ListTablesResponse>, Status> {
         let req = request.into_inner();
         let id = required_id("source_id", &req.source_id)?;
-        let tables = self.engine.list_tables(id).await.map_err(status)?;
+        let tables = self.engine.sources().tables(id).await.map_err(status)?;
         Ok(Response::new(v1::ListTablesResponse {
             tables: tables.into_iter().map(convert::table).collect(),
         }))

@@ -54,7 +54,7 @@ async fn forward(
                 if changed.is_err() {
                     // The run's sender is gone without a terminal snapshot we saw: send the
                     // stored record, which holds its end.
-                    let last = engine.get_run(&run_id).map_err(status).and_then(|run| {
+                    let last = engine.syncs().get(&run_id).map_err(status).and_then(|run| {
                         if run.status.is_terminal() {
                             snapshot(run)
                         } else {
@@ -88,7 +88,8 @@ impl SyncService for SyncApi {
         };
         let run = self
             .engine
-            .trigger_sync(mapping_id, options)
+            .syncs()
+            .trigger(mapping_id, options)
             .await
             .map_err(status)?;
         tracing::info!(mapping_id = %mapping_id, run_id = %run.id, "sync triggered");
@@ -101,7 +102,7 @@ impl SyncService for SyncApi {
     ) -> Result<Response<v1::SyncRun>, Status> {
         let req = request.into_inner();
         let id = required_id("run_id", &req.run_id)?;
-        let run = self.engine.get_run(id).map_err(status)?;
+        let run = self.engine.syncs().get(id).map_err(status)?;
         Ok(Response::new(convert::sync_run(run)))
     }
 
@@ -117,7 +118,8 @@ impl SyncService for SyncApi {
         let before = Some(req.page_token.as_str()).filter(|t| !t.is_empty());
         let runs = self
             .engine
-            .list_runs(mapping, before, size + 1)
+            .syncs()
+            .list(mapping, before, size + 1)
             .map_err(status)?;
         let (page, next_page_token) = paginate(
             runs,
@@ -138,7 +140,7 @@ impl SyncService for SyncApi {
     ) -> Result<Response<Self::WatchSyncRunStream>, Status> {
         let req = request.into_inner();
         let run_id = required_id("run_id", &req.run_id)?.to_string();
-        let rx = self.engine.watch_run(&run_id).map_err(status)?;
+        let rx = self.engine.syncs().watch(&run_id).map_err(status)?;
         let (tx, out) = mpsc::channel(16);
         tokio::spawn(forward(self.engine.clone(), run_id, rx, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(out))))
@@ -150,7 +152,7 @@ impl SyncService for SyncApi {
     ) -> Result<Response<v1::SyncRun>, Status> {
         let req = request.into_inner();
         let id = required_id("run_id", &req.run_id)?;
-        let run = self.engine.cancel_run(id).map_err(status)?;
+        let run = self.engine.syncs().cancel(id).map_err(status)?;
         tracing::info!(run_id = %id, "sync run cancel requested");
         Ok(Response::new(convert::sync_run(run)))
     }

@@ -1,6 +1,9 @@
 //! What connectors register: descriptors of source and destination types, and the [`Registry`]
 //! that holds them. A descriptor is both the catalog entry (served by `ListDestinationTypes`)
-//! and the factory that turns stored configuration into a live connector.
+//! and the factory that turns stored configuration into a live connector. [`build`] turns
+//! stored definitions into live connectors.
+
+pub mod build;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -1,10 +1,11 @@
-//! Mapping definitions: model -> one action of a destination.
+//! Mapping definitions (what the catalog stores): model -> one action of a destination, field
+//! mappings, record selection.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::id::{DestinationId, MappingId, ModelId};
-use crate::mapping::selection::RecordSelection;
+use crate::mapping::select::RecordSelection;
 
 /// Where a destination field's value comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,188 @@
+//! [`MappingService`]: mappings (model -> one action of a destination).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::catalog::Kind;
+use crate::catalog::service::{CatalogContext, check_id, ensure_absent, name_or_id};
+use crate::error::Error;
+use crate::id::MappingId;
+use crate::mapping::plan::{MappingPlan, default_selection};
+use crate::mapping::spec::{MappingDef, MappingPatch, NewMapping};
+use crate::state::StateStore;
+use crate::sync::active::ActiveRuns;
+use crate::sync::history::RunHistory;
+
+/// Create, read, update, delete and enable mappings.
+#[derive(Clone)]
+pub struct MappingService {
+    ctx: CatalogContext,
+    state: Arc<dyn StateStore>,
+    history: RunHistory,
+    active: Arc<ActiveRuns>,
+}
+
+impl std::fmt::Debug for MappingService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MappingService").finish_non_exhaustive()
+    }
+}
+
+impl MappingService {
+    /// The service over a catalog; a mapping's sync state and run markers are reset when it is
+    /// created or deleted, and a mapping with a run in `active` cannot be deleted.
+    pub fn new(
+        ctx: CatalogContext,
+        state: Arc<dyn StateStore>,
+        history: RunHistory,
+        active: Arc<ActiveRuns>,
+    ) -> Self {
+        MappingService {
+            ctx,
+            state,
+            history,
+            active,
+        }
+    }
+
+    /// Checks fields and selection against the model's columns and the action's fields.
+    fn validate(&self, def: &MappingDef) -> Result<(), Error> {
+        let model = self.ctx.catalog.model(def.model_id.as_str())?;
+        MappingPlan::compile(
+            &def.fields,
+            def.selection,
+            &model.columns,
+            self.ctx.action_spec(def)?,
+        )?;
+        Ok(())
+    }
+
+    /// Creates a mapping after validating columns, fields, action and selection.
+    ///
+    /// # Errors
+    /// `InvalidArgument` for a bad id, model, destination, action, field or selection;
+    /// `FailedPrecondition` for a disabled destination; `AlreadyExists`.
+    pub async fn create(&self, new: NewMapping) -> Result<MappingDef, Error> {
+        let id = check_id("mapping_id", new.id, "mapping")?;
+        let _guard = self.ctx.write_lock().await;
+        ensure_absent(&self.ctx.catalog, Kind::Mapping, &id)?;
+        let model = self.ctx.catalog.model(&new.model_id).map_err(|e| match e {
+            Error::NotFound { .. } => Error::invalid(
+                "mapping.model_id",
+                format!("model '{}' does not exist", new.model_id),
+            ),
+            other => other,
+        })?;
+        let destination =
+            self.ctx
+                .catalog
+                .destination(&new.destination_id)
+                .map_err(|e| match e {
+                    Error::NotFound { .. } => Error::invalid(
+                        "mapping.destination_id",
+                        format!("destination '{}' does not exist", new.destination_id),
+                    ),
+                    other => other,
+                })?;
+        if !destination.enabled {
+            return Err(Error::precondition(format!(
+                "destination '{}' is disabled; enable it before mapping to it (retl destination enable {})",
+                destination.id, destination.id
+            )));
+        }
+        let destination_type = self
+            .ctx
+            .registry
+            .destination_type(&destination.destination_type)?;
+        let spec = destination_type
+            .action(&new.action)
+            .map_err(|e| Error::invalid("mapping.action", e.to_string()))?;
+        let selection = new.selection.unwrap_or_else(|| default_selection(spec));
+        MappingPlan::compile(&new.fields, selection, &model.columns, spec)?;
+        let now = Utc::now();
+        let def = MappingDef {
+            display_name: name_or_id(new.display_name, &id),
+            id: MappingId::new(id),
+            model_id: model.id,
+            destination_id: destination.id,
+            action: new.action,
+            fields: new.fields,
+            selection,
+            initial_sync: new.initial_sync,
+            enabled: new.enabled.unwrap_or(true),
+            create_time: now,
+            update_time: now,
+        };
+        // A mapping id may be reused after a delete: start from a clean state.
+        self.state.reset(&def.id)?;
+        self.history.clear_initialized(&def.id)?;
+        self.ctx
+            .catalog
+            .put(Kind::Mapping, def.id.as_str(), &def, None)?;
+        Ok(def)
+    }
+
+    /// A mapping by id.
+    pub fn get(&self, id: &str) -> Result<MappingDef, Error> {
+        self.ctx.catalog.mapping(id)
+    }
+
+    /// All mappings, by id.
+    pub fn list(&self) -> Result<Vec<MappingDef>, Error> {
+        self.ctx.catalog.mappings()
+    }
+
+    /// Updates a mapping.
+    ///
+    /// # Errors
+    /// `NotFound`; `InvalidArgument` for fields or a selection that do not fit.
+    pub async fn update(&self, id: &str, patch: MappingPatch) -> Result<MappingDef, Error> {
+        let _guard = self.ctx.write_lock().await;
+        let mut def = self.get(id)?;
+        if let Some(v) = patch.display_name {
+            def.display_name = v;
+        }
+        if let Some(v) = patch.fields {
+            def.fields = v;
+        }
+        if let Some(v) = patch.selection {
+            def.selection = v;
+        }
+        if let Some(v) = patch.enabled {
+            def.enabled = v;
+        }
+        self.validate(&def)?;
+        def.update_time = Utc::now();
+        self.ctx.catalog.put(Kind::Mapping, id, &def, None)?;
+        Ok(def)
+    }
+
+    /// Deletes a mapping and its sync state.
+    ///
+    /// # Errors
+    /// `NotFound`; `FailedPrecondition` while a run of it is in progress.
+    pub async fn delete(&self, id: &str) -> Result<(), Error> {
+        let _guard = self.ctx.write_lock().await;
+        let def = self.get(id)?;
+        if let Some(run) = self.active.of_mapping(id)? {
+            return Err(Error::precondition(format!(
+                "mapping '{id}' has run {run} in progress; cancel it first (retl sync cancel {run})"
+            )));
+        }
+        self.ctx.catalog.delete(Kind::Mapping, id)?;
+        self.state.reset(&def.id)?;
+        self.history.clear_initialized(&def.id)?;
+        Ok(())
+    }
+
+    /// Enables or disables a mapping.
+    pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<MappingDef, Error> {
+        let _guard = self.ctx.write_lock().await;
+        let mut def = self.get(id)?;
+        def.enabled = enabled;
+        def.update_time = Utc::now();
+        self.ctx.catalog.put(Kind::Mapping, id, &def, None)?;
+        Ok(def)
+    }
+}

@@ -1,0 +1,217 @@
+//! [`Committer`]: the single writer of a mapping's sync state during a run.
+//!
+//! Commit after acknowledgement: a record's new fingerprint (or its removal) is written only
+//! once the destination accepted it. Changes the mapping does not send advance the state too,
+//! in chunks. A rejected or failed record leaves its state as it was, so the next run finds it
+//! changed again and sends it again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::delivery::{BatchDelivery, Delivered};
+use crate::destination::DestinationError;
+use crate::destination::spec::ChangeKind;
+use crate::diff::key::key_text;
+use crate::error::Error;
+use crate::id::MappingId;
+use crate::state::{Fingerprint, StateStore, StateWrite};
+use crate::sync::run::{RecordError, SyncRun};
+
+/// Not-sent state writes are committed in chunks of this size.
+const NOT_SENT_CHUNK: usize = 4096;
+
+/// A record sent to the destination, waiting for its outcome.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Its encoded key.
+    pub key: Vec<u8>,
+    /// The fingerprint to store once accepted; `None` for a delete.
+    pub fingerprint: Option<Fingerprint>,
+    /// What changed.
+    pub change: ChangeKind,
+}
+
+/// Writes a mapping's state for one run.
+pub struct Committer {
+    state: Arc<dyn StateStore>,
+    mapping: MappingId,
+    not_sent: Vec<StateWrite>,
+    /// Time spent writing the state.
+    pub time: Duration,
+}
+
+impl std::fmt::Debug for Committer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Committer")
+            .field("mapping", &self.mapping)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Committer {
+    /// The committer of `mapping`'s state.
+    pub fn new(state: Arc<dyn StateStore>, mapping: MappingId) -> Self {
+        Committer {
+            state,
+            mapping,
+            not_sent: Vec::new(),
+            time: Duration::ZERO,
+        }
+    }
+
+    /// Records a change the mapping does not send (committed in chunks).
+    ///
+    /// # Errors
+    /// Committing a full chunk failed.
+    pub fn not_sent(&mut self, write: StateWrite) -> Result<(), Error> {
+        self.not_sent.push(write);
+        if self.not_sent.len() >= NOT_SENT_CHUNK {
+            self.flush_not_sent()?;
+        }
+        Ok(())
+    }
+
+    /// Commits the not-sent changes gathered so far.
+    ///
+    /// # Errors
+    /// The state store failed.
+    pub fn flush_not_sent(&mut self) -> Result<(), Error> {
+        if self.not_sent.is_empty() {
+            return Ok(());
+        }
+        let t = Instant::now();
+        let writes = std::mem::take(&mut self.not_sent);
+        self.state.commit(&self.mapping, &writes)?;
+        self.time += t.elapsed();
+        Ok(())
+    }
+
+    /// Applies one settled request: counts and record errors go to `run`, accepted records to
+    /// the state. Returns the failure that must stop the run, if the request had one.
+    pub fn settle(
+        &mut self,
+        items: Vec<Pending>,
+        delivery: BatchDelivery,
+        run: &mut SyncRun,
+    ) -> Option<DestinationError> {
+        let mut writes = Vec::new();
+        for (item, outcome) in items.into_iter().zip(delivery.outcomes) {
+            match outcome {
+                Delivered::Accepted => {
+                    run.counts.delivered += 1;
+                    writes.push(match item.fingerprint {
+                        Some(fingerprint) => StateWrite::Put {
+                            key: item.key,
+                            fingerprint,
+                        },
+                        None => StateWrite::Delete { key: item.key },
+                    });
+                }
+                Delivered::Rejected(reason) | Delivered::Failed(reason) => {
+                    run.counts.failed += 1;
+                    run.push_record_error(RecordError {
+                        key: key_text(&item.key),
+                        change: Some(item.change),
+                        stage: "deliver".to_string(),
+                        reason,
+                    });
+                }
+            }
+        }
+        let t = Instant::now();
+        if let Err(e) = self.state.commit(&self.mapping, &writes) {
+            tracing::error!(run_id = %run.id, error = %e, "could not commit acknowledged records; they will be sent again");
+            run.counts.delivered -= writes.len() as u64;
+            run.counts.failed += writes.len() as u64;
+            run.warnings
+                .push(format!("committing acknowledged records failed: {e}"));
+        }
+        self.time += t.elapsed();
+        delivery.fatal
+    }
+
+    /// Makes every commit of the run durable against a power loss; a failure is a warning
+    /// (the records would only be sent again).
+    pub fn sync(&mut self, run: &mut SyncRun) {
+        let t = Instant::now();
+        if let Err(e) = self.state.sync() {
+            tracing::error!(run_id = %run.id, error = %e, "could not sync the state to disk");
+            run.warnings.push(format!(
+                "syncing the state to disk failed ({e}); after a power loss some records may be sent again"
+            ));
+        }
+        self.time += t.elapsed();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::rocks::RocksStateStore;
+    use crate::store::Store;
+
+    fn pending(key: &[u8], fp: Option<u128>, change: ChangeKind) -> Pending {
+        Pending {
+            key: key.to_vec(),
+            fingerprint: fp.map(Fingerprint),
+            change,
+        }
+    }
+
+    #[test]
+    fn only_accepted_records_advance_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(RocksStateStore::new(Store::open(dir.path()).unwrap()));
+        let m = MappingId::new("m");
+        state
+            .commit(
+                &m,
+                &[StateWrite::Put {
+                    key: b"gone".to_vec(),
+                    fingerprint: Fingerprint(9),
+                }],
+            )
+            .unwrap();
+        let mut committer = Committer::new(Arc::clone(&state) as Arc<dyn StateStore>, m.clone());
+        let mut run = SyncRun::queued(m.clone(), "manual");
+        let items = vec![
+            pending(b"a", Some(1), ChangeKind::Added),
+            pending(b"b", Some(2), ChangeKind::Updated),
+            pending(b"c", Some(3), ChangeKind::Added),
+            pending(b"gone", None, ChangeKind::Deleted),
+        ];
+        let delivery = BatchDelivery {
+            outcomes: vec![
+                Delivered::Accepted,
+                Delivered::Rejected("bad email".into()),
+                Delivered::Failed("timed out".into()),
+                Delivered::Accepted,
+            ],
+            fatal: None,
+        };
+        assert!(committer.settle(items, delivery, &mut run).is_none());
+        assert_eq!((run.counts.delivered, run.counts.failed), (2, 2));
+        assert_eq!(run.record_errors.len(), 2);
+        assert_eq!(state.fingerprint(&m, b"a").unwrap(), Some(Fingerprint(1)));
+        assert_eq!(state.fingerprint(&m, b"b").unwrap(), None);
+        assert_eq!(state.fingerprint(&m, b"c").unwrap(), None);
+        assert_eq!(state.fingerprint(&m, b"gone").unwrap(), None);
+    }
+
+    #[test]
+    fn not_sent_changes_are_committed_on_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = Arc::new(RocksStateStore::new(Store::open(dir.path()).unwrap()));
+        let m = MappingId::new("m");
+        let mut committer = Committer::new(Arc::clone(&state) as Arc<dyn StateStore>, m.clone());
+        committer
+            .not_sent(StateWrite::Put {
+                key: b"x".to_vec(),
+                fingerprint: Fingerprint(7),
+            })
+            .unwrap();
+        assert_eq!(state.fingerprint(&m, b"x").unwrap(), None);
+        committer.flush_not_sent().unwrap();
+        assert_eq!(state.fingerprint(&m, b"x").unwrap(), Some(Fingerprint(7)));
+    }
+}

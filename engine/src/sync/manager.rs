@@ -1,0 +1,292 @@
+//! [`SyncManager`]: triggers runs and keeps track of them — the runs in progress, the
+//! destinations' shared rate limiters and the sources' extraction slots — answers get, list,
+//! watch and cancel, closes the runs a stopped daemon left open, and stops every run at
+//! shutdown.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::Catalog;
+use crate::catalog::source::SourceDef;
+use crate::connector::Registry;
+use crate::connector::build::{build_destination, build_source};
+use crate::delivery::Limiters;
+use crate::diff::{Differ, LocalDiffer};
+use crate::error::Error;
+use crate::options::EngineOptions;
+use crate::state::StateStore;
+use crate::sync::active::ActiveRuns;
+use crate::sync::history::RunHistory;
+use crate::sync::progress::Progress;
+use crate::sync::run::{RunStage, RunStatus, SyncRun};
+use crate::sync::runner::{RunEnv, RunInputs, SyncRunner};
+
+/// Options of one triggered sync.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerOptions {
+    /// Send deletes even when more than the safety-stop fraction of keys vanished.
+    pub confirm_mass_delete: bool,
+    /// `manual` (API/CLI, the default) or `schedule`.
+    pub trigger: Option<String>,
+}
+
+/// Extraction slots per source id, with the limit they were made for.
+type Slots = HashMap<String, (usize, Arc<Semaphore>)>;
+
+/// Sync runs: trigger, get, list, watch, cancel.
+pub struct SyncManager {
+    catalog: Catalog,
+    registry: Arc<Registry>,
+    history: RunHistory,
+    state: Arc<dyn StateStore>,
+    data_dir: PathBuf,
+    options: EngineOptions,
+    active: Arc<ActiveRuns>,
+    limiters: Arc<Limiters>,
+    extraction_slots: Mutex<Slots>,
+}
+
+impl std::fmt::Debug for SyncManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncManager")
+            .field("data_dir", &self.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the manager is built from.
+pub struct SyncManagerParts {
+    /// Stored definitions.
+    pub catalog: Catalog,
+    /// Connector types.
+    pub registry: Arc<Registry>,
+    /// Run records.
+    pub history: RunHistory,
+    /// Sync state.
+    pub state: Arc<dyn StateStore>,
+    /// Data directory (staging, spill files).
+    pub data_dir: PathBuf,
+    /// Engine options.
+    pub options: EngineOptions,
+    /// Runs in progress (shared with the mapping service).
+    pub active: Arc<ActiveRuns>,
+    /// Destination limiters (shared with the destination service).
+    pub limiters: Arc<Limiters>,
+}
+
+impl SyncManager {
+    /// The manager; closes the runs a stopped daemon left open (their acknowledged records
+    /// are committed, the rest will be sent by the next run).
+    ///
+    /// # Errors
+    /// The run history cannot be read or written.
+    pub fn new(parts: SyncManagerParts) -> Result<SyncManager, Error> {
+        for mut run in parts.history.unfinished()? {
+            run.status = RunStatus::Failed;
+            run.stage = RunStage::Done;
+            run.end_time = Some(Utc::now());
+            run.error = Some("the daemon stopped during this run; acknowledged records were committed and the rest will be sent by the next run".to_string());
+            parts.history.put(&run)?;
+        }
+        Ok(SyncManager {
+            catalog: parts.catalog,
+            registry: parts.registry,
+            history: parts.history,
+            state: parts.state,
+            data_dir: parts.data_dir,
+            options: parts.options,
+            active: parts.active,
+            limiters: parts.limiters,
+            extraction_slots: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The extraction slots of a source (a changed limit applies to runs triggered from now).
+    fn extraction_slots(&self, source: &SourceDef) -> Result<Arc<Semaphore>, Error> {
+        let limit = source.extraction.max_concurrent_extractions;
+        let mut slots = self
+            .extraction_slots
+            .lock()
+            .map_err(|_| Error::internal("the extraction-slot lock was poisoned"))?;
+        if let Some((n, s)) = slots.get(source.id.as_str())
+            && *n == limit
+        {
+            return Ok(Arc::clone(s));
+        }
+        let s = Arc::new(Semaphore::new(limit));
+        slots.insert(source.id.to_string(), (limit, Arc::clone(&s)));
+        Ok(s)
+    }
+
+    /// Starts a sync of a mapping in the background; returns the new run.
+    ///
+    /// # Errors
+    /// `FailedPrecondition` when the mapping or its destination is disabled or the mapping
+    /// already has a run in progress; `NotFound` for an unknown mapping.
+    pub async fn trigger(
+        &self,
+        mapping_id: &str,
+        options: TriggerOptions,
+    ) -> Result<SyncRun, Error> {
+        let mapping = self.catalog.mapping(mapping_id)?;
+        if !mapping.enabled {
+            return Err(Error::precondition(format!(
+                "mapping '{mapping_id}' is disabled; enable it first (retl mapping enable {mapping_id})"
+            )));
+        }
+        let destination_def = self.catalog.destination(mapping.destination_id.as_str())?;
+        if !destination_def.enabled {
+            return Err(Error::precondition(format!(
+                "destination '{}' is disabled; enable it first (retl destination enable {})",
+                destination_def.id, destination_def.id
+            )));
+        }
+        let model = self.catalog.model(mapping.model_id.as_str())?;
+        let source_def = self.catalog.source(model.source_id.as_str())?;
+        let source = build_source(&self.registry, &source_def)?;
+        let extraction_slots = self.extraction_slots(&source_def)?;
+        let built = build_destination(&self.registry, &destination_def)?;
+        let action_spec = built.destination_type.action(&mapping.action)?;
+        let action = built.destination.action(&mapping.action)?;
+        let limiter = self
+            .limiters
+            .get(destination_def.id.as_str(), &built.limits);
+
+        let run = SyncRun::queued(
+            mapping.id.clone(),
+            options.trigger.as_deref().unwrap_or("manual"),
+        );
+        let (tx, rx) = watch::channel(run.clone());
+        let cancel = CancellationToken::new();
+        let run_id = run.id.to_string();
+        self.active
+            .insert(&run_id, mapping_id, cancel.clone(), rx)?;
+        if let Err(e) = self.history.put(&run) {
+            self.active.remove(&run_id);
+            return Err(e.into());
+        }
+        let differ: Arc<dyn Differ> = Arc::new(LocalDiffer::new(
+            Arc::clone(&self.state),
+            self.options.key_sort_memory_bytes,
+            self.data_dir.join("tmp"),
+        ));
+        let env = RunEnv {
+            history: self.history.clone(),
+            differ,
+            state: Arc::clone(&self.state),
+            data_dir: self.data_dir.clone(),
+            options: self.options.clone(),
+        };
+        let inputs = RunInputs {
+            mapping,
+            model,
+            source,
+            extraction: source_def.extraction,
+            action,
+            action_spec,
+            limiter,
+            limits: built.limits,
+            confirm_mass_delete: options.confirm_mass_delete,
+            extraction_slots,
+        };
+        let progress = Progress::new(run.clone(), tx, self.history.clone());
+        let runner = SyncRunner::new(env, inputs, progress, cancel);
+        let active = Arc::clone(&self.active);
+        let span = tracing::info_span!("sync_run", mapping_id = %mapping_id, run_id = %run_id);
+        let task_run_id = run_id.clone();
+        let handle = tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                runner.run().await;
+                active.remove(&task_run_id);
+            },
+            span,
+        ));
+        self.active.set_handle(&run_id, handle);
+        Ok(run)
+    }
+
+    /// A run by id (live counts while it runs).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown run.
+    pub fn get(&self, run_id: &str) -> Result<SyncRun, Error> {
+        if let Some(live) = self.active.snapshot(run_id)? {
+            return Ok(live);
+        }
+        self.history
+            .get(run_id)?
+            .ok_or_else(|| Error::not_found("sync run", run_id))
+    }
+
+    /// Runs, newest first, older than run `before` when given (a page cursor), optionally of
+    /// one mapping, at most `limit`.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown mapping.
+    pub fn list(
+        &self,
+        mapping_id: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, Error> {
+        if let Some(m) = mapping_id {
+            self.catalog.mapping(m)?;
+        }
+        let mut runs = self.history.list(mapping_id, before, limit)?;
+        for run in &mut runs {
+            if let Some(live) = self.active.snapshot(run.id.as_str())? {
+                *run = live;
+            }
+        }
+        Ok(runs)
+    }
+
+    /// Live snapshots of a run. The channel closes after the final snapshot; for a finished
+    /// run it holds only the final record.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown run.
+    pub fn watch(&self, run_id: &str) -> Result<watch::Receiver<SyncRun>, Error> {
+        if let Some(rx) = self.active.watch(run_id)? {
+            return Ok(rx);
+        }
+        let run = self
+            .history
+            .get(run_id)?
+            .ok_or_else(|| Error::not_found("sync run", run_id))?;
+        let (_tx, rx) = watch::channel(run);
+        Ok(rx)
+    }
+
+    /// Asks a run to stop; acknowledged records stay committed.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown run; `FailedPrecondition` for a run that already ended.
+    pub fn cancel(&self, run_id: &str) -> Result<SyncRun, Error> {
+        if let Some(live) = self.active.cancel(run_id)? {
+            return Ok(live);
+        }
+        let run = self
+            .history
+            .get(run_id)?
+            .ok_or_else(|| Error::not_found("sync run", run_id))?;
+        Err(Error::precondition(format!(
+            "run {run_id} already ended ({}); nothing to cancel",
+            run.status.as_str()
+        )))
+    }
+
+    /// Cancels running syncs and waits for them to record their end.
+    pub async fn shutdown(&self) {
+        let handles: Vec<JoinHandle<()>> = self.active.cancel_all();
+        for h in handles {
+            let _ = h.await;
+        }
+    }
+}
