@@ -3,14 +3,15 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
-
 /// The longest id accepted.
 pub const MAX_ID_LEN: usize = 63;
 
 /// Checks that `id` is a valid object id: 1 to 63 characters of `a-z`, `0-9`, `-`, `_`,
 /// starting with a letter or digit.
-pub fn validate_slug(field: &str, id: &str) -> Result<(), Error> {
+///
+/// # Errors
+/// Why the id is not valid, and the rule, as a message for the field that holds it.
+pub fn validate_slug(id: &str) -> Result<(), String> {
     let ok_first = id
         .chars()
         .next()
@@ -19,11 +20,8 @@ pub fn validate_slug(field: &str, id: &str) -> Result<(), Error> {
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
     if id.is_empty() || id.len() > MAX_ID_LEN || !ok_first || !ok_rest {
-        return Err(Error::invalid(
-            field,
-            format!(
-                "'{id}' is not a valid id: use 1 to {MAX_ID_LEN} characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
-            ),
+        return Err(format!(
+            "'{id}' is not a valid id: use 1 to {MAX_ID_LEN} characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
         ));
     }
     Ok(())
@@ -97,11 +95,11 @@ mod tests {
 
     #[test]
     fn slugs() {
-        assert!(validate_slug("id", "users-2024_a").is_ok());
-        assert!(validate_slug("id", "").is_err());
-        assert!(validate_slug("id", "-x").is_err());
-        assert!(validate_slug("id", "Users").is_err());
-        assert!(validate_slug("id", &"a".repeat(64)).is_err());
-        assert!(validate_slug("id", &generate_slug("src")).is_ok());
+        assert!(validate_slug("users-2024_a").is_ok());
+        assert!(validate_slug("").is_err());
+        assert!(validate_slug("-x").is_err());
+        assert!(validate_slug("Users").is_err());
+        assert!(validate_slug(&"a".repeat(64)).is_err());
+        assert!(validate_slug(&generate_slug("src")).is_ok());
     }
 }

@@ -65,7 +65,7 @@ impl CatalogContext {
 pub(crate) fn check_id(field: &str, wanted: Option<String>, prefix: &str) -> Result<String, Error> {
     match wanted.filter(|s| !s.is_empty()) {
         Some(id) => {
-            validate_slug(field, &id)?;
+            validate_slug(&id).map_err(|message| Error::invalid(field, message))?;
             Ok(id)
         }
         None => Ok(generate_slug(prefix)),
