@@ -32,7 +32,11 @@ done
 
 # ---- detection: each check looks for what is used, not for a package name ----
 
-has() { command -v "$1" >/dev/null 2>&1; }
+# An executable on PATH (bash's `command -v` also reports a file it cannot execute).
+has() {
+  local path
+  path="$(command -v "$1" 2>/dev/null)" && [ -x "$path" ] && [ -f "$path" ]
+}
 
 # libclang as clang-sys (bindgen) finds it: LIBCLANG_PATH, else the usual library directories. The
 # unversioned `libclang.so` / `libclang-N.so` come with libclang-N-dev, which also brings the
@@ -113,12 +117,12 @@ echo "installing the system packages retl needs: ${all[*]} ($install_command)" >
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 if [ "${#packages[@]}" -gt 0 ]; then
-  apt-get install -y -qq "${packages[@]}"
+  apt-get install -y -qq --no-upgrade "${packages[@]}"
 fi
 if [ "${#servers[@]}" -gt 0 ]; then
   # A postinst that cannot start its service (no init system in a container) exits non-zero;
   # what counts is that the binaries are there, checked below.
-  apt-get install -y -qq --no-install-recommends "${servers[@]}" \
+  apt-get install -y -qq --no-upgrade --no-install-recommends "${servers[@]}" \
     || echo "apt-get install ${servers[*]} exited non-zero; checking the binaries" >&2
 fi
 
