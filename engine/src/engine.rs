@@ -702,19 +702,7 @@ impl Engine {
         let session =
             ModelSession::new(source.as_ref(), self.inner.options.sort_memory_bytes, None).await?;
         let plan = session.plan(&sql).await?;
-        let df = session
-            .context()
-            .execute_logical_plan(plan)
-            .await
-            .and_then(|df| df.limit(0, Some(limit)))
-            .map_err(|e| Error::invalid("model.sql", e.to_string()))?;
-        let schema = df.schema().as_arrow().clone();
-        let batches = df
-            .collect()
-            .await
-            .map_err(|e| crate::source::SourceError::Read {
-                message: e.to_string(),
-            })?;
+        let (schema, batches) = session.preview(plan, limit).await?;
         let columns: Vec<ColumnInfo> = schema
             .fields()
             .iter()
