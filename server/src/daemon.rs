@@ -2,9 +2,10 @@
 //! until a shutdown future resolves.
 //!
 //! Served on one port: the six `retl.v1` services, `grpc.health.v1.Health` (always open, SERVING
-//! for every service and for `""`), and gRPC reflection v1. Reflection is token-protected like the
-//! API (DESIGN.md: every call except health needs the token); grpcurl sends `-H` headers on its
-//! reflection calls too, so `grpcurl -H 'authorization: Bearer <token>' ... list` works.
+//! for every service and for `""`), and gRPC reflection v1 and v1alpha. Reflection is
+//! token-protected like the API (DESIGN.md: every call except health needs the token); grpcurl
+//! sends `-H` headers on its reflection calls too, so `grpcurl -H 'authorization: Bearer <token>'
+//! ... list` works.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -171,15 +172,21 @@ async fn serve_engine(
             .set_service_status(name, ServingStatus::Serving)
             .await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(retl_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(retl_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    // v1alpha for the clients that speak only it (Python's grpcio-reflection, older grpcurl and
+    // Evans); v1 for the rest.
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     tracing::info!(%addr, data_dir = %engine.data_dir().display(), authentication = auth.is_required(), "retl daemon listening");
     let result = tonic::transport::Server::builder()
         .add_service(health)
-        .add_service(InterceptedService::new(reflection, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1, auth.clone()))
+        .add_service(InterceptedService::new(reflection_v1alpha, auth.clone()))
         .add_service(SourceServiceServer::with_interceptor(
             SourceApi::new(engine.clone()),
             auth.clone(),

@@ -563,3 +563,52 @@ async fn extractions_of_one_source_queue_behind_its_limit() {
         "the second run waited in the queue ({queued} ms)"
     );
 }
+
+/// Clients that speak only reflection v1alpha (Python's grpcio-reflection, older grpcurl) list
+/// the services; like every call but health it needs the token.
+#[tokio::test]
+async fn reflection_v1alpha_lists_the_services() {
+    use futures::StreamExt;
+    use tonic_reflection::pb::v1alpha::ServerReflectionRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse;
+
+    let h = Harness::start().await;
+    let channel = tonic::transport::Endpoint::from_shared(h.url())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let list = || {
+        futures::stream::iter([ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        }])
+    };
+    let err = ServerReflectionClient::new(channel.clone())
+        .server_reflection_info(list())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated, "{err}");
+    let auth = retl::auth::BearerToken::new(Some(retl_tests::TOKEN)).unwrap();
+    let mut responses = ServerReflectionClient::with_interceptor(channel, auth)
+        .server_reflection_info(list())
+        .await
+        .unwrap()
+        .into_inner();
+    let response = responses.next().await.unwrap().unwrap();
+    let Some(MessageResponse::ListServicesResponse(services)) = response.message_response else {
+        panic!("expected a service list, got {response:?}");
+    };
+    let names: Vec<String> = services.service.into_iter().map(|s| s.name).collect();
+    for name in retl::daemon::SERVICE_NAMES
+        .into_iter()
+        .chain(["grpc.health.v1.Health"])
+    {
+        assert!(
+            names.iter().any(|n| n == name),
+            "{name} missing from {names:?}"
+        );
+    }
+}

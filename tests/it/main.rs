@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod api;
+mod bad_input;
 mod mysql;
 mod sqlite;
 mod sync;

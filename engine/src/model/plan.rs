@@ -4,6 +4,7 @@ use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
 
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
@@ -12,6 +13,7 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 
+use super::guard::{check_depth, forward_from_sql_runtime, on_sql_runtime, sql_runtime};
 use crate::diff::key::is_keyable;
 use crate::error::Error;
 use crate::source::{ColumnInfo, Source, SourceError};
@@ -116,9 +118,13 @@ impl ModelSession {
 
     /// Plans `sql`, rejecting anything but a single read-only query before anything executes.
     ///
+    /// Parsing and planning run on the SQL runtime (large thread stacks, see
+    /// [`guard`](super::guard)), after the parsed statement's expression depth is checked.
+    ///
     /// # Errors
     /// `InvalidArgument` on `model.sql`: a syntax error, more than one statement, DDL/DML/`SET`,
-    /// or an unknown table or column (the planner's message, which names it).
+    /// an expression nested deeper than [`MAX_EXPRESSION_DEPTH`](super::MAX_EXPRESSION_DEPTH), or an unknown table or column
+    /// (the planner's message, which names it).
     pub async fn plan(&self, sql: &str) -> Result<LogicalPlan, Error> {
         if sql.trim().is_empty() {
             return Err(Error::invalid(
@@ -126,12 +132,15 @@ impl ModelSession {
                 "SQL is empty; write a SELECT query",
             ));
         }
-        let plan = self
-            .ctx
-            .state()
-            .create_logical_plan(sql)
-            .await
-            .map_err(sql_error)?;
+        let state = self.ctx.state();
+        let sql = sql.to_string();
+        let plan = on_sql_runtime(async move {
+            let dialect = &state.config_options().sql_parser.dialect;
+            let statement = state.sql_to_statement(&sql, dialect).map_err(sql_error)?;
+            check_depth(&statement)?;
+            state.statement_to_plan(statement).await.map_err(sql_error)
+        })
+        .await?;
         SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
@@ -149,21 +158,50 @@ impl ModelSession {
         Ok(plan)
     }
 
-    /// Executes a planned model, streaming its rows.
+    /// Executes a planned model, streaming its rows. Optimisation, physical planning and
+    /// execution run on the SQL runtime; the stream hands the batches over.
     pub async fn execute(&self, plan: LogicalPlan) -> Result<SendableRecordBatchStream, Error> {
-        let df = self
-            .ctx
-            .execute_logical_plan(plan)
-            .await
-            .map_err(sql_error)?;
-        df.execute_stream()
-            .await
-            .map_err(|e| match source_error(e) {
-                Ok(source) => Error::Source(source),
-                Err(e) => Error::from(SourceError::Read {
-                    message: e.to_string(),
-                }),
-            })
+        let ctx = self.ctx.clone();
+        let runtime = sql_runtime()?;
+        let stream = on_sql_runtime(async move {
+            let df = ctx.execute_logical_plan(plan).await.map_err(sql_error)?;
+            df.execute_stream()
+                .await
+                .map_err(|e| match source_error(e) {
+                    Ok(source) => Error::Source(source),
+                    Err(e) => Error::from(SourceError::Read {
+                        message: e.to_string(),
+                    }),
+                })
+        })
+        .await?;
+        Ok(forward_from_sql_runtime(&runtime, stream))
+    }
+
+    /// Runs a planned model with `LIMIT limit` on the SQL runtime; returns its schema and rows.
+    ///
+    /// # Errors
+    /// `InvalidArgument` on `model.sql` when the limited plan cannot be built; a source read
+    /// error when execution fails.
+    pub async fn preview(
+        &self,
+        plan: LogicalPlan,
+        limit: usize,
+    ) -> Result<(Schema, Vec<RecordBatch>), Error> {
+        let ctx = self.ctx.clone();
+        on_sql_runtime(async move {
+            let df = ctx
+                .execute_logical_plan(plan)
+                .await
+                .and_then(|df| df.limit(0, Some(limit)))
+                .map_err(|e| Error::invalid("model.sql", e.to_string()))?;
+            let schema = df.schema().as_arrow().clone();
+            let batches = df.collect().await.map_err(|e| SourceError::Read {
+                message: e.to_string(),
+            })?;
+            Ok((schema, batches))
+        })
+        .await
     }
 }
 

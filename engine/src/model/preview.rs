@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::mapping::value::json_value;
 use crate::model::plan::ModelSession;
 use crate::options::EngineOptions;
-use crate::source::{ColumnInfo, SourceError};
+use crate::source::ColumnInfo;
 
 /// Previews kept per daemon (oldest evicted first).
 const PREVIEW_CACHE_ENTRIES: usize = 128;
@@ -113,16 +113,7 @@ impl Previews {
         let session =
             ModelSession::new(source.as_ref(), self.options.sort_memory_bytes, None).await?;
         let plan = session.plan(&sql).await?;
-        let df = session
-            .context()
-            .execute_logical_plan(plan)
-            .await
-            .and_then(|df| df.limit(0, Some(limit)))
-            .map_err(|e| Error::invalid("model.sql", e.to_string()))?;
-        let schema = df.schema().as_arrow().clone();
-        let batches = df.collect().await.map_err(|e| SourceError::Read {
-            message: e.to_string(),
-        })?;
+        let (schema, batches) = session.preview(plan, limit).await?;
         let columns: Vec<ColumnInfo> = schema
             .fields()
             .iter()

@@ -7,7 +7,9 @@ use retl_proto::v1::destination_service_server::DestinationService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::status::{required, status};
-use crate::grpc::{Order, convert, create_id, paginate, required_id, touches, update_paths};
+use crate::grpc::{
+    Order, PageRequest, convert, create_id, paginate, required_id, touches, update_paths,
+};
 
 /// The destination service.
 #[derive(Debug, Clone)]
@@ -85,8 +87,12 @@ impl DestinationService for DestinationApi {
             all,
             |d| d.id.as_str(),
             Order::Ascending,
-            req.page_size,
-            &req.page_token,
+            &PageRequest {
+                rpc: "ListDestinations",
+                filter: "",
+                page_size: req.page_size,
+                page_token: &req.page_token,
+            },
         )?;
         Ok(Response::new(v1::ListDestinationsResponse {
             destinations: page.into_iter().map(convert::destination).collect(),

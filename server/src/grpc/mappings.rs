@@ -7,7 +7,9 @@ use retl_proto::v1::mapping_service_server::MappingService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::status::{required, status};
-use crate::grpc::{Order, convert, create_id, paginate, required_id, touches, update_paths};
+use crate::grpc::{
+    Order, PageRequest, convert, create_id, paginate, required_id, touches, update_paths,
+};
 
 /// What `Schedule` answers until scheduling is built.
 pub const SCHEDULES_UNIMPLEMENTED: &str =
@@ -87,8 +89,12 @@ impl MappingService for MappingApi {
             all,
             |m| m.id.as_str(),
             Order::Ascending,
-            req.page_size,
-            &req.page_token,
+            &PageRequest {
+                rpc: "ListMappings",
+                filter: "",
+                page_size: req.page_size,
+                page_token: &req.page_token,
+            },
         )?;
         Ok(Response::new(v1::ListMappingsResponse {
             mappings: page.into_iter().map(convert::mapping).collect(),

@@ -7,7 +7,9 @@ use retl_proto::v1::model_service_server::ModelService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::status::{invalid_argument, required, status};
-use crate::grpc::{Order, convert, create_id, paginate, required_id, touches, update_paths};
+use crate::grpc::{
+    Order, PageRequest, convert, create_id, paginate, required_id, touches, update_paths,
+};
 
 /// Rows `PreviewModel` returns when the request asks for 0.
 pub const DEFAULT_PREVIEW_ROWS: usize = 10;
@@ -75,8 +77,12 @@ impl ModelService for ModelApi {
             all,
             |m| m.id.as_str(),
             Order::Ascending,
-            req.page_size,
-            &req.page_token,
+            &PageRequest {
+                rpc: "ListModels",
+                filter: "",
+                page_size: req.page_size,
+                page_token: &req.page_token,
+            },
         )?;
         Ok(Response::new(v1::ListModelsResponse {
             models: page.into_iter().map(convert::model).collect(),

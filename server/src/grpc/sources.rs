@@ -7,7 +7,9 @@ use retl_proto::v1::source_service_server::SourceService;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::status::{required, status};
-use crate::grpc::{Order, convert, create_id, paginate, required_id, touches, update_paths};
+use crate::grpc::{
+    Order, PageRequest, convert, create_id, paginate, required_id, touches, update_paths,
+};
 
 /// The source service.
 #[derive(Debug, Clone)]
@@ -64,8 +66,12 @@ impl SourceService for SourceApi {
             all,
             |s| s.id.as_str(),
             Order::Ascending,
-            req.page_size,
-            &req.page_token,
+            &PageRequest {
+                rpc: "ListSources",
+                filter: "",
+                page_size: req.page_size,
+                page_token: &req.page_token,
+            },
         )?;
         Ok(Response::new(v1::ListSourcesResponse {
             sources: page.into_iter().map(convert::source).collect(),

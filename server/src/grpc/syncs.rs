@@ -11,7 +11,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::status::status;
-use crate::grpc::{Order, convert, effective_page_size, paginate, required_id};
+use crate::grpc::{Order, PageRequest, convert, paginate, required_id};
 
 /// The sync service.
 #[derive(Debug, Clone)]
@@ -112,24 +112,28 @@ impl SyncService for SyncApi {
     ) -> Result<Response<v1::ListSyncRunsResponse>, Status> {
         let req = request.into_inner();
         let mapping = Some(req.mapping_id.as_str()).filter(|m| !m.is_empty());
+        let filter = mapping
+            .map(|m| format!("mapping_id={m}"))
+            .unwrap_or_default();
+        let page = PageRequest {
+            rpc: "ListSyncRuns",
+            filter: &filter,
+            page_size: req.page_size,
+            page_token: &req.page_token,
+        };
         // The engine seeks to the cursor (runs are keyed by time-ordered ids) and reads one
-        // page plus one run, so `paginate` can tell whether another page follows.
-        let size = effective_page_size(req.page_size)?;
-        let before = Some(req.page_token.as_str()).filter(|t| !t.is_empty());
+        // page plus one run, so `paginate` can tell whether another page follows (its filter by
+        // the cursor keeps them all).
+        let size = page.size()?;
+        let before = page.after()?;
         let runs = self
             .engine
             .syncs()
-            .list(mapping, before, size + 1)
+            .list(mapping, before.as_deref(), size + 1)
             .map_err(status)?;
-        let (page, next_page_token) = paginate(
-            runs,
-            |r| r.id.as_str(),
-            Order::Descending,
-            req.page_size,
-            "",
-        )?;
+        let (runs, next_page_token) = paginate(runs, |r| r.id.as_str(), Order::Descending, &page)?;
         Ok(Response::new(v1::ListSyncRunsResponse {
-            sync_runs: page.into_iter().map(convert::sync_run).collect(),
+            sync_runs: runs.into_iter().map(convert::sync_run).collect(),
             next_page_token,
         }))
     }
