@@ -10,6 +10,7 @@
 //! # Layout
 //! - [`engine`]: the [`Engine`] facade the server calls.
 //! - [`catalog`]: stored definitions and run history.
+//! - [`config_field`]: JSON config into typed structs, errors naming the field and its form.
 //! - [`connector`]: descriptors connectors register; [`source`] and [`destination`]: their traits.
 //! - [`model`]: planning and validating model SQL, executing extracts.
 //! - [`staging`]: extracts written as Parquet.
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+pub mod config_field;
 pub mod connector;
 pub mod delivery;
 pub mod destination;
