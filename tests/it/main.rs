@@ -4,6 +4,7 @@
 
 mod api;
 mod mysql;
+mod sources;
 mod sqlite;
 mod sync;
 mod warehouses;
