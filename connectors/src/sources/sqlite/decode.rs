@@ -14,7 +14,10 @@ use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 use datafusion::arrow::error::ArrowError;
 use rusqlite::types::ValueRef;
 
-use super::values::*;
+use super::values::{
+    decimal_noise, describe, epoch_days, epoch_value, exact_float, fits_precision, integral,
+    parse_datetime, parse_decimal_literal, parse_time, real_text, rescale_exact, rescale_rounded,
+};
 
 /// A value that does not fit its column.
 #[derive(Debug, Clone, PartialEq, Eq)]

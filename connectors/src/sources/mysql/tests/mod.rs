@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use futures::StreamExt;
 use retl_engine::model::ModelSession;
 use retl_engine::source::{Source, SourceError};
 use retl_testkit::MariaDbServer;
