@@ -243,7 +243,9 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
             )
         }
         other => {
+            // A files source needs an absolute path (`--work` may be relative).
             let file = dir.join("warehouse").join("customers.parquet");
+            let file = std::path::absolute(&file).map_err(BenchError::io(&file))?;
             let filter = (other == Scenario::RateLimited && rows > RATE_LIMITED_ROWS)
                 .then(|| format!("id <= {}", max_id(RATE_LIMITED_ROWS)));
             (

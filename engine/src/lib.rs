@@ -11,6 +11,7 @@
 //! - [`engine`]: the [`Engine`], a thin handle over the services below; [`options`] its settings.
 //! - [`catalog`]: stored definitions and their services (create, validate, update, delete);
 //!   [`catalog::secrets`] the one home of secret handling.
+//! - [`config_field`]: JSON config into typed structs, errors naming the field and its form.
 //! - [`connector`]: descriptors connectors register and building them from definitions;
 //!   [`source`] and [`destination`]: their traits.
 //! - [`model`]: planning and validating model SQL, executing extracts, previews.
@@ -33,6 +34,7 @@
 
 pub mod catalog;
 pub mod category;
+pub mod config_field;
 pub mod connector;
 pub mod delivery;
 pub mod destination;

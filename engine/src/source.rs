@@ -132,7 +132,9 @@ pub enum SourceError {
         /// The warehouse type.
         data_type: String,
     },
-    /// Reading failed part-way; the extract is incomplete.
+    /// Reading failed in a way a retry does not fix (data a decoder rejects, a corrupt file,
+    /// a statement the warehouse refuses, a query timeout); the extract is incomplete. A lost
+    /// connection is [`SourceError::Unavailable`] instead.
     #[error("reading from the source failed: {message}")]
     Read {
         /// What failed.
@@ -181,9 +183,11 @@ impl SourceError {
             SourceError::InvalidConfig { .. }
             | SourceError::Query { .. }
             | SourceError::UnsupportedType { .. } => ErrorCategory::InvalidArgument,
-            SourceError::Unavailable { .. } | SourceError::Read { .. } => {
-                ErrorCategory::Unavailable
-            }
+            SourceError::Unavailable { .. } => ErrorCategory::Unavailable,
+            // Not retried by the engine (see `is_transient`), so not UNAVAILABLE to clients
+            // either: a corrupt file or a row a decoder rejects fails the same way until the
+            // user fixes the data, the model or a timeout.
+            SourceError::Read { .. } => ErrorCategory::FailedPrecondition,
             SourceError::Authentication { .. } => ErrorCategory::ExternalAuth,
             SourceError::PermissionDenied { .. } => ErrorCategory::PermissionDenied,
         }

@@ -5,6 +5,7 @@
 mod api;
 mod bad_input;
 mod mysql;
+mod sources;
 mod sqlite;
 mod sync;
 mod warehouses;

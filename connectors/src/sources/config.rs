@@ -1,10 +1,14 @@
-//! Configuration pieces every source connector shares: the `InvalidConfig` error, the password
-//! field, `host:port` for messages, and the connect and query timeouts.
+//! Configuration pieces every source connector shares: parsing the JSON config with errors that
+//! name the field, the `InvalidConfig` error, the password field, `host:port` for messages, and
+//! the connect and query timeouts.
 
 use std::time::Duration;
 
+use retl_engine::config_field;
+use retl_engine::destination::FieldSpec;
 use retl_engine::secret::Secret;
 use retl_engine::source::SourceError;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
 /// `connect_timeout_ms` when the config does not set it.
@@ -15,6 +19,33 @@ const MAX_CONNECT_TIMEOUT_MS: u64 = 300_000;
 const DEFAULT_QUERY_TIMEOUT_MS: u64 = 3_600_000;
 /// The shortest non-zero `query_timeout_ms` accepted.
 const MIN_QUERY_TIMEOUT_MS: u64 = 100;
+
+/// Parses a source's JSON config into its typed form. An error names the field (`path`, or
+/// `config` when the config is not an object) and, for a value of the wrong type or range,
+/// says in words what the field must be, with the field's description from `fields` (the
+/// type's catalog entry): "must be a text value (absolute path of ...), not the number 42".
+pub(crate) fn parse_config<T: DeserializeOwned>(
+    config: &serde_json::Value,
+    fields: &[FieldSpec],
+) -> Result<T, SourceError> {
+    config_field::from_json(config).map_err(|e| {
+        let top = e.field.split(['.', '[']).next().unwrap_or_default();
+        let spec = fields.iter().find(|f| f.name == top);
+        let message = match spec {
+            Some(spec) if e.expected.is_some() => e.message_with(spec.description),
+            Some(spec) if e.message == "is required" => {
+                format!("is required: {}", spec.description)
+            }
+            _ => e.message,
+        };
+        let field = if e.field.is_empty() {
+            "config".to_string()
+        } else {
+            e.field
+        };
+        SourceError::InvalidConfig { field, message }
+    })
+}
 
 /// An `InvalidConfig` error on `field`.
 pub(crate) fn invalid(field: &str, message: impl Into<String>) -> SourceError {

@@ -2,6 +2,8 @@
 
 pub(crate) mod catalog;
 pub(crate) mod config;
+#[cfg(test)]
+pub(crate) mod conformance;
 pub(crate) mod federation;
 pub(crate) mod files;
 pub(crate) mod mysql;
@@ -11,17 +13,6 @@ pub(crate) mod sqlite;
 pub(crate) mod test_support;
 
 use retl_engine::source::SourceError;
-use serde::de::DeserializeOwned;
-
-/// Parses a source's JSON config into its typed form; unknown or mistyped fields are named.
-pub(crate) fn parse_config<T: DeserializeOwned>(
-    config: &serde_json::Value,
-) -> Result<T, SourceError> {
-    T::deserialize(config).map_err(|e| SourceError::InvalidConfig {
-        field: "config".to_string(),
-        message: e.to_string(),
-    })
-}
 
 /// How many object names a message lists before "and N more".
 const NAMES_SHOWN: usize = 5;

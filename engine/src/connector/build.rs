@@ -68,21 +68,7 @@ pub fn effective_limits(
     if overrides.is_empty() {
         return Ok(defaults);
     }
-    let mut merged = match serde_json::to_value(&defaults) {
-        Ok(serde_json::Value::Object(m)) => m,
-        _ => {
-            return Err(Error::internal(
-                "default limits did not serialize to an object",
-            ));
-        }
-    };
-    for (k, v) in overrides {
-        merged.insert(k.clone(), v.clone());
-    }
-    let limits: DeliveryLimits = serde_json::from_value(serde_json::Value::Object(merged))
-        .map_err(|e| Error::invalid("destination.config.limits", e.to_string()))?;
-    limits
-        .validate()
-        .map_err(|(field, msg)| Error::invalid(format!("destination.config.{field}"), msg))?;
-    Ok(limits)
+    defaults
+        .with_overrides(&serde_json::Value::Object(overrides.clone()))
+        .map_err(|(field, message)| Error::invalid(format!("destination.config.{field}"), message))
 }

@@ -173,6 +173,48 @@ impl DeliveryLimits {
     }
 }
 
+impl DeliveryLimits {
+    /// These limits with the user's overrides (a destination config's `limits` object, e.g.
+    /// `{"batch_size": 50}`) applied and checked. The error is `(field, message)`, the field
+    /// named as in the destination config (`limits.batch_size`) and the message saying in
+    /// words what it must be ("must be a whole number, 0 or more, not the text "ten"").
+    pub fn with_overrides(
+        &self,
+        overrides: &serde_json::Value,
+    ) -> Result<DeliveryLimits, (String, String)> {
+        const EXAMPLE: &str = "{\"requests_per_second\": 5, \"batch_size\": 50}";
+        let serde_json::Value::Object(overrides) = overrides else {
+            return Err((
+                "limits".to_string(),
+                format!("must be an object, e.g. {EXAMPLE}"),
+            ));
+        };
+        let mut merged = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => {
+                return Err((
+                    "limits".to_string(),
+                    "the default limits could not be read (a bug in retl)".to_string(),
+                ));
+            }
+        };
+        for (key, value) in overrides {
+            merged.insert(key.clone(), value.clone());
+        }
+        let limits: DeliveryLimits =
+            crate::config_field::from_json(&serde_json::Value::Object(merged)).map_err(|e| {
+                let field = if e.field.is_empty() {
+                    "limits".to_string()
+                } else {
+                    format!("limits.{}", e.field)
+                };
+                (field, e.message)
+            })?;
+        limits.validate()?;
+        Ok(limits)
+    }
+}
+
 /// The kind of change a record represents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -303,6 +345,62 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&delete).unwrap(),
             r#"{"key":1,"change":"deleted","fields":{}}"#
+        );
+    }
+
+    #[test]
+    fn limit_overrides_name_the_field_and_the_expected_form() {
+        let defaults = DeliveryLimits::default();
+        let limits = defaults
+            .with_overrides(&serde_json::json!({"batch_size": 50, "requests_per_second": 2.5}))
+            .unwrap();
+        assert_eq!(limits.batch_size, 50);
+        assert_eq!(limits.requests_per_second, 2.5);
+        assert_eq!(limits.burst, defaults.burst);
+        assert_eq!(
+            defaults.with_overrides(&serde_json::json!({})).unwrap(),
+            defaults
+        );
+
+        let error = |overrides: serde_json::Value| defaults.with_overrides(&overrides).unwrap_err();
+        assert_eq!(
+            error(serde_json::json!({"batch_size": "ten"})),
+            (
+                "limits.batch_size".to_string(),
+                "must be a whole number, 0 or more, not the text \"ten\"".to_string()
+            )
+        );
+        assert_eq!(
+            error(serde_json::json!({"batch_size": 2.5})),
+            (
+                "limits.batch_size".to_string(),
+                "must be a whole number, 0 or more, not the number 2.5".to_string()
+            )
+        );
+        assert_eq!(
+            error(serde_json::json!({"burst": -1})).1,
+            "must be a whole number from 0 to 4294967295, not the number -1"
+        );
+        assert_eq!(
+            error(serde_json::json!({"requests_per_second": "fast"})),
+            (
+                "limits.requests_per_second".to_string(),
+                "must be a number, not the text \"fast\"".to_string()
+            )
+        );
+        let (field, message) = error(serde_json::json!({"batch_sise": 5}));
+        assert_eq!(field, "limits.batch_sise");
+        assert!(message.contains("batch_size"), "{message}");
+        let (field, message) = error(serde_json::json!(5));
+        assert_eq!(field, "limits");
+        assert!(message.contains("must be an object"), "{message}");
+        // The values are checked too.
+        assert_eq!(
+            error(serde_json::json!({"batch_size": 0})),
+            (
+                "limits.batch_size".to_string(),
+                "must be at least 1".to_string()
+            )
         );
     }
 }

@@ -84,6 +84,14 @@ mod tests {
                 }),
                 Code::Unavailable,
             ),
+            // A read that fails again on retry (a corrupt file, a broken row): not UNAVAILABLE,
+            // which clients retry.
+            (
+                Error::Source(retl_engine::source::SourceError::Read {
+                    message: "broken.parquet is not a Parquet file".into(),
+                }),
+                Code::FailedPrecondition,
+            ),
             (
                 Error::Cancelled {
                     reason: "user".into(),

@@ -57,7 +57,7 @@ impl FileFormat {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct FilesConfig {
-    /// A file, or a directory whose files (not subdirectories) form the table.
+    /// A file, or a directory whose files (not subdirectories) form the table; absolute.
     pub(crate) path: String,
     /// `parquet`, `csv` or `ndjson`; inferred from the extension(s) when absent.
     #[serde(default)]
@@ -82,7 +82,7 @@ pub(crate) const CONFIG_FIELDS: &[FieldSpec] = &[
         field_type: FieldType::String,
         required: true,
         secret: false,
-        description: "A Parquet, CSV or NDJSON file, or a directory of such files (subdirectories are ignored), on the daemon's machine.",
+        description: "Absolute path of a Parquet, CSV or NDJSON file, or of a directory of such files (subdirectories are ignored), on the daemon's machine.",
     },
     FieldSpec {
         name: "format",
@@ -143,6 +143,15 @@ impl FilesConfig {
         }
         if self.path.contains('\0') {
             return Err(invalid("path", "must not contain NUL characters"));
+        }
+        if !Path::new(&self.path).is_absolute() {
+            return Err(invalid(
+                "path",
+                format!(
+                    "'{}' is relative; give an absolute path, e.g. /data/users.parquet (the daemon does not resolve paths against the directory the client runs in)",
+                    self.path
+                ),
+            ));
         }
         let csv_only = self.has_header.is_some() || self.delimiter.is_some();
         if let Some(format) = self.format

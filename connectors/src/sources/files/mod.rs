@@ -11,7 +11,7 @@
 //! # Configuration
 //! | key | required | meaning |
 //! |---|---|---|
-//! | `path` | yes | a file, or a directory whose files (not subdirectories) form the table |
+//! | `path` | yes | absolute path of a file, or of a directory whose files (not subdirectories) form the table; relative paths are rejected (the daemon's working directory is not the client's) |
 //! | `format` | no | `parquet`, `csv` or `ndjson` (aliases `json`, `jsonl`); inferred from the extension(s); a directory holding several formats needs it |
 //! | `table` | no | table name in model SQL; default: file stem / directory name as a lower-case identifier (`Users 2024.csv` → `users_2024`) |
 //! | `has_header` | no | CSV: first line holds column names (default true) |
@@ -55,6 +55,6 @@ pub(crate) fn source_type() -> SourceType {
 
 /// Builds a files source from its config; touches no file.
 fn build(config: &serde_json::Value) -> Result<Arc<dyn Source>, SourceError> {
-    let config: FilesConfig = crate::sources::parse_config(config)?;
+    let config: FilesConfig = crate::sources::config::parse_config(config, CONFIG_FIELDS)?;
     Ok(Arc::new(FilesSource::new(config.validate()?)))
 }

@@ -6,13 +6,19 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::TableReference;
+use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
+use datafusion::common::{Constraints, Statistics, TableReference};
+use datafusion::datasource::TableType;
 use datafusion::datasource::file_format::options::{
     CsvReadOptions, JsonReadOptions, ParquetReadOptions, ReadOptions,
 };
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::TableProviderFilterPushDown;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::prelude::Expr;
 use datafusion::prelude::SessionContext;
 use retl_engine::source::{ColumnInfo, Source, SourceError, SourceTestReport, TableInfo};
 
@@ -91,6 +97,31 @@ fn access_error(path: &Path, error: &std::io::Error) -> SourceError {
 
 fn extension_of(path: &Path) -> Option<&str> {
     path.extension().and_then(|e| e.to_str())
+}
+
+/// What to do about a file that does not parse.
+fn fix_hint(layout: &Layout) -> String {
+    let what = if layout.is_dir {
+        format!("every {} file in the directory", layout.format.name())
+    } else {
+        "the file".to_string()
+    };
+    format!(
+        "check that {what} is a complete, valid {} file (replace or remove a broken one), or set the source's format if the files hold another format",
+        layout.format.name()
+    )
+}
+
+/// The first I/O error in an error's source chain.
+fn find_io_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a std::io::Error> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            return Some(io);
+        }
+        current = e.source();
+    }
+    None
 }
 
 /// Looks at the configured path and decides the format, extension and files (blocking I/O).
@@ -288,9 +319,10 @@ impl FilesSource {
             .await
             .map_err(|e| SourceError::Read {
                 message: format!(
-                    "could not read {} as {}: {e}",
+                    "could not read {} as {}: {e}; {}",
                     layout.path.display(),
-                    layout.format.name()
+                    layout.format.name(),
+                    fix_hint(&layout)
                 ),
             })?;
         if schema.fields().is_empty() {
@@ -377,7 +409,7 @@ impl Source for FilesSource {
         let (layout, table, _) = self.provider(ctx).await?;
         ctx.register_table(
             TableReference::bare(self.config.table.clone()),
-            Arc::new(table),
+            Arc::new(ReadOnly(table)),
         )
         .map_err(|e| SourceError::Query {
             message: format!(
@@ -387,5 +419,89 @@ impl Source for FilesSource {
             ),
         })?;
         Ok(())
+    }
+
+    /// A file that disappeared or changed mid-read is `Unavailable` (it may be being
+    /// rewritten; the engine tries the extract again); a row or a page
+    /// that does not parse — is a `Read` error naming the path and the fix, which a retry
+    /// would not cure; other errors are left to the engine.
+    fn classify_read_error(
+        &self,
+        error: &(dyn std::error::Error + 'static),
+    ) -> Option<SourceError> {
+        let path = self.config.path.display();
+        let format = self.config.format.map_or("its format", FileFormat::name);
+        let root = error
+            .downcast_ref::<DataFusionError>()
+            .map(DataFusionError::find_root);
+        let io = find_io_error(error).is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound);
+        if io || matches!(root, Some(DataFusionError::ObjectStore(..))) {
+            return Some(SourceError::Unavailable {
+                message: format!(
+                    "a file of {path} changed or went away while it was being read ({}); the extract is incomplete: run again once the files are in place",
+                    root.map_or_else(|| error.to_string(), ToString::to_string)
+                ),
+            });
+        }
+        matches!(
+            root,
+            Some(DataFusionError::ArrowError(..) | DataFusionError::ParquetError(..))
+        )
+        .then(|| SourceError::Read {
+            message: format!(
+                "{path} could not be read as {format}: {}; fix or remove the broken row or file, then run again",
+                root.map_or_else(|| error.to_string(), ToString::to_string)
+            ),
+        })
+    }
+}
+
+/// A `ListingTable` that only reads: DataFusion's own would write a new file into a directory
+/// table on `INSERT INTO`. Model SQL is refused DML before it reaches a table, but a table of
+/// a source must not be writable whoever plans over it.
+#[derive(Debug)]
+struct ReadOnly(ListingTable);
+
+#[async_trait]
+impl TableProvider for ReadOnly {
+    fn schema(&self) -> SchemaRef {
+        self.0.schema()
+    }
+
+    fn constraints(&self) -> Option<&Constraints> {
+        self.0.constraints()
+    }
+
+    fn table_type(&self) -> TableType {
+        self.0.table_type()
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn ExecutionPlan>> {
+        self.0.scan(state, projection, filters, limit).await
+    }
+
+    async fn scan_with_args<'a>(
+        &self,
+        state: &dyn Session,
+        args: ScanArgs<'a>,
+    ) -> datafusion::error::Result<ScanResult> {
+        self.0.scan_with_args(state, args).await
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> datafusion::error::Result<Vec<TableProviderFilterPushDown>> {
+        self.0.supports_filters_pushdown(filters)
+    }
+
+    fn statistics(&self) -> Option<Statistics> {
+        self.0.statistics()
     }
 }

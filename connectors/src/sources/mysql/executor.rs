@@ -55,7 +55,7 @@ impl Shared {
 
     /// A pooled connection prepared for a model query. A pooled connection the server closed
     /// meanwhile (restart, kill, `wait_timeout`) is replaced once.
-    async fn model_connection(&self) -> Result<MySQLConnection, SourceError> {
+    pub(super) async fn model_connection(&self) -> Result<MySQLConnection, SourceError> {
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -106,6 +106,6 @@ pub(crate) fn source_type() -> SourceType {
 
 /// Builds a MySQL source from its config; touches no network.
 fn build(config: &serde_json::Value) -> Result<Arc<dyn Source>, SourceError> {
-    let config: MySqlConfig = crate::sources::parse_config(config)?;
+    let config: MySqlConfig = crate::sources::config::parse_config(config, CONFIG_FIELDS)?;
     Ok(Arc::new(MySqlSource::new(config.validate()?)))
 }

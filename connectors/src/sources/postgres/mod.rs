@@ -5,7 +5,11 @@
 //!
 //! # Files
 //! - `config.rs`: `PostgresConfig`, its catalog field specs, `validate()` (shape only).
-//! - `source.rs`: the connection pool, error wording, the lazily resolving catalog, `impl Source`.
+//! - `source.rs`: the connection pool and `impl Source` (`test`, `list_tables`, `register`).
+//! - `catalog.rs`: the database as a DataFusion catalog, resolving tables lazily from
+//!   `pg_catalog` and checking read access.
+//! - `errors.rs`: driver and server errors (SQLSTATE codes, lost connections) worded as
+//!   `SourceError`s.
 //! - `types.rs`: PostgreSQL type → Arrow type (the full table is there).
 //! - `tests.rs`: config unit tests, and tests against a real PostgreSQL started by the testkit.
 //!
@@ -61,7 +65,7 @@
 //! engine then starts the extract again, `connection_retries` times, default 2) and `Read`
 //! otherwise (a statement that would fail again; not retried). The row stream of the table
 //! providers passes driver errors on as text, so a lost connection is recognised by its words
-//! (`source.rs`, `lost_connection`).
+//! (`errors.rs`, `lost_connection`).
 //!
 //! # Limits
 //! Timestamps must lie between 1677 and 2262 (Arrow nanoseconds); numerics keep 28
@@ -69,7 +73,9 @@
 //! The `redshift` flavor sends no startup options (no read-only session, no
 //! `statement_timeout`: use Redshift WLM) and is not tested against a real cluster here.
 
+mod catalog;
 mod config;
+mod errors;
 mod source;
 #[cfg(test)]
 mod tests;
@@ -96,6 +102,6 @@ pub(crate) fn source_type() -> SourceType {
 
 /// Builds a PostgreSQL source from its config; touches no network.
 fn build(config: &serde_json::Value) -> Result<Arc<dyn Source>, SourceError> {
-    let config: PostgresConfig = crate::sources::parse_config(config)?;
+    let config: PostgresConfig = crate::sources::config::parse_config(config, CONFIG_FIELDS)?;
     Ok(Arc::new(PostgresSource::new(config.validate()?)))
 }

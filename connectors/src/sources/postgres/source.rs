@@ -1,24 +1,24 @@
-//! `impl Source` for PostgreSQL: the connection pool, error wording, the lazily resolving
-//! catalog registered in DataFusion, `test` and `list_tables`.
+//! `impl Source` for PostgreSQL: the connection pool, registering the lazily resolving
+//! catalog (`catalog.rs`) in DataFusion, `test` and `list_tables`; errors are worded in
+//! `errors.rs`.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use datafusion::catalog::TableProvider;
-use datafusion::common::TableReference;
 use datafusion::prelude::SessionContext;
 use datafusion_table_providers::UnsupportedTypeAction;
 use datafusion_table_providers::postgres::PostgresTableFactory;
-use datafusion_table_providers::sql::db_connection_pool::dbconnection::Error as DbError;
 use datafusion_table_providers::sql::db_connection_pool::postgrespool::PostgresConnectionPool;
 use datafusion_table_providers::util::secrets::to_secret_map;
 use retl_engine::source::{ColumnInfo, Source, SourceError, SourceTestReport, TableInfo};
 
+use super::catalog::Resolver;
 use super::config::{Flavor, ValidConfig};
+use super::errors;
 use super::types::{self, PgType};
-use crate::sources::catalog::{LazyCatalog, TableLoader};
+use crate::sources::catalog::LazyCatalog;
 use crate::sources::some_names;
 
 /// Connections kept by one source's pool (an extract uses one; catalog look-ups another).
@@ -32,70 +32,6 @@ pub(crate) struct PostgresSource {
     pool: tokio::sync::OnceCell<Arc<PostgresConnectionPool>>,
 }
 
-// ---- errors ---------------------------------------------------------------------------------
-
-/// The first `tokio_postgres::Error` in an error's source chain.
-fn find_pg_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a tokio_postgres::Error> {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(e) = current {
-        if let Some(pg) = e.downcast_ref::<tokio_postgres::Error>() {
-            return Some(pg);
-        }
-        current = e.source();
-    }
-    None
-}
-
-/// The first table-providers connection error in an error's source chain.
-fn find_db_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a DbError> {
-    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
-    while let Some(e) = current {
-        if let Some(db) = e.downcast_ref::<DbError>() {
-            return Some(db);
-        }
-        current = e.source();
-    }
-    None
-}
-
-/// The server's own words for an error (tokio-postgres prints only "db error"), with the
-/// chain of causes for client-side errors.
-pub(crate) fn pg_message(error: &tokio_postgres::Error) -> String {
-    if let Some(db) = error.as_db_error() {
-        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
-        if let Some(detail) = db.detail() {
-            text.push_str(&format!("; {detail}"));
-        }
-        return text;
-    }
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(&format!(": {e}"));
-        source = e.source();
-    }
-    text
-}
-
-/// Whether a driver error's text says the connection went away (as opposed to a statement
-/// that failed and would fail again).
-pub(super) fn lost_connection(text: &str) -> bool {
-    const MARKERS: &[&str] = &[
-        "connection closed",
-        "connection reset",
-        "broken pipe",
-        "unexpected eof",
-        "error communicating with the server",
-        "terminating connection due to administrator command",
-        "the database system is shutting down",
-        "the database system is starting up",
-        "the database system is in recovery mode",
-        "server closed the connection unexpectedly",
-    ];
-    let lower = text.to_ascii_lowercase();
-    MARKERS.iter().any(|marker| lower.contains(marker))
-}
-
 impl PostgresSource {
     /// A source over this (validated) config; touches no network.
     pub(crate) fn new(config: ValidConfig) -> Self {
@@ -107,77 +43,7 @@ impl PostgresSource {
 
     /// Words a failure to connect (or a failed statement) for the user.
     fn classify(&self, error: &(dyn StdError + 'static)) -> SourceError {
-        let c = &self.config;
-        let address = c.address();
-        let Some(pg) = find_pg_error(error) else {
-            return SourceError::Unavailable {
-                message: format!("cannot use PostgreSQL at {address}: {error}"),
-            };
-        };
-        let detail = pg_message(pg);
-        match pg.code().map(|code| code.code()) {
-            Some("28P01") => SourceError::Authentication {
-                message: format!(
-                    "password authentication failed for user '{}' on {address}: check the user and password (and that the role has LOGIN)",
-                    c.user
-                ),
-            },
-            Some("28000") => SourceError::Authentication {
-                message: format!(
-                    "the server refused user '{}' for database '{}': {detail}; check the user name, and that pg_hba.conf allows this client",
-                    c.user, c.database
-                ),
-            },
-            Some("3D000") => SourceError::InvalidConfig {
-                field: "database".to_string(),
-                message: format!(
-                    "database '{}' does not exist on {address}; check the name (it is case-sensitive) or create it",
-                    c.database
-                ),
-            },
-            Some("42501") => SourceError::PermissionDenied {
-                message: format!(
-                    "user '{}' may not do this in database '{}': {detail}; grant it (GRANT CONNECT ON DATABASE {} TO {}, GRANT USAGE ON SCHEMA ..., GRANT SELECT ON ...)",
-                    c.user, c.database, c.database, c.user
-                ),
-            },
-            Some("57014") => SourceError::Read {
-                message: format!(
-                    "the query was cancelled by the server: {detail}; if it hit statement_timeout, raise the source's query_timeout_ms"
-                ),
-            },
-            Some(code)
-                if code.starts_with("53") || code.starts_with("57") || code.starts_with("08") =>
-            {
-                SourceError::Unavailable {
-                    message: format!(
-                        "PostgreSQL at {address} cannot serve the connection now: {detail}"
-                    ),
-                }
-            }
-            Some(_) => SourceError::Read {
-                message: format!("PostgreSQL at {address} reported: {detail}"),
-            },
-            None => {
-                let lower = detail.to_ascii_lowercase();
-                let hint = if lower.contains("certificate") {
-                    format!(
-                        "; the server's TLS certificate was not accepted with sslmode={}: set sslrootcert to the certificate authority that signed it (or use sslmode=require to encrypt without verifying), and with verify-full check that the host name matches the certificate",
-                        c.sslmode.as_str()
-                    )
-                } else if lower.contains("tls") || lower.contains("ssl") {
-                    format!(
-                        "; the TLS handshake failed with sslmode={}: check the server's TLS setup or choose another sslmode",
-                        c.sslmode.as_str()
-                    )
-                } else {
-                    String::new()
-                };
-                SourceError::Unavailable {
-                    message: format!("cannot talk to PostgreSQL at {address}: {detail}{hint}"),
-                }
-            }
-        }
+        errors::classify(&self.config, error)
     }
 
     /// A TCP connection within the connect timeout, so an unreachable host fails fast with
@@ -262,103 +128,6 @@ impl PostgresSource {
             .query(sql, params)
             .await
             .map_err(|e| self.classify(&e))
-    }
-}
-
-// ---- DataFusion registration ----------------------------------------------------------------
-
-/// How the catalog looks a table up: the pool and the provider factory.
-struct Resolver {
-    source_config: ValidConfig,
-    pool: Arc<PostgresConnectionPool>,
-    factory: PostgresTableFactory,
-}
-
-impl std::fmt::Debug for Resolver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Resolver")
-            .field("address", &self.source_config.address())
-            .finish_non_exhaustive()
-    }
-}
-
-/// Existence, kind and read access of one relation.
-const LOOKUP_SQL: &str = "
-SELECT has_schema_privilege(n.oid, 'USAGE') AS schema_usage,
-       has_table_privilege(c.oid, 'SELECT') AS can_select
-FROM pg_catalog.pg_class c
-JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'v', 'm', 'f', 'p')";
-
-#[async_trait]
-impl TableLoader for Resolver {
-    fn schema_names(&self) -> Vec<String> {
-        vec![self.source_config.schema.clone()]
-    }
-
-    /// Looks `schema.table` up: `None` when it does not exist (DataFusion then reports the
-    /// unknown table), an error naming the grant when it cannot be read.
-    async fn load(
-        &self,
-        schema: &str,
-        table: &str,
-    ) -> Result<Option<Arc<dyn TableProvider>>, SourceError> {
-        let c = &self.source_config;
-        let source = PostgresSource::new(c.clone());
-        let conn = self
-            .pool
-            .connect_direct()
-            .await
-            .map_err(|e| source.classify(&e))?;
-        let row = conn
-            .conn
-            .query_opt(LOOKUP_SQL, &[&schema, &table])
-            .await
-            .map_err(|e| source.classify(&e))?;
-        drop(conn);
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let schema_usage: bool = row.try_get(0).unwrap_or(false);
-        let can_select: bool = row.try_get(1).unwrap_or(false);
-        if !schema_usage {
-            return Err(SourceError::PermissionDenied {
-                message: format!(
-                    "user '{}' has no USAGE privilege on schema '{schema}'; run GRANT USAGE ON SCHEMA \"{schema}\" TO \"{}\"",
-                    c.user, c.user
-                ),
-            });
-        }
-        if !can_select {
-            return Err(SourceError::PermissionDenied {
-                message: format!(
-                    "user '{}' may not read table {schema}.{table}; run GRANT SELECT ON \"{schema}\".\"{table}\" TO \"{}\"",
-                    c.user, c.user
-                ),
-            });
-        }
-        let reference = TableReference::partial(schema, table);
-        let provider = self
-            .factory
-            .table_provider(reference)
-            .await
-            .map_err(|e| match find_db_error(e.as_ref()) {
-                Some(DbError::UnsupportedDataType {
-                    data_type,
-                    field_name,
-                }) => SourceError::Query {
-                    message: format!(
-                        "table {schema}.{table} cannot be read: column '{field_name}' has PostgreSQL type {data_type}, which retl cannot read; create a view that casts it (for example {field_name}::text) and use the view"
-                    ),
-                },
-                _ => match find_pg_error(e.as_ref()) {
-                    Some(pg) => source.classify(pg),
-                    None => SourceError::Read {
-                        message: format!("reading the columns of {schema}.{table} failed: {e}"),
-                    },
-                },
-            })?;
-        Ok(Some(provider))
     }
 }
 
@@ -585,28 +354,6 @@ impl Source for PostgresSource {
     }
 
     fn classify_read_error(&self, error: &(dyn StdError + 'static)) -> Option<SourceError> {
-        if let Some(pg) = find_pg_error(error) {
-            return Some(self.classify(pg));
-        }
-        // The table providers' row stream hands the driver's error over as text only
-        // ("Failed to fetch batch: Query execution failed.\n<driver error>\nFor details, ..."),
-        // so a lost connection can only be told by its words.
-        let text = error.to_string();
-        let detail = text
-            .lines()
-            .map(str::trim)
-            .filter(|line| {
-                !line.is_empty()
-                    && !line.starts_with("For details")
-                    && !line.ends_with("Query execution failed.")
-            })
-            .collect::<Vec<_>>()
-            .join(" ");
-        lost_connection(&text).then(|| SourceError::Unavailable {
-            message: format!(
-                "the connection to PostgreSQL at {} was lost while reading ({detail}); check that the server is up and look at its log",
-                self.config.address()
-            ),
-        })
+        errors::classify_read(&self.config, error)
     }
 }

@@ -6,9 +6,15 @@
 //!
 //! # Files
 //! - `config.rs`: `SqliteConfig`, its catalog field specs, `validate()` (shape only).
-//! - `source.rs`: read-only connections, error wording, the streaming reader, the lazily
-//!   resolving catalog, `impl Source`.
-//! - `types.rs`: SQLite declared type → Arrow type, and value decoding (the full table is there).
+//! - `source.rs`: the database file, its read-only connections, `impl Source`.
+//! - `catalog.rs`: the file as a DataFusion catalog, resolving tables and views lazily from
+//!   `sqlite_schema`.
+//! - `executor.rs`: the streaming reader a pushed-down model runs through, and the table
+//!   providers' connection pool over it.
+//! - `errors.rs`: SQLite failures worded as `SourceError`s.
+//! - `types.rs`: SQLite declared type → Arrow type (the full table is there).
+//! - `decode.rs`: SQLite values → Arrow arrays of the column's type, checked value by value;
+//!   `values.rs`: exact reading of single values (decimals, dates, times).
 //! - `tests.rs`: config unit tests, and tests against real database files in temp dirs.
 //!
 //! # Configuration
@@ -77,11 +83,16 @@
 //!   them, sets WAL mode, reads a result into one batch, and ends a result silently at a read
 //!   error); retl plugs its own read-only, streaming connection into their `SQLiteTable`.
 
+mod catalog;
 mod config;
+mod decode;
+mod errors;
+mod executor;
 mod source;
 #[cfg(test)]
 mod tests;
 mod types;
+mod values;
 
 use std::sync::Arc;
 
@@ -104,6 +115,6 @@ pub(crate) fn source_type() -> SourceType {
 
 /// Builds a SQLite source from its config; touches no filesystem.
 fn build(config: &serde_json::Value) -> Result<Arc<dyn Source>, SourceError> {
-    let config: SqliteConfig = crate::sources::parse_config(config)?;
+    let config: SqliteConfig = crate::sources::config::parse_config(config, CONFIG_FIELDS)?;
     Ok(Arc::new(SqliteSource::new(config.validate()?)))
 }
