@@ -21,7 +21,7 @@ use crate::catalog::source::{ConfigMap, NewSource, SourceDef, SourcePatch};
 use crate::catalog::{Catalog, Kind};
 use crate::connector::{DestinationType, Registry};
 use crate::delivery::DestinationLimiter;
-use crate::destination::spec::{DeliveryLimits, FieldSpec};
+use crate::destination::spec::{ConfigField, DeliveryLimits};
 use crate::destination::{Action, Destination};
 use crate::error::{Error, Result};
 use crate::id::{DestinationId, MappingId, ModelId, SourceId, generate_slug, validate_slug};
@@ -238,7 +238,7 @@ fn refuse_if_used(
 /// field goes to `secrets`, anything else to `plain`, and a `null` removes the key from both.
 fn split_config(
     what: &str,
-    specs: &[FieldSpec],
+    specs: &[ConfigField],
     config: ConfigMap,
     plain: &mut ConfigMap,
     secrets: &mut BTreeMap<String, Secret>,
@@ -1080,7 +1080,12 @@ impl Engine {
         let extraction_slots = self.extraction_slots(&source_def)?;
         let connection_retries = connection_retries(&source_def.config)?;
         let (destination, limits) = self.build_destination(&destination_def)?;
-        let action: Arc<dyn Action> = destination.action(&mapping.action)?;
+        let destination_type = self
+            .inner
+            .registry
+            .destination_type(&destination_def.destination_type)?;
+        let action: Arc<dyn Action> =
+            destination.action(destination_type.action(&mapping.action)?)?;
         let action_spec = action.spec();
         let limiter = self.limiter(destination_def.id.as_str(), &limits)?;
 

@@ -11,6 +11,8 @@
 //! - [`engine`]: the [`Engine`] facade the server calls.
 //! - [`catalog`]: stored definitions and run history.
 //! - [`connector`]: descriptors connectors register; [`source`] and [`destination`]: their traits.
+//!   `config_fields` (feature `test-util`): the drift check of a connector's typed config
+//!   against its declared config fields.
 //! - [`model`]: planning and validating model SQL, executing extracts.
 //! - [`staging`]: extracts written as Parquet.
 //! - [`diff`]: key encoding, fingerprints, key validation, the sort-merge differ, mass-delete guard.
@@ -28,6 +30,8 @@
 #![deny(missing_docs)]
 
 pub mod catalog;
+#[cfg(any(test, feature = "test-util"))]
+pub mod config_fields;
 pub mod connector;
 pub mod delivery;
 pub mod destination;

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod api;
+mod destinations;
 mod mysql;
 mod sqlite;
 mod sync;
+mod types;
 mod warehouses;

@@ -782,6 +782,9 @@ impl SyncRunner {
         while self.in_flight.len() >= self.inputs.limits.max_in_flight.max(1) {
             self.settle_one().await;
         }
+        if self.fatal.is_some() {
+            return; // the destination refused the run (e.g. credentials): send nothing more
+        }
         let payloads = std::mem::take(&mut self.batch);
         let items = std::mem::take(&mut self.batch_items);
         self.batch_bytes = 0;
