@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 
-use super::{Capability, NotApplicable, Observed, Subject, conformance_suite};
+use super::{Capability, NotApplicable, Observed, Subject};
 
 /// An output directory under a temporary directory.
 pub(crate) struct FileSubject {

@@ -3,7 +3,7 @@
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
 use serde_json::{Value, json};
 
-use super::{Capability, Observed, Subject, conformance_suite};
+use super::{Capability, Observed, Subject};
 
 /// The bearer token the emulator requires.
 const TOKEN: &str = "conformance-token";
