@@ -7,5 +7,4 @@ mod destinations;
 mod mysql;
 mod sqlite;
 mod sync;
-mod types;
 mod warehouses;
