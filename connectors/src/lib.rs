@@ -65,8 +65,8 @@
 //!    the suite's `Subject` over the emulator and expanding `conformance_suite!`: every check
 //!    must pass, or be declared not applicable with the reason.
 //!
-//! Then regenerate the API snapshot (`RETL_UPDATE_SNAPSHOTS=1 cargo test -p retl-tests
-//! list_destination_types_matches_the_snapshot`) and review its diff.
+//! Then regenerate the catalog snapshot (`RETL_UPDATE_SNAPSHOTS=1 cargo test -p retl
+//! destination_types_snapshot`, `server/testdata/destination_types.json`) and review its diff.
 //!
 //! # How to add a source
 //! A folder `sources/<name>/` (declared in `sources/mod.rs`) with `mod.rs` (`//!` docs and
