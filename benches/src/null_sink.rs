@@ -10,7 +10,7 @@ use retl_engine::connector::DestinationType;
 use retl_engine::destination::spec::ActionKind;
 use retl_engine::destination::{
     Action, ActionSpec, BatchOutcome, DeliveryContext, DeliveryLimits, Destination,
-    DestinationError, Payload,
+    DestinationError, Payload, undeclared_action,
 };
 
 /// The type name.
@@ -54,46 +54,38 @@ fn default_limits() -> DeliveryLimits {
 
 fn build(
     _config: &serde_json::Value,
-    limits: DeliveryLimits,
+    _limits: DeliveryLimits,
 ) -> Result<Arc<dyn Destination>, DestinationError> {
-    Ok(Arc::new(NullDestination { limits }))
+    Ok(Arc::new(NullDestination))
 }
 
 /// A configured null sink.
 #[derive(Debug)]
-struct NullDestination {
-    limits: DeliveryLimits,
-}
+struct NullDestination;
 
 #[async_trait]
 impl Destination for NullDestination {
-    fn limits(&self) -> &DeliveryLimits {
-        &self.limits
-    }
-
     async fn test(&self) -> Result<String, DestinationError> {
         Ok("the null sink accepts everything".to_string())
     }
 
-    fn action(&self, name: &str) -> Result<Arc<dyn Action>, DestinationError> {
-        if name != NULL_ACTION {
-            return Err(DestinationError::UnknownAction {
-                destination_type: NULL_TYPE.to_string(),
-                action: name.to_string(),
-                available: NULL_ACTION.to_string(),
-            });
+    fn action(&self, spec: &'static ActionSpec) -> Result<Arc<dyn Action>, DestinationError> {
+        match spec.name {
+            NULL_ACTION => Ok(Arc::new(AcceptAll { spec })),
+            _ => Err(undeclared_action(NULL_TYPE, spec)),
         }
-        Ok(Arc::new(AcceptAll))
     }
 }
 
 /// The `accept_all` action.
-struct AcceptAll;
+struct AcceptAll {
+    spec: &'static ActionSpec,
+}
 
 #[async_trait]
 impl Action for AcceptAll {
     fn spec(&self) -> &'static ActionSpec {
-        &ACTIONS[0]
+        self.spec
     }
 
     async fn send(

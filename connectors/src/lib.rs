@@ -21,41 +21,65 @@
 //! # Division of labour with the engine
 //! The engine batches, rate-limits (one limiter per destination), retries with backoff and
 //! jitter, honours `Retry-After`, applies the request timeout and commits acknowledged records.
+//! It also resolves a mapping's action name against the type's [`ActionSpec`]s (an unknown name
+//! is refused before any connector code runs) and computes the effective [`DeliveryLimits`]
+//! (the type's defaults with the destination's `limits` overrides), which `build` receives.
 //! A connector only (1) parses and validates its configuration, (2) declares its catalog entry
-//! (config fields, actions and their fields, default [`DeliveryLimits`]), and (3) makes exactly
-//! **one** request per batch in `Action::send`, classifying the answer: `Ok(BatchOutcome)` with
-//! one outcome per record, or a [`DestinationError`] (`Transient` for 408/425/429/5xx/timeouts
-//! with the parsed `Retry-After`, `Authentication` for 401/403, `Rejected` for other 4xx).
+//! ([`ConfigField`]s, actions and their [`FieldSpec`]s, default [`DeliveryLimits`]), and (3)
+//! makes exactly **one** request per batch in `Action::send`, classifying the answer:
+//! `Ok(BatchOutcome)` with one outcome per record, or a [`DestinationError`] (`Transient` for
+//! 408/425/429/5xx/timeouts with the parsed `Retry-After`, `Authentication` for 401/403,
+//! `Rejected` for other 4xx).
 //!
-//! # How to add a connector
-//! There are exactly three touch points:
+//! # How to add a destination
+//! Four steps, and nothing else (`destinations/webhook/` and `destinations/file/` have exactly
+//! this shape; copy `webhook` for an HTTP API):
 //!
-//! 1. **The folder.** Create `sources/<name>/` or `destinations/<name>/` with the mandatory files
-//!    (STYLE.md, "Per-connector file contract"):
-//!    - `mod.rs`: `//!` docs (what it connects to, links to the API docs, documented limits, the
-//!      response contract) and `pub(crate) fn source_type() -> SourceType` /
-//!      `pub(crate) fn destination_type() -> DestinationType`;
+//! 1. **A folder** `destinations/<name>/`, declared by one `mod <name>;` line in
+//!    `destinations/mod.rs`, with these files (STYLE.md, "Per-connector file contract"):
+//!    - `mod.rs`: `//!` docs (what it delivers to, links to the API docs, documented limits, the
+//!      response contract) and `pub(crate) fn destination_type() -> DestinationType` (name,
+//!      config fields, `&ACTIONS`, `default_limits`, `build`), the destination struct and its
+//!      `impl Destination`: `test()`; `action(spec)`, which matches `spec.name` into the one
+//!      `enum <Name>Action` and answers
+//!      [`undeclared_action`](retl_engine::destination::undeclared_action) otherwise; and, only
+//!      when the API has account-specific fields (custom properties), `fields(spec)`;
 //!    - `config.rs`: a typed `Config` (`serde(deny_unknown_fields)`, every field documented,
-//!      [`Secret`](retl_engine::secret::Secret) for credentials), its `FieldSpec`s and
-//!      `validate()`; `build` must not touch the network or the filesystem;
-//!    - sources: `source.rs` (`impl Source`) and `types.rs` (warehouse type → Arrow type);
-//!      destinations: `actions.rs` (the `ActionSpec`s, one `enum <Name>Action`, payload
-//!      encoding) and `client.rs` (auth, endpoint, the call, response → `BatchOutcome`, error
-//!      classification via `destinations/http.rs`);
-//!    - `tests.rs`: config, encoding and parsing unit tests plus round-trips against the
-//!      emulator.
+//!      [`Secret`](retl_engine::secret::Secret) for credentials), its `CONFIG_FIELDS:
+//!      &[ConfigField]` (`secret: true` for credentials) and `validate()`; `build` must not
+//!      touch the network or the filesystem;
+//!    - `actions.rs`: `ACTIONS: [ActionSpec; n]` (nested fields through `children`), the
+//!      `enum <Name>Action`, payload encoding, and the `Action` impl holding the resolved
+//!      `&'static ActionSpec`;
+//!    - `client.rs`: auth, endpoint, the one call per batch, answer → `BatchOutcome`, error
+//!      classification via `destinations/http.rs`;
+//!    - `tests.rs`: config, encoding and parsing unit tests, round-trips against the emulator,
+//!      and the config drift test
+//!      (`retl_engine::config_fields::check_config_fields::<Config>(CONFIG_FIELDS)`).
+//! 2. **An emulator** `tests/testkit/src/emulators/<name>.rs` (and its `pub mod` line),
+//!    enforcing the API's documented contract (auth, batch limits, per-record errors, 429 +
+//!    `Retry-After`, the answer to a delete of a missing record) with the fault controls the
+//!    conformance suite drives. A destination without an API (like `file`) has none.
+//! 3. **One line in [`registry`]**. Never edit a shared enum per connector.
+//! 4. **One file in `tests/it/destinations/`**, `<name>.rs` (and its `mod` line), implementing
+//!    the suite's `Subject` over the emulator and expanding `conformance_suite!`: every check
+//!    must pass, or be declared not applicable with the reason.
 //!
-//!    A folder may hold further files beside the mandatory ones, each named for its role and
-//!    listed in `mod.rs`'s docs (e.g. `executor.rs` for a source that runs pushed-down SQL
-//!    itself).
+//! Then regenerate the catalog snapshot (`RETL_UPDATE_SNAPSHOTS=1 cargo test -p retl
+//! destination_types_snapshot`, `server/testdata/destination_types.json`) and review its diff.
 //!
-//!    Declare the folder with one `mod <name>;` line in `sources/mod.rs` or
-//!    `destinations/mod.rs`.
-//! 2. **One line in [`registry`].** Never edit a shared enum per connector.
-//! 3. **One testkit emulator** (destinations): `tests/testkit/src/emulators/<name>.rs`, enforcing
-//!    the API's documented contract (auth, batch limits, per-record errors, 429 +
-//!    `Retry-After`), so the connector's `tests.rs` and the black-box suite can run against it.
+//! # How to add a source
+//! A folder `sources/<name>/` (declared in `sources/mod.rs`) with `mod.rs` (`//!` docs and
+//! `pub(crate) fn source_type() -> SourceType`), `config.rs` (typed config, its
+//! `CONFIG_FIELDS: &[ConfigField]` with the same drift test, `validate()`), `source.rs`
+//! (`impl Source`), `types.rs` (warehouse type → Arrow type) and `tests.rs`; then one line in
+//! [`registry`]. A folder may hold further files beside the mandatory ones, each named for its
+//! role and listed in `mod.rs`'s docs (e.g. `executor.rs` for a source that runs pushed-down SQL
+//! itself).
 //!
+//! [`ActionSpec`]: retl_engine::destination::ActionSpec
+//! [`ConfigField`]: retl_engine::destination::ConfigField
+//! [`FieldSpec`]: retl_engine::destination::FieldSpec
 //! [`DeliveryLimits`]: retl_engine::destination::DeliveryLimits
 //! [`DestinationError`]: retl_engine::destination::DestinationError
 

@@ -15,6 +15,8 @@
 //! - [`connector`]: descriptors connectors register and building them from definitions;
 //!   [`source`] and [`destination`]: their traits.
 //! - [`model`]: planning and validating model SQL, executing extracts, previews.
+//!   `config_fields` (feature `test-util`): the drift check of a connector's typed config
+//!   against its declared config fields.
 //! - [`staging`]: extracts written as Parquet.
 //! - [`diff`]: key encoding, fingerprints, key validation, the sort-merge differ, mass-delete guard.
 //! - [`state`]: per-mapping sync state ([`state::StateStore`], RocksDB implementation).
@@ -35,6 +37,8 @@
 pub mod catalog;
 pub mod category;
 pub mod config_field;
+#[cfg(any(test, feature = "test-util"))]
+pub mod config_fields;
 pub mod connector;
 pub mod delivery;
 pub mod destination;

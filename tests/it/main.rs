@@ -4,6 +4,7 @@
 
 mod api;
 mod bad_input;
+mod destinations;
 mod mysql;
 mod sources;
 mod sqlite;

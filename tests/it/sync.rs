@@ -214,29 +214,6 @@ async fn failed_deliveries_are_resent_after_a_restart_and_acked_ones_are_not() {
 }
 
 #[tokio::test]
-async fn retry_after_is_obeyed() {
-    let h = Harness::start().await;
-    let hook = WebhookEmulator::start(WebhookOptions::default())
-        .await
-        .unwrap();
-    setup(&h, &hook, &customers(5)).await;
-    hook.fail_next(1, 429, Some(1));
-    let run = h.sync("up").await;
-    assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
-    let reqs = hook.requests();
-    assert_eq!(reqs[0].status, 429);
-    let gap = reqs[1]
-        .received_at
-        .duration_since(reqs[0].received_at)
-        .unwrap();
-    assert!(
-        gap >= std::time::Duration::from_millis(950),
-        "retried after {gap:?}, before Retry-After"
-    );
-    assert_eq!(received(&hook, 0, "added"), (1..=5).collect());
-}
-
-#[tokio::test]
 async fn unmapped_column_changes_send_nothing_and_deleted_only_mapping_sends_only_deletes() {
     let h = Harness::start().await;
     let hook = WebhookEmulator::start(WebhookOptions::default())

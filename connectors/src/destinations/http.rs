@@ -45,6 +45,17 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, DestinationEr
         })
 }
 
+/// Whether an answer says its body is JSON (`application/json` or `+json`): the receiver's own
+/// answer rather than a web server's error page.
+pub(crate) fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .is_some_and(|v| v == "application/json" || v.ends_with("+json"))
+}
+
 /// Whether a retry of the same request may succeed after this status.
 pub(crate) fn is_transient(status: StatusCode) -> bool {
     matches!(status.as_u16(), 408 | 425 | 429) || status.is_server_error()
@@ -201,6 +212,21 @@ mod tests {
             map.insert(*name, HeaderValue::from_str(value).unwrap());
         }
         map
+    }
+
+    #[test]
+    fn json_content_types() {
+        assert!(is_json(&headers(&[("content-type", "application/json")])));
+        assert!(is_json(&headers(&[(
+            "content-type",
+            "Application/JSON; charset=utf-8"
+        )])));
+        assert!(is_json(&headers(&[(
+            "content-type",
+            "application/problem+json"
+        )])));
+        assert!(!is_json(&headers(&[("content-type", "text/html")])));
+        assert!(!is_json(&headers(&[])));
     }
 
     #[test]

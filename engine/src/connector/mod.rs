@@ -8,14 +8,16 @@ pub mod build;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::destination::{ActionSpec, DeliveryLimits, Destination, DestinationError, FieldSpec};
+use crate::destination::{ActionSpec, ConfigField, DeliveryLimits, Destination, DestinationError};
 use crate::error::Error;
 use crate::source::{Source, SourceError};
 
 /// Builds a source from its configuration (a JSON object, secrets included).
 pub type BuildSource = fn(&serde_json::Value) -> Result<Arc<dyn Source>, SourceError>;
 
-/// Builds a destination from its configuration (secrets included) and its effective limits.
+/// Builds a destination from its configuration (secrets included, engine-owned keys such as
+/// `limits` removed) and its effective limits, which the engine computed from the type's
+/// `default_limits` and the destination's overrides.
 pub type BuildDestination =
     fn(&serde_json::Value, DeliveryLimits) -> Result<Arc<dyn Destination>, DestinationError>;
 
@@ -29,7 +31,7 @@ pub struct SourceType {
     /// What it connects to.
     pub description: &'static str,
     /// Configuration fields (those marked `secret` are stored apart and never returned).
-    pub config: &'static [FieldSpec],
+    pub config: &'static [ConfigField],
     /// Factory.
     pub build: BuildSource,
 }
@@ -44,7 +46,7 @@ pub struct DestinationType {
     /// What it delivers to.
     pub description: &'static str,
     /// Configuration fields (those marked `secret` are stored apart and never returned).
-    pub config: &'static [FieldSpec],
+    pub config: &'static [ConfigField],
     /// The actions it offers.
     pub actions: &'static [ActionSpec],
     /// Documented default limits; a destination's `limits` config object overrides them.

@@ -11,24 +11,47 @@ use async_trait::async_trait;
 use crate::category::ErrorCategory;
 use crate::id::{DestinationId, MappingId, RunId};
 pub use outcome::{BatchOutcome, RecordOutcome};
-pub use spec::{ActionSpec, DeliveryLimits, FieldSpec, FieldType, Payload};
+pub use spec::{ActionSpec, ConfigField, DeliveryLimits, FieldInfo, FieldSpec, FieldType, Payload};
 
 /// A configured business tool: connection-level concerns only.
 ///
+/// The engine owns everything around it: it resolves a mapping's action name against the
+/// type's [`ActionSpec`]s (an unknown name never reaches the connector), computes the effective
+/// [`DeliveryLimits`] (the type's defaults with the destination's `limits` overrides) and hands
+/// them to the type's `build`, and its deliverer enforces them.
+///
 /// Duties:
-/// 1. `limits` returns the destination's delivery limits: the type's documented defaults with the
-///    user's overrides applied. The engine's deliverer enforces them.
-/// 2. `test` checks reachability and credentials without changing data where the API allows.
-/// 3. `action` returns the named action, or [`DestinationError::UnknownAction`] listing the
-///    valid names.
+/// 1. `test` checks reachability and credentials without changing data where the API allows.
+/// 2. `action` binds one of the type's own action specs (resolved by the engine) to this
+///    destination's client. A connector matches on `spec.name` into its one
+///    `enum <Name>Action`; a spec it does not declare is a bug in retl
+///    ([`DestinationError::Internal`]).
+/// 3. `fields` lists the fields an action accepts for this account: by default the static
+///    spec's fields; a connector whose API has account-specific fields (e.g. custom
+///    properties) discovers them here.
 #[async_trait]
 pub trait Destination: Send + Sync + std::fmt::Debug {
-    /// Delivery limits (rate, batch size, bytes, concurrency, retries) after overrides.
-    fn limits(&self) -> &DeliveryLimits;
     /// Checks reachability and credentials; returns a one-line summary.
     async fn test(&self) -> Result<String, DestinationError>;
-    /// The action with this name.
-    fn action(&self, name: &str) -> Result<Arc<dyn Action>, DestinationError>;
+    /// The action for this spec, which the engine took from the type's `actions`.
+    fn action(&self, spec: &'static ActionSpec) -> Result<Arc<dyn Action>, DestinationError>;
+    /// The fields `spec` accepts for this destination's account. The default is the static
+    /// `spec.fields`; override it to add fields discovered from the account (owned
+    /// [`FieldInfo`]s, so they need no `'static` data).
+    async fn fields(&self, spec: &'static ActionSpec) -> Result<Vec<FieldInfo>, DestinationError> {
+        Ok(FieldInfo::from_specs(spec.fields))
+    }
+}
+
+/// The error a connector returns from [`Destination::action`] for a spec it does not declare:
+/// the engine resolves names against the type's own specs, so this is a bug in retl.
+pub fn undeclared_action(destination_type: &str, spec: &ActionSpec) -> DestinationError {
+    DestinationError::Internal {
+        message: format!(
+            "destination type '{destination_type}' was asked for action '{}', which it does not declare",
+            spec.name
+        ),
+    }
 }
 
 /// Where a batch comes from; lets an action name files or idempotency keys per run.
@@ -77,7 +100,8 @@ pub enum DestinationError {
         /// What is wrong and how to fix it.
         message: String,
     },
-    /// No action of that name.
+    /// No action of that name; raised when the engine resolves a name against the type's specs
+    /// ([`DestinationType::action`](crate::connector::DestinationType::action)).
     #[error(
         "destination type '{destination_type}' has no action '{action}'; valid actions: {available}"
     )]

@@ -1,13 +1,14 @@
-//! Plain data describing actions, their fields and delivery limits, plus the [`Payload`] that
-//! actions send. Connectors declare these as `&'static` items; they are served by
-//! `ListDestinationTypes` and drive mapping validation.
+//! Plain data describing connector configs, actions, their fields and delivery limits, plus the
+//! [`Payload`] that actions send. Connectors declare these as `&'static` items; they are served by
+//! `ListSourceTypes`/`ListDestinationTypes` and drive secret splitting and mapping validation.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// The type of a destination field (or a connector config field).
+/// The type of an action field or of a connector config field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FieldType {
@@ -45,7 +46,24 @@ impl FieldType {
     }
 }
 
-/// A field of an action (or of a connector's config).
+/// A key of a connector's configuration (a source's or a destination's), as its type declares
+/// it. Distinct from [`FieldSpec`]: config keys can be secret and never nest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigField {
+    /// The key in the config object.
+    pub name: &'static str,
+    /// Expected value type.
+    pub field_type: FieldType,
+    /// Whether a config must provide it.
+    pub required: bool,
+    /// Whether it is a credential: stored apart from the rest of the config and never returned
+    /// by the API (the engine's secret splitting reads this).
+    pub secret: bool,
+    /// User-facing description.
+    pub description: &'static str,
+}
+
+/// A field of an action: what a mapping may (or must) send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldSpec {
     /// Field name as it appears in payloads and mappings.
@@ -54,10 +72,49 @@ pub struct FieldSpec {
     pub field_type: FieldType,
     /// Whether a mapping must provide it.
     pub required: bool,
-    /// Whether it is a credential (config fields only): stored apart, never returned.
-    pub secret: bool,
     /// User-facing description.
     pub description: &'static str,
+    /// The fields inside it: of the object for [`FieldType::Object`], of each element for an
+    /// [`FieldType::Array`] of objects; empty for scalars (and for free-form objects).
+    pub children: &'static [FieldSpec],
+}
+
+/// An action field as a destination's account has it, returned by
+/// [`Destination::fields`](super::Destination::fields): the static [`FieldSpec`]s converted, or
+/// fields discovered at run time (e.g. a CRM's custom properties). Owned (names and
+/// descriptions are [`Cow`]s, children a `Vec`) so that discovered fields need no `'static`
+/// data, while converting a static spec copies no strings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldInfo {
+    /// Field name as it appears in payloads and mappings.
+    pub name: Cow<'static, str>,
+    /// Expected value type.
+    pub field_type: FieldType,
+    /// Whether a mapping must provide it.
+    pub required: bool,
+    /// User-facing description.
+    pub description: Cow<'static, str>,
+    /// Nested fields (objects and arrays of objects); empty for scalars.
+    pub children: Vec<FieldInfo>,
+}
+
+impl From<&'static FieldSpec> for FieldInfo {
+    fn from(spec: &'static FieldSpec) -> Self {
+        FieldInfo {
+            name: Cow::Borrowed(spec.name),
+            field_type: spec.field_type,
+            required: spec.required,
+            description: Cow::Borrowed(spec.description),
+            children: FieldInfo::from_specs(spec.children),
+        }
+    }
+}
+
+impl FieldInfo {
+    /// Every spec of a static list, converted (the default of `Destination::fields`).
+    pub fn from_specs(specs: &'static [FieldSpec]) -> Vec<FieldInfo> {
+        specs.iter().map(FieldInfo::from).collect()
+    }
 }
 
 /// Which kinds of change an action handles.
@@ -325,6 +382,51 @@ impl Serialize for Fields {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static ADDRESS: [FieldSpec; 1] = [FieldSpec {
+        name: "city",
+        field_type: FieldType::String,
+        required: true,
+        description: "City",
+        children: &[],
+    }];
+    static FIELDS: [FieldSpec; 2] = [
+        FieldSpec {
+            name: "email",
+            field_type: FieldType::String,
+            required: true,
+            description: "Email",
+            children: &[],
+        },
+        FieldSpec {
+            name: "address",
+            field_type: FieldType::Object,
+            required: false,
+            description: "Postal address",
+            children: &ADDRESS,
+        },
+    ];
+
+    #[test]
+    fn field_info_keeps_the_nested_tree() {
+        let info = FieldInfo::from_specs(&FIELDS);
+        assert_eq!(info.len(), 2);
+        assert_eq!(info[0].name, "email");
+        assert!(info[0].children.is_empty());
+        assert_eq!(info[1].field_type, FieldType::Object);
+        assert_eq!(info[1].children.len(), 1);
+        assert_eq!(info[1].children[0].name, "city");
+        assert!(info[1].children[0].required);
+        // Discovered fields are owned.
+        let custom = FieldInfo {
+            name: Cow::Owned(format!("custom_{}", 1)),
+            field_type: FieldType::Number,
+            required: false,
+            description: Cow::Owned("from the account".to_string()),
+            children: Vec::new(),
+        };
+        assert_eq!(custom.name, "custom_1");
+    }
 
     #[test]
     fn fields_serialize_as_one_object_in_mapping_order() {

@@ -211,15 +211,15 @@ mod tests {
             name: "email",
             field_type: FieldType::String,
             required: true,
-            secret: false,
             description: "Email",
+            children: &[],
         },
         FieldSpec {
             name: "plan",
             field_type: FieldType::String,
             required: false,
-            secret: false,
             description: "Plan",
+            children: &[],
         },
     ];
     static UPSERT: ActionSpec = ActionSpec {

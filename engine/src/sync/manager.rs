@@ -153,7 +153,7 @@ impl SyncManager {
         let extraction_slots = self.extraction_slots(&source_def)?;
         let built = build_destination(&self.registry, &destination_def)?;
         let action_spec = built.destination_type.action(&mapping.action)?;
-        let action = built.destination.action(&mapping.action)?;
+        let action = built.destination.action(action_spec)?;
         let limiter = self
             .limiters
             .get(destination_def.id.as_str(), &built.limits);

@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::model::ModelDef;
 use crate::catalog::source::ExtractionSettings;
 use crate::delivery::DestinationLimiter;
-use crate::delivery::batcher::Batcher;
+use crate::delivery::batcher::{Batch, Batcher};
 use crate::delivery::pipeline::Pipeline;
 use crate::destination::spec::{ActionSpec, ChangeKind, DeliveryLimits, Payload};
 use crate::destination::{Action, DeliveryContext, DestinationError};
@@ -406,10 +406,7 @@ impl SyncRunner {
     async fn enqueue(&mut self, payload: Payload, pending: Pending) -> Result<(), Error> {
         self.check_cancel()?;
         if let Some(batch) = self.batcher.push(payload, pending) {
-            while !self.pipeline.has_room() {
-                self.settle_one().await;
-            }
-            self.pipeline.start(batch);
+            self.send(batch).await;
         }
         Ok(())
     }
@@ -417,9 +414,18 @@ impl SyncRunner {
     /// Sends the partial batch gathered so far.
     async fn flush_batch(&mut self) {
         if let Some(batch) = self.batcher.take() {
-            while !self.pipeline.has_room() {
-                self.settle_one().await;
-            }
+            self.send(batch).await;
+        }
+    }
+
+    /// Starts a request once one is free, unless the destination refused the run meanwhile
+    /// (e.g. its credentials): then nothing more is sent, and the batch's records count as
+    /// failed in the report.
+    async fn send(&mut self, batch: Batch<Pending>) {
+        while !self.pipeline.has_room() {
+            self.settle_one().await;
+        }
+        if self.fatal.is_none() {
             self.pipeline.start(batch);
         }
     }

@@ -127,25 +127,39 @@ fn type_name(t: i32) -> &'static str {
     })
 }
 
+/// One row per field; nested fields follow their parent as `parent.child` (`parent[].child`
+/// inside an array of objects).
 fn field_rows(fields: &[v1::FieldSpec]) -> Vec<Vec<String>> {
-    fields
-        .iter()
-        .map(|f| {
-            let mut flags = Vec::new();
-            if f.required {
-                flags.push("required");
-            }
-            if f.secret {
-                flags.push("secret");
-            }
-            vec![
-                f.name.clone(),
-                type_name(f.r#type).to_string(),
-                flags.join(","),
-                f.description.clone(),
-            ]
-        })
-        .collect()
+    let mut rows = Vec::new();
+    push_field_rows(&mut rows, "", fields);
+    rows
+}
+
+fn push_field_rows(rows: &mut Vec<Vec<String>>, prefix: &str, fields: &[v1::FieldSpec]) {
+    for f in fields {
+        let mut flags = Vec::new();
+        if f.required {
+            flags.push("required");
+        }
+        if f.secret {
+            flags.push("secret");
+        }
+        let name = format!("{prefix}{}", f.name);
+        rows.push(vec![
+            name.clone(),
+            type_name(f.r#type).to_string(),
+            flags.join(","),
+            f.description.clone(),
+        ]);
+        if !f.children.is_empty() {
+            let inner = if f.r#type == v1::FieldType::Array as i32 {
+                format!("{name}[].")
+            } else {
+                format!("{name}.")
+            };
+            push_field_rows(rows, &inner, &f.children);
+        }
+    }
 }
 
 fn print_type_details(t: &v1::DestinationType) {
@@ -367,4 +381,43 @@ async fn set_enabled(ctx: &Context, id: String, enabled: bool) -> Result<(), Cli
         ),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(name: &str, r#type: v1::FieldType, children: Vec<v1::FieldSpec>) -> v1::FieldSpec {
+        v1::FieldSpec {
+            name: name.to_string(),
+            r#type: r#type as i32,
+            children,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn nested_fields_are_listed_under_their_parent() {
+        let fields = [
+            field("email", v1::FieldType::String, vec![]),
+            field(
+                "address",
+                v1::FieldType::Object,
+                vec![field("city", v1::FieldType::String, vec![])],
+            ),
+            field(
+                "lines",
+                v1::FieldType::Array,
+                vec![field("sku", v1::FieldType::String, vec![])],
+            ),
+        ];
+        let names: Vec<_> = field_rows(&fields)
+            .into_iter()
+            .map(|r| r[0].clone())
+            .collect();
+        assert_eq!(
+            names,
+            ["email", "address", "address.city", "lines", "lines[].sku"]
+        );
+    }
 }

@@ -10,7 +10,7 @@ use retl_engine::catalog::model::{ModelDef, Preview};
 use retl_engine::catalog::source::{ConfigMap, SourceDef};
 use retl_engine::connector::DestinationType;
 use retl_engine::destination::spec::{ActionKind, ChangeKind, FieldType};
-use retl_engine::destination::{ActionSpec, DeliveryLimits, FieldSpec};
+use retl_engine::destination::{ActionSpec, ConfigField, DeliveryLimits, FieldSpec};
 use retl_engine::mapping::select::RecordSelection;
 use retl_engine::mapping::spec::{FieldMapping, FieldSource, InitialSync, MappingDef};
 use retl_engine::source::{ColumnInfo, TableInfo};
@@ -119,14 +119,27 @@ fn field_type(t: FieldType) -> v1::FieldType {
     }
 }
 
-/// A field spec as proto.
+/// An action field as proto, with its nested fields.
 pub fn field_spec(f: &FieldSpec) -> v1::FieldSpec {
+    v1::FieldSpec {
+        name: f.name.to_string(),
+        r#type: field_type(f.field_type) as i32,
+        required: f.required,
+        secret: false,
+        description: f.description.to_string(),
+        children: f.children.iter().map(field_spec).collect(),
+    }
+}
+
+/// A connector config field as proto (config fields never nest).
+pub fn config_field(f: &ConfigField) -> v1::FieldSpec {
     v1::FieldSpec {
         name: f.name.to_string(),
         r#type: field_type(f.field_type) as i32,
         required: f.required,
         secret: f.secret,
         description: f.description.to_string(),
+        children: Vec::new(),
     }
 }
 
@@ -261,7 +274,7 @@ pub fn destination_type(t: &DestinationType) -> v1::DestinationType {
         name: t.name.to_string(),
         display_name: t.display_name.to_string(),
         description: t.description.to_string(),
-        config_fields: t.config.iter().map(field_spec).collect(),
+        config_fields: t.config.iter().map(config_field).collect(),
         actions: t.actions.iter().map(action).collect(),
         default_limits: Some(limits(&(t.default_limits)())),
     }

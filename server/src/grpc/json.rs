@@ -30,6 +30,7 @@ pub fn field_spec(f: &v1::FieldSpec) -> Value {
         "required": f.required,
         "secret": f.secret,
         "description": f.description,
+        "children": f.children.iter().map(field_spec).collect::<Vec<_>>(),
     })
 }
 

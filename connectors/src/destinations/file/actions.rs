@@ -29,18 +29,11 @@ pub(crate) enum FileAction {
 }
 
 impl FileAction {
-    /// The action with this name.
-    pub(crate) fn from_name(name: &str) -> Option<Self> {
-        match name {
+    /// The action of this spec (one of [`ACTIONS`]), matched by name.
+    pub(crate) fn from_spec(spec: &ActionSpec) -> Option<Self> {
+        match spec.name {
             "append_changes" => Some(FileAction::AppendChanges),
             _ => None,
-        }
-    }
-
-    /// Its static spec.
-    pub(crate) fn spec(self) -> &'static ActionSpec {
-        match self {
-            FileAction::AppendChanges => &ACTIONS[0],
         }
     }
 }
@@ -84,8 +77,10 @@ pub(crate) fn encode_lines(
     Ok(out)
 }
 
-/// An action bound to a destination's writer.
+/// An action bound to a destination's writer; what `Destination::action` hands the engine.
 pub(crate) struct BoundAction {
+    /// The spec the engine resolved (one of [`ACTIONS`]).
+    pub(crate) spec: &'static ActionSpec,
     /// Which action.
     pub(crate) action: FileAction,
     /// The destination's writer.
@@ -95,7 +90,7 @@ pub(crate) struct BoundAction {
 #[async_trait]
 impl Action for BoundAction {
     fn spec(&self) -> &'static ActionSpec {
-        self.action.spec()
+        self.spec
     }
 
     async fn send(
@@ -103,8 +98,12 @@ impl Action for BoundAction {
         ctx: &DeliveryContext,
         batch: &[Payload],
     ) -> Result<BatchOutcome, DestinationError> {
-        let lines = encode_lines(ctx, batch)?;
-        self.writer.append(ctx, lines).await?;
-        Ok(BatchOutcome::all_accepted(batch.len()))
+        match self.action {
+            FileAction::AppendChanges => {
+                let lines = encode_lines(ctx, batch)?;
+                self.writer.append(ctx, lines).await?;
+                Ok(BatchOutcome::all_accepted(batch.len()))
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use retl_engine::destination::{DestinationError, FieldSpec, FieldType};
+use retl_engine::destination::{ConfigField, DestinationError, FieldType};
 use serde::Deserialize;
 
 /// The configuration of a file destination.
@@ -15,7 +15,7 @@ pub(crate) struct FileConfig {
 }
 
 /// The config fields, as served by `ListDestinationTypes`.
-pub(crate) const CONFIG_FIELDS: &[FieldSpec] = &[FieldSpec {
+pub(crate) const CONFIG_FIELDS: &[ConfigField] = &[ConfigField {
     name: "directory",
     field_type: FieldType::String,
     required: true,

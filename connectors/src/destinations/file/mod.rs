@@ -1,6 +1,16 @@
 //! `file`: appends every change as one JSON line to local files. The zero-setup destination of
 //! the quickstart, and a way to see exactly what a mapping would send.
 //!
+//! # Files
+//! - `config.rs`: `FileConfig`, its catalog config fields, `validate()`.
+//! - `actions.rs`: the `append_changes` action spec, `FileAction`, line encoding, and the
+//!   `Action` impl that calls the writer.
+//! - `client.rs`: the writer: one durable append per batch to the run's file.
+//! - `tests.rs`: encoding and file layout unit tests, errors, the config drift test.
+//!
+//! No emulator: the output is local files, which the conformance suite
+//! (`tests/it/destinations/file.rs`) reads back.
+//!
 //! # Configuration
 //! | key | required | meaning |
 //! |---|---|---|
@@ -37,7 +47,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use retl_engine::connector::DestinationType;
-use retl_engine::destination::{Action, DeliveryLimits, Destination, DestinationError};
+use retl_engine::destination::{
+    Action, ActionSpec, DeliveryLimits, Destination, DestinationError, undeclared_action,
+};
 
 use self::actions::{ACTIONS, BoundAction, FileAction};
 use self::client::FileWriter;
@@ -71,58 +83,42 @@ fn default_limits() -> DeliveryLimits {
     }
 }
 
-/// Builds a file destination from its config; no filesystem access.
+/// Builds a file destination from its config; no filesystem access. The limits are enforced
+/// by the engine alone (a local write has no request timeout of its own).
 fn build(
     config: &serde_json::Value,
-    limits: DeliveryLimits,
+    _limits: DeliveryLimits,
 ) -> Result<Arc<dyn Destination>, DestinationError> {
-    Ok(Arc::new(FileDestination::new(config, limits)?))
+    Ok(Arc::new(FileDestination::new(config)?))
 }
 
 /// A configured output directory.
 #[derive(Debug)]
 pub(crate) struct FileDestination {
     writer: Arc<FileWriter>,
-    limits: DeliveryLimits,
 }
 
 impl FileDestination {
     /// Parses and validates the config.
-    pub(crate) fn new(
-        config: &serde_json::Value,
-        limits: DeliveryLimits,
-    ) -> Result<Self, DestinationError> {
+    pub(crate) fn new(config: &serde_json::Value) -> Result<Self, DestinationError> {
         let config: FileConfig = crate::destinations::parse_config(config)?;
         let directory = config.validate()?;
         Ok(FileDestination {
             writer: Arc::new(FileWriter::new(directory)),
-            limits,
         })
     }
 }
 
 #[async_trait]
 impl Destination for FileDestination {
-    fn limits(&self) -> &DeliveryLimits {
-        &self.limits
-    }
-
     async fn test(&self) -> Result<String, DestinationError> {
         self.writer.check_writable().await
     }
 
-    fn action(&self, name: &str) -> Result<Arc<dyn Action>, DestinationError> {
-        let action =
-            FileAction::from_name(name).ok_or_else(|| DestinationError::UnknownAction {
-                destination_type: "file".to_string(),
-                action: name.to_string(),
-                available: ACTIONS
-                    .iter()
-                    .map(|a| a.name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+    fn action(&self, spec: &'static ActionSpec) -> Result<Arc<dyn Action>, DestinationError> {
+        let action = FileAction::from_spec(spec).ok_or_else(|| undeclared_action("file", spec))?;
         Ok(Arc::new(BoundAction {
+            spec,
             action,
             writer: Arc::clone(&self.writer),
         }))

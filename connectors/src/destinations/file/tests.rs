@@ -1,8 +1,11 @@
 //! File destination tests: line encoding, rotation per run, errors.
 
-use retl_engine::destination::spec::ChangeKind;
+use std::sync::Arc;
+
+use retl_engine::destination::spec::{ActionKind, ChangeKind};
 use retl_engine::destination::{
-    DeliveryContext, DeliveryLimits, Destination, DestinationError, Payload, RecordOutcome,
+    Action, ActionSpec, DeliveryContext, Destination, DestinationError, FieldInfo, Payload,
+    RecordOutcome,
 };
 use retl_engine::id::{DestinationId, MappingId, RunId};
 use serde_json::{Value, json};
@@ -34,11 +37,13 @@ fn payload(key: i64, change: ChangeKind) -> Payload {
 }
 
 fn destination(dir: &std::path::Path) -> FileDestination {
-    FileDestination::new(
-        &json!({"directory": dir.to_str().unwrap()}),
-        (destination_type().default_limits)(),
-    )
-    .unwrap()
+    FileDestination::new(&json!({"directory": dir.to_str().unwrap()})).unwrap()
+}
+
+/// The action of this name, resolved against the type's specs the way the engine does.
+fn action(destination: &FileDestination, name: &str) -> Arc<dyn Action> {
+    let spec = destination_type().action(name).unwrap();
+    destination.action(spec).unwrap()
 }
 
 fn read_lines(path: &std::path::Path) -> Vec<Value> {
@@ -64,18 +69,12 @@ fn config_and_catalog() {
         json!({"directory": "/x", "extra": 1}),
     ] {
         assert!(matches!(
-            FileDestination::new(&bad, DeliveryLimits::default()),
+            FileDestination::new(&bad),
             Err(DestinationError::InvalidConfig { .. })
         ));
     }
     // build does not touch the filesystem.
-    assert!(
-        FileDestination::new(
-            &json!({"directory": "/nonexistent/retl/out"}),
-            DeliveryLimits::default()
-        )
-        .is_ok()
-    );
+    assert!(FileDestination::new(&json!({"directory": "/nonexistent/retl/out"})).is_ok());
 }
 
 #[tokio::test]
@@ -83,7 +82,7 @@ async fn writes_one_line_per_record() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let destination = destination(&out);
-    let action = destination.action("append_changes").unwrap();
+    let action = action(&destination, "append_changes");
     let batch = vec![
         payload(1, ChangeKind::Added),
         payload(2, ChangeKind::Updated),
@@ -116,7 +115,7 @@ async fn writes_one_line_per_record() {
 async fn one_file_per_run_and_mapping() {
     let dir = tempfile::tempdir().unwrap();
     let destination = destination(dir.path());
-    let action = destination.action("append_changes").unwrap();
+    let action = action(&destination, "append_changes");
     let one = [payload(1, ChangeKind::Added)];
     action.send(&ctx("m1", "run-a"), &one).await.unwrap();
     action.send(&ctx("m1", "run-b"), &one).await.unwrap();
@@ -133,7 +132,7 @@ async fn one_file_per_run_and_mapping() {
 async fn unsafe_ids_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let destination = destination(dir.path());
-    let action = destination.action("append_changes").unwrap();
+    let action = action(&destination, "append_changes");
     let one = [payload(1, ChangeKind::Added)];
     for (mapping, run) in [("../etc", "r"), ("m", "a/b"), ("m", "..")] {
         assert!(matches!(
@@ -155,14 +154,49 @@ async fn test_creates_the_directory() {
 
 #[tokio::test]
 async fn unknown_action() {
-    let dir = tempfile::tempdir().unwrap();
-    match destination(dir.path()).action("upsert") {
+    // The engine resolves names against the type's specs: the error lists the valid ones.
+    match destination_type().action("upsert") {
         Err(DestinationError::UnknownAction { available, .. }) => {
             assert_eq!(available, "append_changes")
         }
         Err(other) => panic!("{other:?}"),
         Ok(_) => panic!("expected UnknownAction"),
     }
+    // A spec of another type is a bug in retl, not a user error.
+    static FOREIGN: ActionSpec = ActionSpec {
+        name: "upsert",
+        display_name: "Upsert",
+        description: "",
+        kind: ActionKind::Upsert,
+        fields: &[],
+        open_fields: true,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(
+        destination(dir.path()).action(&FOREIGN),
+        Err(DestinationError::Internal { .. })
+    ));
+}
+
+#[tokio::test]
+async fn every_action_spec_is_bound_and_fields_default_to_the_spec() {
+    let dir = tempfile::tempdir().unwrap();
+    let destination = destination(dir.path());
+    for spec in destination_type().actions {
+        let bound = destination.action(spec).unwrap();
+        assert!(std::ptr::eq(bound.spec(), spec));
+        assert_eq!(
+            destination.fields(spec).await.unwrap(),
+            FieldInfo::from_specs(spec.fields)
+        );
+    }
+}
+
+#[test]
+fn config_fields_match_the_typed_config() {
+    let ty = destination_type();
+    retl_engine::config_fields::check_config_fields::<super::config::FileConfig>(ty.config)
+        .unwrap();
 }
 
 #[tokio::test]
@@ -176,7 +210,7 @@ async fn unwritable_directory_is_an_io_error() {
         Err(DestinationError::Io { path, .. }) => assert!(path.contains("not-a-dir")),
         other => panic!("{other:?}"),
     }
-    let action = destination.action("append_changes").unwrap();
+    let action = action(&destination, "append_changes");
     let error = action
         .send(&ctx("m", "r"), &[payload(1, ChangeKind::Added)])
         .await

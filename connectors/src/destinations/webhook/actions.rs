@@ -42,26 +42,21 @@ pub(crate) enum WebhookAction {
 }
 
 impl WebhookAction {
-    /// The action with this name.
-    pub(crate) fn from_name(name: &str) -> Option<Self> {
-        match name {
+    /// The action of this spec (one of [`ACTIONS`]), matched by name.
+    pub(crate) fn from_spec(spec: &ActionSpec) -> Option<Self> {
+        match spec.name {
             "upsert" => Some(WebhookAction::Upsert),
             "delete" => Some(WebhookAction::Delete),
             _ => None,
         }
     }
 
-    /// Its static spec.
-    pub(crate) fn spec(self) -> &'static ActionSpec {
-        match self {
-            WebhookAction::Upsert => &ACTIONS[0],
-            WebhookAction::Delete => &ACTIONS[1],
-        }
-    }
-
-    /// Its name, as sent in the body's `action`.
+    /// Its name, as sent in the body's `action` (the same as its spec's name).
     pub(crate) fn name(self) -> &'static str {
-        self.spec().name
+        match self {
+            WebhookAction::Upsert => "upsert",
+            WebhookAction::Delete => "delete",
+        }
     }
 }
 
@@ -134,6 +129,8 @@ pub(crate) fn idempotency_key(
 
 /// An action bound to a destination's client; what `Destination::action` hands the engine.
 pub(crate) struct BoundAction {
+    /// The spec the engine resolved (one of [`ACTIONS`]).
+    pub(crate) spec: &'static ActionSpec,
     /// Which action.
     pub(crate) action: WebhookAction,
     /// The destination's client (shared by its actions).
@@ -143,7 +140,7 @@ pub(crate) struct BoundAction {
 #[async_trait]
 impl Action for BoundAction {
     fn spec(&self) -> &'static ActionSpec {
-        self.action.spec()
+        self.spec
     }
 
     async fn send(

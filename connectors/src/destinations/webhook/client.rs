@@ -69,6 +69,9 @@ impl WebhookClient {
             .send()
             .await
             .map_err(http::classify_send_error)?;
+        if already_gone(action, response.status(), response.headers()) {
+            return Ok(BatchOutcome::all_accepted(batch.len()));
+        }
         if !response.status().is_success() {
             return Err(http::error_from_response(response).await);
         }
@@ -110,6 +113,20 @@ impl WebhookClient {
         }
         Ok(headers)
     }
+}
+
+/// Whether the answer says the records of a delete are already gone: a `404` to a `delete`
+/// with a JSON body, the receiver's own answer (a delete re-sent after a crash finds nothing,
+/// which is what it asked for). A `404` page of a web server for a wrong path is not JSON and
+/// stays a rejection.
+pub(crate) fn already_gone(
+    action: WebhookAction,
+    status: reqwest::StatusCode,
+    headers: &HeaderMap,
+) -> bool {
+    action == WebhookAction::Delete
+        && status == reqwest::StatusCode::NOT_FOUND
+        && http::is_json(headers)
 }
 
 /// `sha256=<hex>`: the HMAC-SHA256 of `body` keyed with `secret`.

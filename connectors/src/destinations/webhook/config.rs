@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use reqwest::Url;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use retl_engine::destination::{DestinationError, FieldSpec, FieldType};
+use retl_engine::destination::{ConfigField, DestinationError, FieldType};
 use retl_engine::secret::Secret;
 use serde::Deserialize;
 
@@ -42,36 +42,36 @@ pub(crate) struct WebhookConfig {
 }
 
 /// The config fields, as served by `ListDestinationTypes`.
-pub(crate) const CONFIG_FIELDS: &[FieldSpec] = &[
-    FieldSpec {
+pub(crate) const CONFIG_FIELDS: &[ConfigField] = &[
+    ConfigField {
         name: "url",
         field_type: FieldType::String,
         required: true,
         secret: false,
         description: "The endpoint every batch is POSTed to (http or https).",
     },
-    FieldSpec {
+    ConfigField {
         name: "headers",
         field_type: FieldType::Object,
         required: false,
         secret: false,
         description: "Extra headers sent with every request, as an object of name to value. Not secret: use auth_header for credentials.",
     },
-    FieldSpec {
+    ConfigField {
         name: "auth_header",
         field_type: FieldType::String,
         required: false,
         secret: true,
         description: "Value of a credential header sent with every request, e.g. 'Bearer abc123'.",
     },
-    FieldSpec {
+    ConfigField {
         name: "auth_header_name",
         field_type: FieldType::String,
         required: false,
         secret: false,
         description: "Name of the header carrying auth_header (default 'Authorization').",
     },
-    FieldSpec {
+    ConfigField {
         name: "signing_secret",
         field_type: FieldType::String,
         required: false,

@@ -2,12 +2,15 @@
 //! connector**: copy this folder to write a new HTTP destination.
 //!
 //! # Files
-//! - `config.rs`: `WebhookConfig`, its catalog field specs, `validate()`.
+//! - `config.rs`: `WebhookConfig`, its catalog config fields, `validate()`.
 //! - `actions.rs`: the `upsert` and `delete` action specs, `WebhookAction`, body encoding,
 //!   idempotency key, and the `Action` impl that calls the client.
 //! - `client.rs`: headers, signature, the one request per batch, answer → `BatchOutcome`.
-//! - `tests.rs`: encoding/parsing unit tests and round-trips against
-//!   `retl_testkit::WebhookEmulator`.
+//! - `tests.rs`: encoding/parsing unit tests, round-trips against
+//!   `retl_testkit::WebhookEmulator`, the config drift test.
+//!
+//! Its emulator is `tests/testkit/src/emulators/webhook.rs`; the conformance suite runs it in
+//! `tests/it/destinations/webhook.rs`.
 //!
 //! # Configuration
 //! | key | required | secret | meaning |
@@ -51,8 +54,11 @@
 //!   destination.
 //! - **401, 403**: authentication error. **3xx** (not followed) and **other 4xx**: the batch is
 //!   rejected, with the response body (truncated) in the message.
-//! - A delete of a key the receiver does not know must be answered 2xx (deletes may be re-sent
-//!   after a crash).
+//! - **404 to a `delete`**, with a JSON body (`Content-Type: application/json`): the receiver
+//!   does not have these records, so they are already gone: every record of the batch counts as
+//!   deleted. Deletes may be re-sent after a crash, so a receiver must answer a delete of a key
+//!   it does not know with 2xx or this 404. A 404 without a JSON body (a web server's page for
+//!   a wrong path) and a 404 to an `upsert` reject the batch like any other 4xx.
 //!
 //! # Limits
 //! Defaults: 10 requests/s, burst 10, 100 records and 5 MiB per request, 4 requests in flight,
@@ -75,7 +81,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use retl_engine::connector::DestinationType;
-use retl_engine::destination::{Action, DeliveryLimits, Destination, DestinationError};
+use retl_engine::destination::{
+    Action, ActionSpec, DeliveryLimits, Destination, DestinationError, undeclared_action,
+};
 
 use self::actions::{ACTIONS, BoundAction, WebhookAction};
 use self::client::WebhookClient;
@@ -124,7 +132,6 @@ fn build(
 #[derive(Debug)]
 pub(crate) struct WebhookDestination {
     client: Arc<WebhookClient>,
-    limits: DeliveryLimits,
 }
 
 impl WebhookDestination {
@@ -138,17 +145,12 @@ impl WebhookDestination {
         let client = WebhookClient::new(valid, limits.timeout())?;
         Ok(WebhookDestination {
             client: Arc::new(client),
-            limits,
         })
     }
 }
 
 #[async_trait]
 impl Destination for WebhookDestination {
-    fn limits(&self) -> &DeliveryLimits {
-        &self.limits
-    }
-
     async fn test(&self) -> Result<String, DestinationError> {
         let (host, port) = self.client.authority()?;
         let connect = tokio::net::TcpStream::connect((host.as_str(), port));
@@ -174,18 +176,11 @@ impl Destination for WebhookDestination {
         }
     }
 
-    fn action(&self, name: &str) -> Result<Arc<dyn Action>, DestinationError> {
+    fn action(&self, spec: &'static ActionSpec) -> Result<Arc<dyn Action>, DestinationError> {
         let action =
-            WebhookAction::from_name(name).ok_or_else(|| DestinationError::UnknownAction {
-                destination_type: "webhook".to_string(),
-                action: name.to_string(),
-                available: ACTIONS
-                    .iter()
-                    .map(|a| a.name)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })?;
+            WebhookAction::from_spec(spec).ok_or_else(|| undeclared_action("webhook", spec))?;
         Ok(Arc::new(BoundAction {
+            spec,
             action,
             client: Arc::clone(&self.client),
         }))

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
-use retl_engine::destination::spec::ChangeKind;
+use retl_engine::destination::spec::{ActionKind, ChangeKind};
 use retl_engine::destination::{
-    DeliveryContext, DeliveryLimits, Destination, DestinationError, Payload, RecordOutcome,
+    ActionSpec, DeliveryContext, DeliveryLimits, Destination, DestinationError, FieldInfo, Payload,
+    RecordOutcome,
 };
 use retl_engine::id::{DestinationId, MappingId, RunId};
 use retl_engine::secret::Secret;
@@ -58,6 +59,11 @@ fn destination(config: Value) -> WebhookDestination {
         ..(destination_type().default_limits)()
     };
     WebhookDestination::new(&config, limits).unwrap()
+}
+
+/// The spec of this action, resolved against the type the way the engine does.
+fn spec(name: &str) -> &'static ActionSpec {
+    destination_type().action(name).unwrap()
 }
 
 fn build_error(config: Value) -> (String, String) {
@@ -132,14 +138,53 @@ fn catalog_entry() {
         .map(|f| f.name)
         .collect();
     assert_eq!(secrets, ["auth_header", "signing_secret"]);
-    let destination = destination(json!({"url": "http://127.0.0.1:9/x"}));
-    match destination.action("nope") {
+    match ty.action("nope") {
         Err(DestinationError::UnknownAction { available, .. }) => {
             assert_eq!(available, "upsert, delete")
         }
         Err(other) => panic!("{other:?}"),
         Ok(_) => panic!("expected UnknownAction"),
     }
+}
+
+#[tokio::test]
+async fn every_action_spec_is_bound_by_name_and_fields_default_to_the_spec() {
+    let destination = destination(json!({"url": "http://127.0.0.1:9/x"}));
+    for spec in destination_type().actions {
+        let bound = destination.action(spec).unwrap();
+        assert!(std::ptr::eq(bound.spec(), spec));
+        let action = WebhookAction::from_spec(spec).unwrap();
+        assert_eq!(
+            action.name(),
+            spec.name,
+            "the body's action is the spec's name"
+        );
+        assert_eq!(
+            destination.fields(spec).await.unwrap(),
+            FieldInfo::from_specs(spec.fields)
+        );
+    }
+    // A spec the type does not declare is a bug in retl, not a user error.
+    static FOREIGN: ActionSpec = ActionSpec {
+        name: "append_changes",
+        display_name: "Append Changes",
+        description: "",
+        kind: ActionKind::Mirror,
+        fields: &[],
+        open_fields: true,
+    };
+    assert!(matches!(
+        destination.action(&FOREIGN),
+        Err(DestinationError::Internal { .. })
+    ));
+}
+
+#[test]
+fn config_fields_match_the_typed_config() {
+    retl_engine::config_fields::check_config_fields::<super::config::WebhookConfig>(
+        destination_type().config,
+    )
+    .unwrap();
 }
 
 // ---- encoding -----------------------------------------------------------------------------
@@ -275,7 +320,7 @@ async fn accepted_batch_round_trip() {
         "auth_header": "Bearer tok",
     }));
     emu.require_bearer("tok");
-    let upsert = destination.action("upsert").unwrap();
+    let upsert = destination.action(spec("upsert")).unwrap();
     let outcome = upsert
         .send(&ctx("run-1"), &upserts(&[1, 2, 3]))
         .await
@@ -283,7 +328,7 @@ async fn accepted_batch_round_trip() {
     assert_eq!(outcome.records, vec![RecordOutcome::Accepted; 3]);
     assert_eq!(emu.accepted_keys(), vec![json!(1), json!(2), json!(3)]);
 
-    let delete = destination.action("delete").unwrap();
+    let delete = destination.action(spec("delete")).unwrap();
     let outcome = delete.send(&ctx("run-1"), &deletes(&["x"])).await.unwrap();
     assert_eq!(outcome.records, vec![RecordOutcome::Accepted]);
 
@@ -326,7 +371,7 @@ async fn custom_auth_header_name() {
         "auth_header": "k-123",
         "auth_header_name": "X-Api-Key",
     }));
-    let upsert = destination.action("upsert").unwrap();
+    let upsert = destination.action(spec("upsert")).unwrap();
     upsert.send(&ctx("r"), &upserts(&[1])).await.unwrap();
     assert_eq!(emu.requests()[0].header("x-api-key"), Some("k-123"));
     assert!(emu.requests()[0].header("authorization").is_none());
@@ -338,7 +383,7 @@ async fn hmac_signature_verified_by_emulator() {
     emu.require_hmac("s3cret");
     let signed = destination(json!({"url": emu.url(), "signing_secret": "s3cret"}));
     let outcome = signed
-        .action("upsert")
+        .action(spec("upsert"))
         .unwrap()
         .send(&ctx("r"), &upserts(&[1, 2]))
         .await
@@ -353,7 +398,7 @@ async fn hmac_signature_verified_by_emulator() {
 
     let wrong = destination(json!({"url": emu.url(), "signing_secret": "other"}));
     let error = wrong
-        .action("upsert")
+        .action(spec("upsert"))
         .unwrap()
         .send(&ctx("r"), &upserts(&[3]))
         .await
@@ -371,7 +416,7 @@ async fn per_record_rejection_round_trip() {
     emu.reject_keys([json!(2)]);
     emu.retry_keys([json!(3)]);
     let destination = destination(json!({"url": emu.url()}));
-    let upsert = destination.action("upsert").unwrap();
+    let upsert = destination.action(spec("upsert")).unwrap();
     let outcome = upsert.send(&ctx("r"), &upserts(&[1, 2, 3])).await.unwrap();
     assert_eq!(outcome.records[0], RecordOutcome::Accepted);
     assert!(matches!(outcome.records[1], RecordOutcome::Rejected { .. }));
@@ -384,7 +429,7 @@ async fn server_error_is_transient() {
     let emu = emulator().await;
     emu.fail_next(1, 500, None);
     let destination = destination(json!({"url": emu.url()}));
-    let upsert = destination.action("upsert").unwrap();
+    let upsert = destination.action(spec("upsert")).unwrap();
     match upsert.send(&ctx("r"), &upserts(&[1])).await {
         Err(DestinationError::Transient {
             retry_after,
@@ -414,7 +459,7 @@ async fn throttling_carries_retry_after() {
     emu.fail_next(1, 429, Some(3));
     emu.fail_next(1, 503, Some(1));
     let destination = destination(json!({"url": emu.url()}));
-    let upsert = destination.action("upsert").unwrap();
+    let upsert = destination.action(spec("upsert")).unwrap();
     match upsert.send(&ctx("r"), &upserts(&[1])).await {
         Err(DestinationError::Transient {
             retry_after,
@@ -444,7 +489,7 @@ async fn rate_limit_answers_are_throttled() {
     let emu = emulator().await;
     emu.rate_limit(1, Duration::from_secs(30));
     let destination = destination(json!({"url": emu.url()}));
-    let upsert = destination.action("upsert").unwrap();
+    let upsert = destination.action(spec("upsert")).unwrap();
     upsert.send(&ctx("r"), &upserts(&[1])).await.unwrap();
     match upsert.send(&ctx("r"), &upserts(&[2])).await {
         Err(DestinationError::Transient {
@@ -462,7 +507,7 @@ async fn unauthorized_is_authentication() {
     emu.require_bearer("right");
     let destination = destination(json!({"url": emu.url(), "auth_header": "Bearer sekrit-123"}));
     let error = destination
-        .action("upsert")
+        .action(spec("upsert"))
         .unwrap()
         .send(&ctx("r"), &upserts(&[1]))
         .await
@@ -476,12 +521,77 @@ async fn unauthorized_is_authentication() {
 }
 
 #[tokio::test]
+async fn a_delete_of_records_already_gone_succeeds_on_404() {
+    let emu = emulator().await;
+    emu.not_found_for_missing_deletes();
+    let destination = destination(json!({"url": emu.url()}));
+    let delete = destination.action(spec("delete")).unwrap();
+    let outcome = delete
+        .send(&ctx("r"), &deletes(&["gone-1", "gone-2"]))
+        .await
+        .unwrap();
+    assert_eq!(outcome.records, vec![RecordOutcome::Accepted; 2]);
+    assert_eq!(emu.requests()[0].status, 404, "the receiver answered 404");
+    // A 404 to an upsert is an ordinary rejection.
+    emu.fail_next(1, 404, None);
+    let error = destination
+        .action(spec("upsert"))
+        .unwrap()
+        .send(&ctx("r"), &upserts(&[1]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, DestinationError::Rejected { .. }),
+        "{error:?}"
+    );
+}
+
+#[test]
+fn only_a_json_404_to_a_delete_means_already_gone() {
+    use reqwest::StatusCode;
+    use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+    let typed = |value: &'static str| {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(value));
+        headers
+    };
+    let json = typed("application/json");
+    assert!(client::already_gone(
+        WebhookAction::Delete,
+        StatusCode::NOT_FOUND,
+        &json
+    ));
+    // A web server's 404 page for a wrong path is not the receiver saying "already gone".
+    let html = typed("text/html");
+    assert!(!client::already_gone(
+        WebhookAction::Delete,
+        StatusCode::NOT_FOUND,
+        &html
+    ));
+    assert!(!client::already_gone(
+        WebhookAction::Delete,
+        StatusCode::NOT_FOUND,
+        &HeaderMap::new()
+    ));
+    assert!(!client::already_gone(
+        WebhookAction::Upsert,
+        StatusCode::NOT_FOUND,
+        &json
+    ));
+    assert!(!client::already_gone(
+        WebhookAction::Delete,
+        StatusCode::GONE,
+        &json
+    ));
+}
+
+#[tokio::test]
 async fn oversized_batch_is_payload_too_large_with_body() {
     let emu = emulator().await;
     emu.max_batch(2);
     let destination = destination(json!({"url": emu.url()}));
     match destination
-        .action("upsert")
+        .action(spec("upsert"))
         .unwrap()
         .send(&ctx("r"), &upserts(&[1, 2, 3]))
         .await
@@ -506,7 +616,7 @@ async fn timeout_is_transient() {
     };
     let destination = WebhookDestination::new(&json!({"url": emu.url()}), limits).unwrap();
     match destination
-        .action("upsert")
+        .action(spec("upsert"))
         .unwrap()
         .send(&ctx("r"), &upserts(&[1]))
         .await

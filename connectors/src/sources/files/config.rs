@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use retl_engine::destination::{FieldSpec, FieldType};
+use retl_engine::destination::{ConfigField, FieldType};
 use retl_engine::source::SourceError;
 use serde::Deserialize;
 
@@ -76,36 +76,36 @@ pub(crate) struct FilesConfig {
 }
 
 /// The config fields, as served by `ListSourceTypes`.
-pub(crate) const CONFIG_FIELDS: &[FieldSpec] = &[
-    FieldSpec {
+pub(crate) const CONFIG_FIELDS: &[ConfigField] = &[
+    ConfigField {
         name: "path",
         field_type: FieldType::String,
         required: true,
         secret: false,
         description: "Absolute path of a Parquet, CSV or NDJSON file, or of a directory of such files (subdirectories are ignored), on the daemon's machine.",
     },
-    FieldSpec {
+    ConfigField {
         name: "format",
         field_type: FieldType::String,
         required: false,
         secret: false,
         description: "parquet, csv or ndjson; inferred from the file extensions when absent.",
     },
-    FieldSpec {
+    ConfigField {
         name: "table",
         field_type: FieldType::String,
         required: false,
         secret: false,
         description: "Table name used in model SQL; default: the file stem or directory name as a lower-case identifier.",
     },
-    FieldSpec {
+    ConfigField {
         name: "has_header",
         field_type: FieldType::Boolean,
         required: false,
         secret: false,
         description: "CSV only: whether the first line holds the column names (default true).",
     },
-    FieldSpec {
+    ConfigField {
         name: "delimiter",
         field_type: FieldType::String,
         required: false,
@@ -248,4 +248,14 @@ pub(crate) fn default_table_name(path: &Path) -> String {
     }
     table.truncate(MAX_TABLE_NAME);
     table
+}
+
+#[cfg(test)]
+mod drift {
+    /// The catalog's config fields are exactly the typed config's fields.
+    #[test]
+    fn config_fields_match_the_typed_config() {
+        retl_engine::config_fields::check_config_fields::<super::FilesConfig>(super::CONFIG_FIELDS)
+            .unwrap();
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use retl_engine::destination::{FieldSpec, FieldType};
+use retl_engine::destination::{ConfigField, FieldType};
 use retl_engine::secret::Secret;
 use retl_engine::source::SourceError;
 use serde::Deserialize;
@@ -73,64 +73,64 @@ pub(crate) struct MySqlConfig {
 }
 
 /// The config fields, as served by `ListSourceTypes`.
-pub(crate) const CONFIG_FIELDS: &[FieldSpec] = &[
-    FieldSpec {
+pub(crate) const CONFIG_FIELDS: &[ConfigField] = &[
+    ConfigField {
         name: "host",
         field_type: FieldType::String,
         required: true,
         secret: false,
         description: "Host name or IP address of the MySQL or MariaDB server.",
     },
-    FieldSpec {
+    ConfigField {
         name: "port",
         field_type: FieldType::Integer,
         required: false,
         secret: false,
         description: "TCP port (default 3306).",
     },
-    FieldSpec {
+    ConfigField {
         name: "database",
         field_type: FieldType::String,
         required: true,
         secret: false,
         description: "The database that unqualified table names resolve to; tables of other databases are written database.table.",
     },
-    FieldSpec {
+    ConfigField {
         name: "user",
         field_type: FieldType::String,
         required: true,
         secret: false,
         description: "The user to log in as; it needs SELECT on the tables models read, and nothing more.",
     },
-    FieldSpec {
+    ConfigField {
         name: "password",
         field_type: FieldType::String,
         required: false,
         secret: true,
         description: "The user's password.",
     },
-    FieldSpec {
+    ConfigField {
         name: "sslmode",
         field_type: FieldType::String,
         required: false,
         secret: false,
         description: "TLS: disabled, preferred (default: TLS when the server offers it, certificate not verified), required (TLS, certificate not verified), or verify_identity (certificate and host name verified).",
     },
-    FieldSpec {
+    ConfigField {
         name: "sslrootcert",
         field_type: FieldType::String,
         required: false,
         secret: false,
         description: "Path of a PEM file with the CA certificates to trust for verify_identity (default: the system roots).",
     },
-    FieldSpec {
+    ConfigField {
         name: "connect_timeout_ms",
         field_type: FieldType::Integer,
         required: false,
         secret: false,
         description: "How long to wait for a connection, in milliseconds (default 10000).",
     },
-    FieldSpec {
+    ConfigField {
         name: "query_timeout_ms",
         field_type: FieldType::Integer,
         required: false,
@@ -256,5 +256,15 @@ impl MySqlConfig {
             connect_timeout,
             query_timeout,
         })
+    }
+}
+
+#[cfg(test)]
+mod drift {
+    /// The catalog's config fields are exactly the typed config's fields.
+    #[test]
+    fn config_fields_match_the_typed_config() {
+        retl_engine::config_fields::check_config_fields::<super::MySqlConfig>(super::CONFIG_FIELDS)
+            .unwrap();
     }
 }

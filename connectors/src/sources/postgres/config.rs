@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use retl_engine::destination::{FieldSpec, FieldType};
+use retl_engine::destination::{ConfigField, FieldType};
 use retl_engine::secret::Secret;
 use retl_engine::source::SourceError;
 use serde::Deserialize;
@@ -95,78 +95,78 @@ pub(crate) struct PostgresConfig {
 }
 
 /// The config fields, as served by `ListSourceTypes`.
-pub(crate) const CONFIG_FIELDS: &[FieldSpec] = &[
-    FieldSpec {
+pub(crate) const CONFIG_FIELDS: &[ConfigField] = &[
+    ConfigField {
         name: "host",
         field_type: FieldType::String,
         required: true,
         secret: false,
         description: "Host name or IP address of the PostgreSQL server.",
     },
-    FieldSpec {
+    ConfigField {
         name: "port",
         field_type: FieldType::Integer,
         required: false,
         secret: false,
         description: "TCP port (default 5432; 5439 for the redshift flavor).",
     },
-    FieldSpec {
+    ConfigField {
         name: "database",
         field_type: FieldType::String,
         required: true,
         secret: false,
         description: "The database to read from.",
     },
-    FieldSpec {
+    ConfigField {
         name: "user",
         field_type: FieldType::String,
         required: true,
         secret: false,
         description: "The role to log in as; it needs CONNECT on the database, USAGE on the schemas and SELECT on the tables models read, and nothing more.",
     },
-    FieldSpec {
+    ConfigField {
         name: "password",
         field_type: FieldType::String,
         required: false,
         secret: true,
         description: "The role's password (omit for trust or peer authentication).",
     },
-    FieldSpec {
+    ConfigField {
         name: "sslmode",
         field_type: FieldType::String,
         required: false,
         secret: false,
         description: "TLS: disable, prefer (default; require for redshift), require, verify-ca (certificate verified), or verify-full (certificate and host name verified).",
     },
-    FieldSpec {
+    ConfigField {
         name: "sslrootcert",
         field_type: FieldType::String,
         required: false,
         secret: false,
         description: "Path of a PEM file with the certificate authority of the server's certificate (trusted besides the system roots), for verify-ca and verify-full.",
     },
-    FieldSpec {
+    ConfigField {
         name: "schema",
         field_type: FieldType::String,
         required: false,
         secret: false,
         description: "Schema that unqualified table names resolve to (default public); other schemas are written schema.table.",
     },
-    FieldSpec {
+    ConfigField {
         name: "connect_timeout_ms",
         field_type: FieldType::Integer,
         required: false,
         secret: false,
         description: "How long to wait for a connection, in milliseconds (default 10000).",
     },
-    FieldSpec {
+    ConfigField {
         name: "query_timeout_ms",
         field_type: FieldType::Integer,
         required: false,
         secret: false,
         description: "Longest a query may run in the warehouse, in milliseconds (statement_timeout; default 3600000; 0 = no limit).",
     },
-    FieldSpec {
+    ConfigField {
         name: "flavor",
         field_type: FieldType::String,
         required: false,
@@ -308,5 +308,17 @@ impl PostgresConfig {
             query_timeout,
             flavor: self.flavor,
         })
+    }
+}
+
+#[cfg(test)]
+mod drift {
+    /// The catalog's config fields are exactly the typed config's fields.
+    #[test]
+    fn config_fields_match_the_typed_config() {
+        retl_engine::config_fields::check_config_fields::<super::PostgresConfig>(
+            super::CONFIG_FIELDS,
+        )
+        .unwrap();
     }
 }

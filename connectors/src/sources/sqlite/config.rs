@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use retl_engine::destination::{FieldSpec, FieldType};
+use retl_engine::destination::{ConfigField, FieldType};
 use retl_engine::source::SourceError;
 use serde::Deserialize;
 
@@ -26,22 +26,22 @@ pub(crate) struct SqliteConfig {
 }
 
 /// The config fields, as served by `ListSourceTypes`.
-pub(crate) const CONFIG_FIELDS: &[FieldSpec] = &[
-    FieldSpec {
+pub(crate) const CONFIG_FIELDS: &[ConfigField] = &[
+    ConfigField {
         name: "path",
         field_type: FieldType::String,
         required: true,
         secret: false,
         description: "Absolute path of the SQLite database file; retl opens it read-only and never creates or changes it.",
     },
-    FieldSpec {
+    ConfigField {
         name: "busy_timeout_ms",
         field_type: FieldType::Integer,
         required: false,
         secret: false,
         description: "How long a read waits while another process holds a write lock on the file, in milliseconds (default 5000; 0 = fail at once).",
     },
-    FieldSpec {
+    ConfigField {
         name: "query_timeout_ms",
         field_type: FieldType::Integer,
         required: false,
@@ -117,5 +117,17 @@ impl SqliteConfig {
             busy_timeout: Duration::from_millis(busy_timeout_ms),
             query_timeout,
         })
+    }
+}
+
+#[cfg(test)]
+mod drift {
+    /// The catalog's config fields are exactly the typed config's fields.
+    #[test]
+    fn config_fields_match_the_typed_config() {
+        retl_engine::config_fields::check_config_fields::<super::SqliteConfig>(
+            super::CONFIG_FIELDS,
+        )
+        .unwrap();
     }
 }

@@ -15,6 +15,10 @@
 //! 4. method (`POST` only, else `405`), JSON body with a `records` array (else `400`);
 //! 5. the batch limit ([`WebhookEmulator::max_batch`]): more records than allowed → `413`.
 //!
+//! With [`WebhookEmulator::not_found_for_missing_deletes`], a `delete` request none of whose
+//! keys the receiver holds (never accepted, already deleted, or [`WebhookEmulator::forget`]ten)
+//! is answered `404` with a JSON body, the way REST APIs answer a delete of a missing record.
+//!
 //! Otherwise the answer is `200` with `{"accepted": n, "errors": [{"index": i, "message": "..."}],
 //! "retry": [{"index": i}]}`: records whose key is in [`WebhookEmulator::reject_keys`] are
 //! listed in `errors`, those in [`WebhookEmulator::retry_keys`] in `retry` (once per key), all
@@ -162,6 +166,10 @@ struct Ledger {
     retry_keys: BTreeSet<String>,
     bucket: Option<Bucket>,
     respond_after: Option<Duration>,
+    /// Keys the receiver holds: accepted by a non-delete request and not deleted since.
+    present: BTreeSet<String>,
+    /// Answer `404` to a delete request none of whose keys is present.
+    not_found_for_missing_deletes: bool,
 }
 
 /// What the emulator decided for one request.
@@ -295,13 +303,29 @@ impl WebhookEmulator {
         self.lock().bucket = Some(Bucket::new(requests, per));
     }
 
+    /// From now on, answers `404` (JSON body) to a `delete` request none of whose keys the
+    /// receiver holds; a delete naming at least one held key is processed as usual.
+    pub fn not_found_for_missing_deletes(&self) {
+        self.lock().not_found_for_missing_deletes = true;
+    }
+
+    /// The receiver loses these records (deleted on its side): a later delete of them finds
+    /// nothing.
+    pub fn forget(&self, keys: impl IntoIterator<Item = Value>) {
+        let mut ledger = self.lock();
+        for key in keys {
+            ledger.present.remove(&key.to_string());
+        }
+    }
+
     /// Delays every answer by `delay` (the request is decided and recorded first).
     pub fn respond_after(&self, delay: Duration) {
         self.lock().respond_after = Some(delay);
     }
 
     /// Forgets every request and record, and removes the fault controls (injected failures,
-    /// rejected and retried keys, rate limit, delay). Authentication and the batch limit stay.
+    /// rejected and retried keys, rate limit, delay). Authentication, the batch limit, the
+    /// `404` answer to missing deletes and the records the receiver holds stay.
     pub fn clear(&self) {
         let mut ledger = self.lock();
         ledger.requests.clear();
@@ -469,6 +493,19 @@ fn decide(ledger: &mut Ledger, method: &Method, headers: &HeaderMap, body: &[u8]
     // per-record processing
     let text = |name: &str| parsed.get(name).and_then(Value::as_str).map(str::to_string);
     let action = text("action").unwrap_or_default();
+    let deleting = action == "delete";
+    if deleting
+        && ledger.not_found_for_missing_deletes
+        && !records.iter().any(|r| {
+            r.get("key")
+                .is_some_and(|k| ledger.present.contains(&k.to_string()))
+        })
+    {
+        return Decision::error(
+            StatusCode::NOT_FOUND,
+            "none of these records exists (already deleted?)",
+        );
+    }
     let (mapping, run) = (text("mapping"), text("run"));
     let request_index = ledger.requests.len();
     let mut errors = Vec::new();
@@ -489,6 +526,11 @@ fn decide(ledger: &mut Ledger, method: &Method, headers: &HeaderMap, body: &[u8]
             continue;
         }
         accepted += 1;
+        if deleting {
+            ledger.present.remove(&key_text);
+        } else {
+            ledger.present.insert(key_text);
+        }
         ledger.records.push(ReceivedRecord {
             action: action.clone(),
             mapping: mapping.clone(),
@@ -620,6 +662,31 @@ mod tests {
         emu.clear();
         assert!(emu.requests().is_empty());
         assert_eq!(post(emu.addr(), &body, &good).await.0, 200);
+    }
+
+    #[tokio::test]
+    async fn a_delete_of_missing_records_can_answer_404() {
+        let emu = WebhookEmulator::start(WebhookOptions::default())
+            .await
+            .unwrap();
+        let delete = |keys: &[i64]| {
+            let records: Vec<Value> = keys
+                .iter()
+                .map(|k| json!({"key": k, "change": "deleted"}))
+                .collect();
+            json!({"action": "delete", "mapping": "m", "run": "r", "records": records}).to_string()
+        };
+        assert_eq!(post(emu.addr(), &batch(&[1, 2]), &[]).await.0, 200);
+        // Without the setting a delete of anything is answered 200.
+        assert_eq!(post(emu.addr(), &delete(&[9]), &[]).await.0, 200);
+        emu.not_found_for_missing_deletes();
+        let (status, response) = post(emu.addr(), &delete(&[9]), &[]).await;
+        assert_eq!(status, 404);
+        assert!(response.contains("none of these records"), "{response}");
+        emu.forget([json!(2)]);
+        assert_eq!(post(emu.addr(), &delete(&[2]), &[]).await.0, 404);
+        assert_eq!(post(emu.addr(), &delete(&[1, 2]), &[]).await.0, 200);
+        assert_eq!(post(emu.addr(), &delete(&[1]), &[]).await.0, 404);
     }
 
     #[test]
