@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use retl_engine::config_field;
-use retl_engine::destination::FieldSpec;
+use retl_engine::destination::ConfigField;
 use retl_engine::secret::Secret;
 use retl_engine::source::SourceError;
 use serde::de::DeserializeOwned;
@@ -26,7 +26,7 @@ const MIN_QUERY_TIMEOUT_MS: u64 = 100;
 /// type's catalog entry): "must be a text value (absolute path of ...), not the number 42".
 pub(crate) fn parse_config<T: DeserializeOwned>(
     config: &serde_json::Value,
-    fields: &[FieldSpec],
+    fields: &[ConfigField],
 ) -> Result<T, SourceError> {
     config_field::from_json(config).map_err(|e| {
         let top = e.field.split(['.', '[']).next().unwrap_or_default();

@@ -107,7 +107,6 @@ macro_rules! conformance_suite {
         }
     };
 }
-pub(crate) use conformance_suite;
 
 // Declared after the macro, which they expand.
 mod file;
