@@ -126,7 +126,7 @@ fn hex_encode(text: &str) -> String {
 }
 
 fn hex_decode(token: &str) -> Option<String> {
-    if token.len() % 2 != 0 {
+    if !token.len().is_multiple_of(2) {
         return None;
     }
     let bytes = (0..token.len())
