@@ -1,16 +1,9 @@
 //! Webhook actions: their specs, the request body encoding and the idempotency key.
 
-use std::sync::Arc;
-
-use async_trait::async_trait;
 use retl_engine::destination::spec::{ActionKind, ChangeKind, Fields};
-use retl_engine::destination::{
-    Action, ActionSpec, BatchOutcome, DeliveryContext, DestinationError, Payload,
-};
+use retl_engine::destination::{ActionSpec, DeliveryContext, DestinationError, Payload};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-
-use super::client::WebhookClient;
 
 /// The actions of the webhook destination, in catalog order.
 pub(crate) static ACTIONS: [ActionSpec; 2] = [
@@ -125,29 +118,4 @@ pub(crate) fn idempotency_key(
     let mut key = hex::encode(hasher.finalize());
     key.truncate(32);
     key
-}
-
-/// An action bound to a destination's client; what `Destination::action` hands the engine.
-pub(crate) struct BoundAction {
-    /// The spec the engine resolved (one of [`ACTIONS`]).
-    pub(crate) spec: &'static ActionSpec,
-    /// Which action.
-    pub(crate) action: WebhookAction,
-    /// The destination's client (shared by its actions).
-    pub(crate) client: Arc<WebhookClient>,
-}
-
-#[async_trait]
-impl Action for BoundAction {
-    fn spec(&self) -> &'static ActionSpec {
-        self.spec
-    }
-
-    async fn send(
-        &self,
-        ctx: &DeliveryContext,
-        batch: &[Payload],
-    ) -> Result<BatchOutcome, DestinationError> {
-        self.client.send(self.action, ctx, batch).await
-    }
 }

@@ -1,11 +1,14 @@
-//! The webhook client: signs and sends one batch, and turns the answer into a `BatchOutcome`.
+//! The webhook client: signs and sends one batch, and turns the answer into a `BatchOutcome`;
+//! [`BoundAction`], an action bound to it.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use retl_engine::destination::{
-    BatchOutcome, DeliveryContext, DestinationError, Payload, RecordOutcome,
+    Action, ActionSpec, BatchOutcome, DeliveryContext, DestinationError, Payload, RecordOutcome,
 };
 use retl_engine::secret::Secret;
 use serde::Deserialize;
@@ -222,4 +225,29 @@ pub(crate) fn parse_response(
         };
     }
     Ok(BatchOutcome { records: outcomes })
+}
+
+/// An action bound to a destination's client; what `Destination::action` hands the engine.
+pub(crate) struct BoundAction {
+    /// The spec the engine resolved (one of [`actions::ACTIONS`]).
+    pub(crate) spec: &'static ActionSpec,
+    /// Which action.
+    pub(crate) action: WebhookAction,
+    /// The destination's client (shared by its actions).
+    pub(crate) client: Arc<WebhookClient>,
+}
+
+#[async_trait]
+impl Action for BoundAction {
+    fn spec(&self) -> &'static ActionSpec {
+        self.spec
+    }
+
+    async fn send(
+        &self,
+        ctx: &DeliveryContext,
+        batch: &[Payload],
+    ) -> Result<BatchOutcome, DestinationError> {
+        self.client.send(self.action, ctx, batch).await
+    }
 }

@@ -85,8 +85,8 @@ use retl_engine::destination::{
     Action, ActionSpec, DeliveryLimits, Destination, DestinationError, undeclared_action,
 };
 
-use self::actions::{ACTIONS, BoundAction, WebhookAction};
-use self::client::WebhookClient;
+use self::actions::{ACTIONS, WebhookAction};
+use self::client::{BoundAction, WebhookClient};
 use self::config::{CONFIG_FIELDS, WebhookConfig};
 
 /// The longest `test()` waits for the TCP connection.
