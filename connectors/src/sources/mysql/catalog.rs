@@ -20,7 +20,7 @@ use crate::sources::catalog::TableLoader;
 
 use super::errors::{account, classify, quote_ident};
 use super::executor::Executor;
-use super::source::{Shared, flag, number, text};
+use super::shared::{Shared, flag, number, text};
 use super::types::{self, MySqlType};
 
 /// How the catalog looks a table up: the pool and server facts.

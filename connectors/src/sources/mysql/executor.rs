@@ -25,7 +25,7 @@ use mysql_common::row::new_row;
 use retl_engine::source::SourceError;
 
 use super::errors::{classify, classify_read, is_connection_lost};
-use super::source::{Flavor, Shared};
+use super::shared::{Flavor, Shared};
 use crate::sources::catalog::external;
 
 /// Rows per Arrow batch (as the table providers decode them).

@@ -80,6 +80,7 @@ mod catalog;
 mod config;
 mod errors;
 mod executor;
+mod shared;
 mod source;
 #[cfg(test)]
 mod tests;

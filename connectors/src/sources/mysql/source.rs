@@ -17,6 +17,7 @@ use retl_engine::source::{ColumnInfo, Source, SourceError, SourceTestReport, Tab
 use super::catalog::Resolver;
 use super::config::{SslMode, ValidConfig};
 use super::errors::{account, classify, classify_read, find_mysql_error, quote_ident};
+use super::shared::{Flavor, Shared, flag, number, text};
 use super::types::{self, MySqlType};
 use crate::sources::catalog::LazyCatalog;
 use crate::sources::some_names;
@@ -190,67 +191,6 @@ impl MySqlSource {
         let shared = self.shared().await?;
         shared.query(sql, params).await
     }
-}
-
-impl Shared {
-    /// Runs one catalog query on a pooled connection.
-    pub(crate) async fn query<P>(&self, sql: &str, params: P) -> Result<Vec<Row>, SourceError>
-    where
-        P: Into<mysql_async::Params> + Send,
-    {
-        let conn = self
-            .pool
-            .connect_direct()
-            .await
-            .map_err(|e| classify(&self.config, &e))?;
-        let mut conn = conn.conn.lock().await;
-        conn.exec(sql, params)
-            .await
-            .map_err(|e| classify(&self.config, &e))
-    }
-}
-
-/// Column `i` of a catalog row as text.
-pub(super) fn text(row: &Row, i: usize) -> Option<String> {
-    match row.get_opt::<Option<String>, usize>(i) {
-        Some(Ok(value)) => value,
-        _ => None,
-    }
-}
-
-/// Column `i` of a catalog row as a number.
-pub(super) fn number(row: &Row, i: usize) -> Option<u64> {
-    match row.get_opt::<Option<u64>, usize>(i) {
-        Some(Ok(value)) => value,
-        _ => None,
-    }
-}
-
-/// Column `i` of a catalog row as a boolean (`0` / `1`).
-pub(super) fn flag(row: &Row, i: usize) -> bool {
-    number(row, i).unwrap_or(0) != 0
-}
-
-/// Which server speaks the MySQL protocol at the other end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavor {
-    /// MariaDB (`VERSION()` says so): query timeout through `max_statement_time` (seconds).
-    MariaDb,
-    /// MySQL or a compatible server: query timeout through `max_execution_time` (ms).
-    MySql,
-}
-
-/// The pool and server facts shared by every table of one source.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    /// The source's configuration.
-    pub(crate) config: ValidConfig,
-    /// The table providers' pool (a handle on a `mysql_async` pool).
-    pub(crate) pool: Arc<MySQLConnectionPool>,
-    /// MariaDB or MySQL.
-    pub(crate) flavor: Flavor,
-    /// `VERSION()`.
-    pub(crate) version: String,
 }
 
 // ---- Source -------------------------------------------------------------------------------
