@@ -94,43 +94,44 @@ impl Default for ExtractionSettings {
     }
 }
 
+/// A setting's value: `None` for `null` (the default), else a whole number in `min..=max`.
+fn whole_number(
+    key: &str,
+    value: serde_json::Value,
+    min: u64,
+    max: u64,
+    what: &str,
+) -> Result<Option<u64>, Error> {
+    if value.is_null() {
+        return Ok(None);
+    }
+    match value.as_u64() {
+        Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(Error::invalid(
+            format!("source.config.{key}"),
+            format!("must be a whole number from {min} to {max} ({what}), not {value}"),
+        )),
+    }
+}
+
 impl ExtractionSettings {
     /// Takes the engine's keys out of `config` and applies them (a `null` restores the default).
     ///
     /// # Errors
     /// `InvalidArgument` naming the key and the accepted range.
     pub fn take_from(&mut self, config: &mut ConfigMap) -> Result<(), Error> {
+        let default = ExtractionSettings::default();
         if let Some(v) = config.remove(MAX_EXTRACTIONS_KEY) {
-            self.max_concurrent_extractions = match v {
-                serde_json::Value::Null => ExtractionSettings::default().max_concurrent_extractions,
-                v => match v.as_u64() {
-                    Some(n) if (1..=MAX_EXTRACTIONS_LIMIT).contains(&n) => n as usize,
-                    _ => {
-                        return Err(Error::invalid(
-                            format!("source.config.{MAX_EXTRACTIONS_KEY}"),
-                            format!(
-                                "must be a whole number from 1 to {MAX_EXTRACTIONS_LIMIT} (extractions of this source that may run at once; further runs queue), not {v}"
-                            ),
-                        ));
-                    }
-                },
-            };
+            let what = "extractions of this source that may run at once; further runs queue";
+            self.max_concurrent_extractions =
+                whole_number(MAX_EXTRACTIONS_KEY, v, 1, MAX_EXTRACTIONS_LIMIT, what)?
+                    .map_or(default.max_concurrent_extractions, |n| n as usize);
         }
         if let Some(v) = config.remove(CONNECTION_RETRIES_KEY) {
-            self.connection_retries = match v {
-                serde_json::Value::Null => ExtractionSettings::default().connection_retries,
-                v => match v.as_u64() {
-                    Some(n) if n <= CONNECTION_RETRIES_LIMIT => n as u32,
-                    _ => {
-                        return Err(Error::invalid(
-                            format!("source.config.{CONNECTION_RETRIES_KEY}"),
-                            format!(
-                                "must be a whole number from 0 to {CONNECTION_RETRIES_LIMIT} (how often an extract whose connection was lost or refused starts again before the run fails), not {v}"
-                            ),
-                        ));
-                    }
-                },
-            };
+            let what = "how often an extract whose connection was lost or refused starts again before the run fails";
+            self.connection_retries =
+                whole_number(CONNECTION_RETRIES_KEY, v, 0, CONNECTION_RETRIES_LIMIT, what)?
+                    .map_or(default.connection_retries, |n| n as u32);
         }
         Ok(())
     }

@@ -1,5 +1,5 @@
-//! The conformance suite every [`Differ`] must pass, run from each implementation's tests
-//! through a [`DifferUnderTest`]: the duties of the [`Differ`] trait, checked on small extracts
+//! The conformance suite every [`Differ`](crate::diff::Differ) must pass, run from each implementation's tests
+//! through a [`DifferUnderTest`]: the duties of the [`Differ`](crate::diff::Differ) trait, checked on small extracts
 //! against a real [`StateStore`]. A differ's error is returned; a violated duty panics with an
 //! assertion naming it.
 
@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::destination::spec::ChangeKind;
 use crate::diff::key::key_text;
-use crate::diff::{DiffSink, DiffSummary, Differ};
+use crate::diff::{DiffSink, DiffSummary};
 use crate::error::Error;
 use crate::id::MappingId;
 use crate::state::{Fingerprint, StateStore, StateWrite};
@@ -20,8 +20,6 @@ pub type Row<'a> = (Option<&'a str>, i64);
 /// A differ with what the suite needs to drive it.
 #[async_trait]
 pub trait DifferUnderTest: Send + Sync {
-    /// The differ.
-    fn differ(&self) -> &dyn Differ;
     /// The state store the differ reads; the suite commits acknowledged changes to it.
     fn state(&self) -> &dyn StateStore;
     /// Runs the differ for `mapping` over an extract of `rows` (a text key column and one

@@ -369,9 +369,6 @@ mod tests {
 
     #[async_trait]
     impl crate::diff::conformance::DifferUnderTest for LocalUnderTest {
-        fn differ(&self) -> &dyn Differ {
-            &self.differ
-        }
         fn state(&self) -> &dyn StateStore {
             self.state.as_ref()
         }
