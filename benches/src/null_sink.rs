@@ -25,6 +25,7 @@ static ACTIONS: [ActionSpec; 1] = [ActionSpec {
     kind: ActionKind::Mirror,
     fields: &[],
     open_fields: true,
+    sync_modes: &[],
 }];
 
 /// The catalog entry and factory of the `null` destination type.

@@ -330,6 +330,7 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
                 })
                 .collect(),
             selection: None,
+            sync_mode: None,
             initial_sync: InitialSync::Backfill,
             enabled: None,
         })

@@ -273,6 +273,21 @@ impl Harness {
         fields: &[(&str, &str)],
         selection: Option<(bool, bool, bool)>,
     ) -> Result<v1::Mapping, tonic::Status> {
+        let fields = fields.iter().map(|(f, c)| column(f, c)).collect();
+        self.create_mapping_with(id, model, destination, action, fields, selection)
+            .await
+    }
+
+    /// Creates mapping `id` with any field sources (columns, literals, templates, expressions).
+    pub async fn create_mapping_with(
+        &self,
+        id: &str,
+        model: &str,
+        destination: &str,
+        action: &str,
+        fields: Vec<v1::FieldMapping>,
+        selection: Option<(bool, bool, bool)>,
+    ) -> Result<v1::Mapping, tonic::Status> {
         self.client
             .mappings()
             .create_mapping(v1::CreateMappingRequest {
@@ -281,13 +296,7 @@ impl Harness {
                     model_id: model.to_string(),
                     destination_id: destination.to_string(),
                     action: action.to_string(),
-                    fields: fields
-                        .iter()
-                        .map(|(f, c)| v1::FieldMapping {
-                            field: f.to_string(),
-                            source: Some(v1::field_mapping::Source::Column(c.to_string())),
-                        })
-                        .collect(),
+                    fields,
                     selection: selection.map(|(added, updated, deleted)| v1::RecordSelection {
                         added,
                         updated,
@@ -463,4 +472,38 @@ fn with_keys(mut base: Value, extra: Value) -> Value {
 /// `json!` re-export for tests.
 pub fn obj(v: Value) -> Value {
     json!(v)
+}
+
+/// Field mapping: destination `field` from model column `column`.
+pub fn column(field: &str, column: &str) -> v1::FieldMapping {
+    v1::FieldMapping {
+        field: field.to_string(),
+        source: Some(v1::field_mapping::Source::Column(column.to_string())),
+    }
+}
+
+/// Field mapping: destination `field` set to the constant `value`.
+pub fn literal(field: &str, value: serde_json::Value) -> v1::FieldMapping {
+    v1::FieldMapping {
+        field: field.to_string(),
+        source: Some(v1::field_mapping::Source::Literal(json_to_proto(value))),
+    }
+}
+
+/// A JSON value as `google.protobuf.Value`.
+fn json_to_proto(value: serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    let kind = match value {
+        serde_json::Value::Null => Kind::NullValue(0),
+        serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        serde_json::Value::String(s) => Kind::StringValue(s),
+        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue {
+            values: a.into_iter().map(json_to_proto).collect(),
+        }),
+        serde_json::Value::Object(o) => Kind::StructValue(prost_types::Struct {
+            fields: o.into_iter().map(|(k, v)| (k, json_to_proto(v))).collect(),
+        }),
+    };
+    prost_types::Value { kind: Some(kind) }
 }

@@ -106,6 +106,7 @@ mod tests {
             key: serde_json::Value::from(text),
             change: ChangeKind::Added,
             fields: crate::destination::spec::Fields::default(),
+            fingerprint: None,
         }
     }
 

@@ -143,6 +143,7 @@ mod tests {
             destination_id: DestinationId::new("d"),
             mapping_id: MappingId::new("m"),
             run_id: RunId::generate(),
+            sync_mode: None,
         };
         let mut pipeline = Pipeline::new(
             Arc::clone(&action) as Arc<dyn Action>,
@@ -160,6 +161,7 @@ mod tests {
                 key: serde_json::Value::from(i),
                 change: ChangeKind::Added,
                 fields: Default::default(),
+                fingerprint: None,
             };
             pipeline.start(Batch {
                 payloads: vec![payload],

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 use crate::category::ErrorCategory;
 use crate::id::{DestinationId, MappingId, RunId};
 pub use outcome::{BatchOutcome, RecordOutcome};
-pub use spec::{ActionSpec, ConfigField, DeliveryLimits, FieldInfo, FieldSpec, FieldType, Payload};
+pub use spec::{
+    ActionSpec, ConfigField, DeliveryLimits, FieldInfo, FieldSpec, FieldType, Payload, SyncMode,
+};
 
 /// A configured business tool: connection-level concerns only.
 ///
@@ -63,6 +65,30 @@ pub struct DeliveryContext {
     pub mapping_id: MappingId,
     /// The run delivering them.
     pub run_id: RunId,
+    /// The mapping's sync mode (`None` when the action has a single behaviour).
+    pub sync_mode: Option<SyncMode>,
+}
+
+impl DeliveryContext {
+    /// A stable idempotency key for `payload`: 32 hex digits of a hash of the mapping, the
+    /// record's key, its change and the fingerprint of its mapped values. A record re-sent
+    /// after a crash (same values) gets the same key, so an API that deduplicates by it
+    /// (Segment's `messageId`, Mixpanel's `$insert_id`, ...) drops the copy; a changed record
+    /// gets a new one.
+    pub fn idempotency_key(&self, payload: &Payload) -> String {
+        use xxhash_rust::xxh3::Xxh3;
+        let mut hasher = Xxh3::new();
+        hasher.update(self.mapping_id.as_str().as_bytes());
+        hasher.update(&[0]);
+        // A JSON value's text is canonical for the scalar keys retl produces.
+        hasher.update(payload.key.to_string().as_bytes());
+        hasher.update(&[0]);
+        hasher.update(payload.change.as_str().as_bytes());
+        if let Some(fingerprint) = payload.fingerprint {
+            hasher.update(&fingerprint.to_le_bytes());
+        }
+        format!("{:032x}", hasher.digest128())
+    }
 }
 
 /// One operation of a destination ("upsert", "delete", "Upsert Contact"); one call = one request.

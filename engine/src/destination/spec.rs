@@ -128,6 +128,52 @@ pub enum ActionKind {
     Mirror,
 }
 
+/// How an action treats a record the destination may or may not already hold: Segment's
+/// "sync modes". An action lists the modes its API supports ([`ActionSpec::sync_modes`], the
+/// first being the default) and a mapping picks one; the connector reads it from
+/// [`DeliveryContext::sync_mode`](super::DeliveryContext::sync_mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Create the record, or update it when it exists.
+    Upsert,
+    /// Update records that exist; a record the destination does not hold is rejected.
+    Update,
+    /// Create records that do not exist; a record the destination already holds is rejected.
+    Create,
+    /// Append (events, list memberships): every record is a new entry.
+    Add,
+    /// Remove the record (or its membership) from the destination.
+    Remove,
+}
+
+impl SyncMode {
+    /// Every mode, in declaration order.
+    pub const ALL: [SyncMode; 5] = [
+        SyncMode::Upsert,
+        SyncMode::Update,
+        SyncMode::Create,
+        SyncMode::Add,
+        SyncMode::Remove,
+    ];
+
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncMode::Upsert => "upsert",
+            SyncMode::Update => "update",
+            SyncMode::Create => "create",
+            SyncMode::Add => "add",
+            SyncMode::Remove => "remove",
+        }
+    }
+
+    /// The mode named `name` (snake_case), if any.
+    pub fn parse(name: &str) -> Option<SyncMode> {
+        SyncMode::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+}
+
 /// One operation a destination offers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionSpec {
@@ -143,9 +189,17 @@ pub struct ActionSpec {
     pub fields: &'static [FieldSpec],
     /// Whether mappings may add fields not listed in `fields` (e.g. a webhook's free-form body).
     pub open_fields: bool,
+    /// The sync modes the API supports for this action, the default first; empty = the action
+    /// has one behaviour and a mapping names no mode.
+    pub sync_modes: &'static [SyncMode],
 }
 
 impl ActionSpec {
+    /// The mode a mapping gets when it names none: the first listed, if any.
+    pub fn default_sync_mode(&self) -> Option<SyncMode> {
+        self.sync_modes.first().copied()
+    }
+
     /// Whether the action accepts this change kind.
     pub fn accepts(&self, change: ChangeKind) -> bool {
         match self.kind {
@@ -304,6 +358,11 @@ pub struct Payload {
     pub change: ChangeKind,
     /// Mapped destination fields.
     pub fields: Fields,
+    /// The fingerprint of the mapped values (added and updated records); with the mapping and
+    /// the key it makes the record's idempotency key
+    /// ([`DeliveryContext::idempotency_key`](super::DeliveryContext::idempotency_key)).
+    #[serde(skip)]
+    pub fingerprint: Option<u128>,
 }
 
 impl Payload {
@@ -313,6 +372,7 @@ impl Payload {
             key,
             change: ChangeKind::Deleted,
             fields: Fields::default(),
+            fingerprint: None,
         }
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::ArrayRef;
 use serde_json::Value;
 
-use crate::destination::spec::{ActionSpec, ChangeKind, Fields, Payload};
+use crate::destination::spec::{ActionSpec, ChangeKind, Fields, Payload, SyncMode};
 use crate::error::Error;
 use crate::mapping::select::RecordSelection;
 use crate::mapping::spec::{FieldMapping, FieldSource};
@@ -43,6 +43,40 @@ pub fn default_selection(spec: &ActionSpec) -> RecordSelection {
         updated: spec.accepts(ChangeKind::Updated),
         deleted: spec.accepts(ChangeKind::Deleted),
     }
+}
+
+/// The sync mode a mapping asking for `requested` runs with: the requested one when the action
+/// supports it, else the action's default.
+///
+/// # Errors
+/// `InvalidArgument` on `mapping.sync_mode` for a mode the action does not support, listing
+/// those it does.
+pub fn resolve_sync_mode(
+    spec: &ActionSpec,
+    requested: Option<SyncMode>,
+) -> Result<Option<SyncMode>, Error> {
+    let Some(mode) = requested else {
+        return Ok(spec.default_sync_mode());
+    };
+    if spec.sync_modes.contains(&mode) {
+        return Ok(Some(mode));
+    }
+    let message = if spec.sync_modes.is_empty() {
+        format!(
+            "action '{}' has a single behaviour and takes no sync mode; remove sync_mode '{}'",
+            spec.name,
+            mode.as_str()
+        )
+    } else {
+        let modes: Vec<&str> = spec.sync_modes.iter().map(|m| m.as_str()).collect();
+        format!(
+            "action '{}' does not support sync mode '{}'; it supports: {}",
+            spec.name,
+            mode.as_str(),
+            modes.join(", ")
+        )
+    };
+    Err(Error::invalid("mapping.sync_mode", message))
 }
 
 /// Why `field` is not a field of the action, with the fields it does take.
@@ -197,6 +231,7 @@ impl MappingPlan {
             key,
             change,
             fields,
+            fingerprint: None,
         })
     }
 }
@@ -229,6 +264,7 @@ mod tests {
         kind: ActionKind::Upsert,
         fields: &FIELDS,
         open_fields: false,
+        sync_modes: &[],
     };
 
     static DELETE: ActionSpec = ActionSpec {
@@ -238,6 +274,7 @@ mod tests {
         kind: ActionKind::Delete,
         fields: &[],
         open_fields: false,
+        sync_modes: &[],
     };
 
     #[test]

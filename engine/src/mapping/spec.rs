@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::destination::spec::SyncMode;
 use crate::id::{DestinationId, MappingId, ModelId};
 use crate::mapping::select::RecordSelection;
 
@@ -54,6 +55,9 @@ pub struct MappingDef {
     pub fields: Vec<FieldMapping>,
     /// Which changes are sent.
     pub selection: RecordSelection,
+    /// The action's sync mode; `None` = the action's default (or it has none).
+    #[serde(default)]
+    pub sync_mode: Option<SyncMode>,
     /// First-run behaviour.
     pub initial_sync: InitialSync,
     /// Whether it may run.
@@ -83,6 +87,8 @@ pub struct NewMapping {
     pub fields: Vec<FieldMapping>,
     /// Record selection; `None` = what the action accepts (upsert: added + updated; delete: deleted).
     pub selection: Option<RecordSelection>,
+    /// The action's sync mode; `None` = the action's default.
+    pub sync_mode: Option<SyncMode>,
     /// First-run behaviour.
     pub initial_sync: InitialSync,
     /// Whether it starts enabled (default true).
@@ -99,6 +105,8 @@ pub struct MappingPatch {
     pub fields: Option<Vec<FieldMapping>>,
     /// New record selection.
     pub selection: Option<RecordSelection>,
+    /// New sync mode.
+    pub sync_mode: Option<SyncMode>,
     /// New enabled flag.
     pub enabled: Option<bool>,
 }

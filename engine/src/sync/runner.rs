@@ -26,6 +26,7 @@ use crate::diff::guard::{self, DeleteDecision, MassDeletePolicy};
 use crate::diff::key::{decode_key, encode_key_into, key_text};
 use crate::diff::{DiffInput, DiffSummary, Differ};
 use crate::error::{Error, StorageError};
+use crate::mapping::plan::resolve_sync_mode;
 use crate::mapping::select::Selector;
 use crate::mapping::spec::{InitialSync, MappingDef};
 use crate::options::EngineOptions;
@@ -111,6 +112,10 @@ impl SyncRunner {
             destination_id: inputs.mapping.destination_id.clone(),
             mapping_id: inputs.mapping.id.clone(),
             run_id: progress.run.id.clone(),
+            // Validated when the mapping was saved; an action that lost the mode since falls
+            // back to its default.
+            sync_mode: resolve_sync_mode(inputs.action.spec(), inputs.mapping.sync_mode)
+                .unwrap_or_else(|_| inputs.action.spec().default_sync_mode()),
         };
         let pipeline = Pipeline::new(
             Arc::clone(&inputs.action),
@@ -329,7 +334,8 @@ impl SyncRunner {
                     .plan
                     .payload(&columns, row, decode_key(&key), change)
                 {
-                    Ok(payload) => {
+                    Ok(mut payload) => {
+                        payload.fingerprint = Some(fingerprint.0);
                         let fingerprint = Some(fingerprint);
                         let pending = Pending {
                             key: key.clone(),

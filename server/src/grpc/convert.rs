@@ -9,7 +9,7 @@ use retl_engine::catalog::destination::{DestinationDef, LIMITS_KEY};
 use retl_engine::catalog::model::{ModelDef, Preview};
 use retl_engine::catalog::source::{ConfigMap, SourceDef};
 use retl_engine::connector::DestinationType;
-use retl_engine::destination::spec::{ActionKind, ChangeKind, FieldType};
+use retl_engine::destination::spec::{ActionKind, ChangeKind, FieldType, SyncMode};
 use retl_engine::destination::{ActionSpec, ConfigField, DeliveryLimits, FieldSpec};
 use retl_engine::mapping::select::RecordSelection;
 use retl_engine::mapping::spec::{FieldMapping, FieldSource, InitialSync, MappingDef};
@@ -250,6 +250,30 @@ pub fn action(a: &ActionSpec) -> v1::Action {
         kind: action_kind(a.kind) as i32,
         fields: a.fields.iter().map(field_spec).collect(),
         open_fields: a.open_fields,
+        sync_modes: a.sync_modes.iter().map(|m| sync_mode(*m) as i32).collect(),
+    }
+}
+
+/// A sync mode as proto.
+pub fn sync_mode(m: SyncMode) -> v1::SyncMode {
+    match m {
+        SyncMode::Upsert => v1::SyncMode::Upsert,
+        SyncMode::Update => v1::SyncMode::Update,
+        SyncMode::Create => v1::SyncMode::Create,
+        SyncMode::Add => v1::SyncMode::Add,
+        SyncMode::Remove => v1::SyncMode::Remove,
+    }
+}
+
+/// A sync mode from proto (unspecified = the action's default).
+pub fn sync_mode_from(m: v1::SyncMode) -> Option<SyncMode> {
+    match m {
+        v1::SyncMode::Unspecified => None,
+        v1::SyncMode::Upsert => Some(SyncMode::Upsert),
+        v1::SyncMode::Update => Some(SyncMode::Update),
+        v1::SyncMode::Create => Some(SyncMode::Create),
+        v1::SyncMode::Add => Some(SyncMode::Add),
+        v1::SyncMode::Remove => Some(SyncMode::Remove),
     }
 }
 
@@ -385,6 +409,7 @@ pub fn mapping(def: MappingDef) -> v1::Mapping {
         initial_sync: initial_sync(def.initial_sync) as i32,
         enabled: Some(def.enabled),
         schedule: None,
+        sync_mode: def.sync_mode.map_or(v1::SyncMode::Unspecified, sync_mode) as i32,
         create_time: Some(timestamp(def.create_time)),
         update_time: Some(timestamp(def.update_time)),
     }

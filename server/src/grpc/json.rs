@@ -124,6 +124,7 @@ pub fn action(a: &v1::Action) -> Value {
         "kind": enum_name(a.kind, v1::ActionKind::as_str_name),
         "fields": a.fields.iter().map(field_spec).collect::<Vec<_>>(),
         "open_fields": a.open_fields,
+        "sync_modes": a.sync_modes.iter().map(|m| enum_name(*m, v1::SyncMode::as_str_name)).collect::<Vec<_>>(),
     })
 }
 
@@ -168,6 +169,7 @@ pub fn mapping(m: &v1::Mapping) -> Value {
             "added": s.added, "updated": s.updated, "deleted": s.deleted,
         })),
         "initial_sync": enum_name(m.initial_sync, v1::InitialSync::as_str_name),
+        "sync_mode": enum_name(m.sync_mode, v1::SyncMode::as_str_name),
         "enabled": m.enabled.unwrap_or(false),
         "create_time": ts(m.create_time.as_ref()),
         "update_time": ts(m.update_time.as_ref()),

@@ -35,6 +35,15 @@ fn reject_schedule(schedule: Option<&v1::Schedule>) -> Result<(), Status> {
     }
 }
 
+/// The sync mode of a request's raw enum value; an unknown number is the caller's mistake.
+fn sync_mode_of(raw: i32) -> Result<v1::SyncMode, Status> {
+    v1::SyncMode::try_from(raw).map_err(|_| {
+        Status::invalid_argument(format!(
+            "mapping.sync_mode: {raw} is not a sync mode; use one of SYNC_MODE_UPSERT, SYNC_MODE_UPDATE, SYNC_MODE_CREATE, SYNC_MODE_ADD, SYNC_MODE_REMOVE (or leave it unset for the action's default)"
+        ))
+    })
+}
+
 fn non_empty(field: &str, value: String) -> Result<String, Status> {
     if value.is_empty() {
         Err(required(field))
@@ -53,6 +62,7 @@ impl MappingService for MappingApi {
         let mapping = req.mapping.ok_or_else(|| required("mapping"))?;
         reject_schedule(mapping.schedule.as_ref())?;
         let initial_sync = convert::initial_sync_from(mapping.initial_sync());
+        let sync_mode = convert::sync_mode_from(sync_mode_of(mapping.sync_mode)?);
         let new = NewMapping {
             id: create_id("mapping", req.mapping_id, mapping.id)?,
             display_name: mapping.display_name,
@@ -61,6 +71,7 @@ impl MappingService for MappingApi {
             action: non_empty("mapping.action", mapping.action)?,
             fields: convert::field_mappings("mapping.fields", mapping.fields)?,
             selection: mapping.selection.map(convert::selection_from),
+            sync_mode,
             initial_sync,
             enabled: mapping.enabled,
         };
@@ -112,7 +123,14 @@ impl MappingService for MappingApi {
         let paths = update_paths(
             "mapping",
             req.update_mask,
-            &["display_name", "fields", "selection", "enabled", "schedule"],
+            &[
+                "display_name",
+                "fields",
+                "selection",
+                "sync_mode",
+                "enabled",
+                "schedule",
+            ],
             &[
                 "id",
                 "model_id",
@@ -145,11 +163,17 @@ impl MappingService for MappingApi {
         } else {
             None
         };
+        let sync_mode = if touches(&paths, "sync_mode", mapping.sync_mode != 0) {
+            convert::sync_mode_from(sync_mode_of(mapping.sync_mode)?)
+        } else {
+            None
+        };
         let patch = MappingPatch {
             display_name: touches(&paths, "display_name", !mapping.display_name.is_empty())
                 .then_some(mapping.display_name),
             fields,
             selection,
+            sync_mode,
             enabled,
         };
         let def = self

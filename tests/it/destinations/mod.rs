@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, SystemTime};
 
 use retl_proto::v1;
-use retl_tests::{Harness, counts, customers};
+use retl_tests::{Harness, column, counts, customers};
 use serde_json::{Value, json};
 
 /// Why a check does not apply to a destination (a reason a reader can check).
@@ -50,6 +50,11 @@ pub(crate) trait Subject {
     fn config(&self) -> Value;
     /// The action receiving added and updated records, and its selection (`None` = default).
     fn upsert_action(&self) -> (&'static str, Option<(bool, bool, bool)>);
+    /// The field mappings of the upsert action over model `m` (columns `id`, `email`, `plan`);
+    /// by default `email` and `plan` from the columns of the same names.
+    fn upsert_fields(&self) -> Vec<v1::FieldMapping> {
+        vec![column("email", "email"), column("plan", "plan")]
+    }
     /// The action receiving deleted records, and its selection (`None` = default).
     fn delete_action(&self) -> (&'static str, Option<(bool, bool, bool)>);
     /// Keys the destination accepted with this change (`added`, `updated`, `deleted`), in
@@ -155,16 +160,9 @@ async fn create(h: &Harness, subject: &dyn Subject, id: &str, config: Value) {
         .await
         .unwrap();
     let (upsert, selection) = subject.upsert_action();
-    h.create_mapping(
-        "up",
-        "m",
-        id,
-        upsert,
-        &[("email", "email"), ("plan", "plan")],
-        selection,
-    )
-    .await
-    .unwrap();
+    h.create_mapping_with("up", "m", id, upsert, subject.upsert_fields(), selection)
+        .await
+        .unwrap();
     let (delete, selection) = subject.delete_action();
     h.create_mapping("del", "m", id, delete, &[], selection)
         .await

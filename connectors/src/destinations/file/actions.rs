@@ -19,6 +19,7 @@ pub(crate) static ACTIONS: [ActionSpec; 1] = [ActionSpec {
     kind: ActionKind::Mirror,
     fields: &[],
     open_fields: true,
+    sync_modes: &[],
 }];
 
 /// A file destination action.

@@ -17,6 +17,7 @@ fn ctx(mapping: &str, run: &str) -> DeliveryContext {
         destination_id: DestinationId::new("out"),
         mapping_id: MappingId::new(mapping),
         run_id: RunId::new(run),
+        sync_mode: None,
     }
 }
 
@@ -33,6 +34,7 @@ fn payload(key: i64, change: ChangeKind) -> Payload {
         key: json!(key),
         change,
         fields: fields.into(),
+        fingerprint: None,
     }
 }
 
@@ -170,6 +172,7 @@ async fn unknown_action() {
         kind: ActionKind::Upsert,
         fields: &[],
         open_fields: true,
+        sync_modes: &[],
     };
     let dir = tempfile::tempdir().unwrap();
     assert!(matches!(

@@ -14,6 +14,7 @@ pub(crate) static ACTIONS: [ActionSpec; 2] = [
         kind: ActionKind::Upsert,
         fields: &[],
         open_fields: true,
+        sync_modes: &[],
     },
     ActionSpec {
         name: "delete",
@@ -22,6 +23,7 @@ pub(crate) static ACTIONS: [ActionSpec; 2] = [
         kind: ActionKind::Delete,
         fields: &[],
         open_fields: false,
+        sync_modes: &[],
     },
 ];
 

@@ -22,6 +22,7 @@ fn ctx(run: &str) -> DeliveryContext {
         destination_id: DestinationId::new("hook"),
         mapping_id: MappingId::new("users-to-hook"),
         run_id: RunId::new(run),
+        sync_mode: None,
     }
 }
 
@@ -39,6 +40,7 @@ fn upserts(keys: &[i64]) -> Vec<Payload> {
                 .cloned()
                 .unwrap()
                 .into(),
+            fingerprint: None,
         })
         .collect()
 }
@@ -49,6 +51,7 @@ fn deletes(keys: &[&str]) -> Vec<Payload> {
             key: json!(k),
             change: ChangeKind::Deleted,
             fields: Default::default(),
+            fingerprint: None,
         })
         .collect()
 }
@@ -172,6 +175,7 @@ async fn every_action_spec_is_bound_by_name_and_fields_default_to_the_spec() {
         kind: ActionKind::Mirror,
         fields: &[],
         open_fields: true,
+        sync_modes: &[],
     };
     assert!(matches!(
         destination.action(&FOREIGN),

@@ -8,7 +8,7 @@ use crate::catalog::Kind;
 use crate::catalog::service::{CatalogContext, check_id, ensure_absent, name_or_id};
 use crate::error::Error;
 use crate::id::MappingId;
-use crate::mapping::plan::{MappingPlan, default_selection};
+use crate::mapping::plan::{MappingPlan, default_selection, resolve_sync_mode};
 use crate::mapping::spec::{MappingDef, MappingPatch, NewMapping};
 use crate::state::StateStore;
 use crate::sync::active::ActiveRuns;
@@ -55,6 +55,7 @@ impl MappingService {
             &model.columns,
             self.ctx.action_spec(def)?,
         )?;
+        resolve_sync_mode(self.ctx.action_spec(def)?, def.sync_mode)?;
         Ok(())
     }
 
@@ -100,6 +101,7 @@ impl MappingService {
             .map_err(|e| Error::invalid("mapping.action", e.to_string()))?;
         let selection = new.selection.unwrap_or_else(|| default_selection(spec));
         MappingPlan::compile(&new.fields, selection, &model.columns, spec)?;
+        resolve_sync_mode(spec, new.sync_mode)?;
         let now = Utc::now();
         let def = MappingDef {
             display_name: name_or_id(new.display_name, &id),
@@ -109,6 +111,7 @@ impl MappingService {
             action: new.action,
             fields: new.fields,
             selection,
+            sync_mode: new.sync_mode,
             initial_sync: new.initial_sync,
             enabled: new.enabled.unwrap_or(true),
             create_time: now,
@@ -148,6 +151,9 @@ impl MappingService {
         }
         if let Some(v) = patch.selection {
             def.selection = v;
+        }
+        if let Some(v) = patch.sync_mode {
+            def.sync_mode = Some(v);
         }
         if let Some(v) = patch.enabled {
             def.enabled = v;
