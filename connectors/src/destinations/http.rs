@@ -1,5 +1,6 @@
-//! HTTP pieces every HTTP destination shares: the client builder, the classification of an
-//! answer into a [`DestinationError`], and `Retry-After` parsing.
+//! HTTP pieces every HTTP destination shares: the client builder, [`exchange`] (one request,
+//! its whole answer, recorded when the delivery is traced for a test record), the
+//! classification of an answer into a [`DestinationError`], and `Retry-After` parsing.
 //!
 //! # Classification (one request = one batch)
 //! | answer | result |
@@ -18,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, LOCATION, RETRY_AFTER};
-use retl_engine::destination::DestinationError;
+use retl_engine::destination::{DeliveryContext, DestinationError, Exchange};
 
 /// How much of a response body is quoted in an error message.
 pub(crate) const MAX_QUOTED_BODY: usize = 512;
@@ -103,13 +104,81 @@ pub(crate) fn classify_status(
     }
 }
 
-/// Reads the body of a non-2xx response and classifies it.
-pub(crate) async fn error_from_response(response: reqwest::Response) -> DestinationError {
-    let status = response.status();
-    let headers = response.headers().clone();
-    // A body that cannot be read does not change the classification, only the message.
-    let body = response.text().await.unwrap_or_default();
-    classify_status(status, &headers, &body)
+/// A whole HTTP answer: status, headers and body bytes.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    /// The status.
+    pub(crate) status: StatusCode,
+    /// The headers.
+    pub(crate) headers: HeaderMap,
+    /// The body.
+    pub(crate) body: Vec<u8>,
+}
+
+impl Answer {
+    /// The error a non-2xx answer means ([`classify_status`]).
+    pub(crate) fn error(&self) -> DestinationError {
+        classify_status(
+            self.status,
+            &self.headers,
+            &String::from_utf8_lossy(&self.body),
+        )
+    }
+}
+
+/// Sends `request` and reads its whole answer. When `ctx` is traced (a test record), records
+/// the method, the URL without its query (which may carry a key), the body sent, and the
+/// answer or the transport error; headers are never recorded (they carry credentials).
+///
+/// # Errors
+/// A request that got no readable answer ([`classify_send_error`]); the status is not judged.
+pub(crate) async fn exchange(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    ctx: &DeliveryContext,
+) -> Result<Answer, DestinationError> {
+    let described = ctx.trace.as_ref().map(|_| {
+        let mut url = request.url().clone();
+        url.set_query(None);
+        let body = request
+            .body()
+            .and_then(|b| b.as_bytes())
+            .map_or(serde_json::Value::Null, Exchange::body_value);
+        (format!("{} {url}", request.method()), body)
+    });
+    let result: Result<Answer, DestinationError> = async {
+        let response = client.execute(request).await.map_err(classify_send_error)?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .bytes()
+            .await
+            .map_err(classify_send_error)?
+            .to_vec();
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+    .await;
+    if let Some((request, request_body)) = described {
+        ctx.record(|| match &result {
+            Ok(answer) => Exchange {
+                request,
+                request_body,
+                status: Some(answer.status.as_u16()),
+                response_body: Exchange::body_value(&answer.body),
+            },
+            Err(error) => Exchange {
+                request,
+                request_body,
+                status: None,
+                response_body: serde_json::Value::String(error.to_string()),
+            },
+        });
+    }
+    result
 }
 
 /// Classifies a request that got no answer (or whose answer could not be read).

@@ -144,6 +144,7 @@ mod tests {
             mapping_id: MappingId::new("m"),
             run_id: RunId::generate(),
             sync_mode: None,
+            trace: None,
         };
         let mut pipeline = Pipeline::new(
             Arc::clone(&action) as Arc<dyn Action>,

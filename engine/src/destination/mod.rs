@@ -2,6 +2,7 @@
 
 pub mod outcome;
 pub mod spec;
+pub mod trace;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ pub use outcome::{BatchOutcome, RecordOutcome};
 pub use spec::{
     ActionSpec, ConfigField, DeliveryLimits, FieldInfo, FieldSpec, FieldType, Payload, SyncMode,
 };
+pub use trace::{Exchange, ExchangeLog};
 
 /// A configured business tool: connection-level concerns only.
 ///
@@ -67,9 +69,20 @@ pub struct DeliveryContext {
     pub run_id: RunId,
     /// The mapping's sync mode (`None` when the action has a single behaviour).
     pub sync_mode: Option<SyncMode>,
+    /// Where to record each request and its answer (`SendTestRecord`); `None` in syncs. A
+    /// connector records every request it sends for the batch when this is set
+    /// ([`DeliveryContext::record`]).
+    pub trace: Option<ExchangeLog>,
 }
 
 impl DeliveryContext {
+    /// Records one exchange when this delivery is traced; does nothing otherwise.
+    pub fn record(&self, exchange: impl FnOnce() -> Exchange) {
+        if let Some(log) = &self.trace {
+            log.push(exchange());
+        }
+    }
+
     /// A stable idempotency key for `payload`: 32 hex digits of a hash of the mapping, the
     /// record's key, its change and the fingerprint of its mapped values. A record re-sent
     /// after a crash (same values) gets the same key, so an API that deduplicates by it

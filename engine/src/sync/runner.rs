@@ -116,6 +116,7 @@ impl SyncRunner {
             // back to its default.
             sync_mode: resolve_sync_mode(inputs.action.spec(), inputs.mapping.sync_mode)
                 .unwrap_or_else(|_| inputs.action.spec().default_sync_mode()),
+            trace: None,
         };
         let pipeline = Pipeline::new(
             Arc::clone(&inputs.action),

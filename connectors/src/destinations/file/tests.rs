@@ -18,6 +18,7 @@ fn ctx(mapping: &str, run: &str) -> DeliveryContext {
         mapping_id: MappingId::new(mapping),
         run_id: RunId::new(run),
         sync_mode: None,
+        trace: None,
     }
 }
 

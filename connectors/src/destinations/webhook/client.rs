@@ -64,24 +64,22 @@ impl WebhookClient {
     ) -> Result<BatchOutcome, DestinationError> {
         let body = actions::encode(action, ctx, batch)?;
         let headers = self.request_headers(action, ctx, batch, &body)?;
-        let response = self
+        let request = self
             .http
             .post(self.config.url.clone())
             .headers(headers)
             .body(body)
-            .send()
-            .await
+            .build()
             .map_err(http::classify_send_error)?;
-        if already_gone(action, response.status(), response.headers()) {
+        let answer = http::exchange(&self.http, request, ctx).await?;
+        if already_gone(action, answer.status, &answer.headers) {
             return Ok(BatchOutcome::all_accepted(batch.len()));
         }
-        if !response.status().is_success() {
-            return Err(http::error_from_response(response).await);
+        if !answer.status.is_success() {
+            return Err(answer.error());
         }
-        let retry_after = http::retry_after(response.headers(), SystemTime::now());
-        // A 2xx whose body cannot be read may or may not have been processed: retrying is safe
-        // (at-least-once, idempotency key), acknowledging is not.
-        let bytes = response.bytes().await.map_err(http::classify_send_error)?;
+        let retry_after = http::retry_after(&answer.headers, SystemTime::now());
+        let bytes = answer.body;
         parse_response(&bytes, batch.len(), retry_after)
     }
 

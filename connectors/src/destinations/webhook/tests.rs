@@ -23,6 +23,7 @@ fn ctx(run: &str) -> DeliveryContext {
         mapping_id: MappingId::new("users-to-hook"),
         run_id: RunId::new(run),
         sync_mode: None,
+        trace: None,
     }
 }
 
