@@ -331,6 +331,7 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
                 .collect(),
             selection: None,
             sync_mode: None,
+            null_values: Default::default(),
             initial_sync: InitialSync::Backfill,
             enabled: None,
         })

@@ -87,7 +87,7 @@ impl Engine {
             sources: SourceService::new(ctx.clone(), Arc::clone(&previews)),
             models: ModelService::new(ctx.clone(), options.clone(), previews),
             destinations: DestinationService::new(ctx.clone(), limiters),
-            mappings: MappingService::new(ctx, state_store, history, active),
+            mappings: MappingService::new(ctx, options.clone(), state_store, history, active),
             syncs,
             data_dir: data_dir.to_path_buf(),
             registry,

@@ -389,13 +389,14 @@ mod tests {
             err.message()
         );
 
-        // Not-yet-built RPCs say so.
+        // A request without its required ids names them.
         let err = client
             .mappings()
             .suggest_mappings(v1::SuggestMappingsRequest::default())
             .await
             .unwrap_err();
-        assert_eq!(err.code(), tonic::Code::Unimplemented);
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("model_id"), "{}", err.message());
 
         // Schedules are declared but refused.
         let err = client

@@ -286,14 +286,15 @@ async fn secrets_are_never_returned_and_definitions_survive_a_restart() {
         .unwrap()
         .into_inner();
     assert_eq!(sources.sources.len(), 1, "the source survived the restart");
-    // Not-yet-built RPCs say so.
+    // A request without its ids names what is missing.
     let err = h
         .client
         .mappings()
         .suggest_mappings(v1::SuggestMappingsRequest::default())
         .await
         .unwrap_err();
-    assert_eq!(err.code(), Code::Unimplemented);
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("model_id"), "{}", err.message());
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 mod api;
 mod bad_input;
 mod destinations;
+mod mappings;
 mod mysql;
 mod sources;
 mod sqlite;

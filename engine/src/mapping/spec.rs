@@ -16,15 +16,46 @@ pub enum FieldSource {
     Column(String),
     /// A constant.
     Literal(serde_json::Value),
+    /// A MiniJinja template over the row's columns, e.g. `{{ first_name }} {{ last_name }}` or
+    /// `{{ plan | upper }}`; renders to text (coerced to the field's type).
+    Template(String),
+    /// A SQL expression over the row's columns, e.g. `lower(email)`, `ltv * 100`,
+    /// `CASE WHEN ... END`, `named_struct('city', city)`, `make_array(a, b)`; evaluated by
+    /// DataFusion a batch at a time.
+    Expression(String),
+}
+
+impl FieldSource {
+    /// The kind's name as the API spells it (`column`, `literal`, `template`, `expression`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FieldSource::Column(_) => "column",
+            FieldSource::Literal(_) => "literal",
+            FieldSource::Template(_) => "template",
+            FieldSource::Expression(_) => "expression",
+        }
+    }
 }
 
 /// One destination field and its source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FieldMapping {
-    /// Destination field name.
+    /// Destination field: a name of the action, or a dotted path into an object field
+    /// (`traits.plan`, `properties.address.city`).
     pub field: String,
     /// Value source.
     pub source: FieldSource,
+}
+
+/// What a mapping does with a field whose value is NULL.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NullValues {
+    /// Send the field with a JSON `null` (clears the value in most tools). The default.
+    #[default]
+    Send,
+    /// Leave the field out of the record.
+    Omit,
 }
 
 /// How the first run of a mapping treats rows already in the model.
@@ -58,6 +89,9 @@ pub struct MappingDef {
     /// The action's sync mode; `None` = the action's default (or it has none).
     #[serde(default)]
     pub sync_mode: Option<SyncMode>,
+    /// What a NULL value does.
+    #[serde(default)]
+    pub null_values: NullValues,
     /// First-run behaviour.
     pub initial_sync: InitialSync,
     /// Whether it may run.
@@ -89,6 +123,8 @@ pub struct NewMapping {
     pub selection: Option<RecordSelection>,
     /// The action's sync mode; `None` = the action's default.
     pub sync_mode: Option<SyncMode>,
+    /// What a NULL value does.
+    pub null_values: NullValues,
     /// First-run behaviour.
     pub initial_sync: InitialSync,
     /// Whether it starts enabled (default true).
@@ -107,6 +143,8 @@ pub struct MappingPatch {
     pub selection: Option<RecordSelection>,
     /// New sync mode.
     pub sync_mode: Option<SyncMode>,
+    /// New NULL handling.
+    pub null_values: Option<NullValues>,
     /// New enabled flag.
     pub enabled: Option<bool>,
 }

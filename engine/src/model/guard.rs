@@ -38,7 +38,10 @@ pub const SQL_THREAD_STACK_BYTES: usize = 16 * 1024 * 1024;
 ///
 /// The walk stops at the first level past the limit, so it recurses at most that deep itself.
 pub(crate) fn check_depth(statement: &Statement) -> Result<(), Error> {
-    let mut depth = DepthLimit { depth: 0 };
+    let mut depth = DepthLimit {
+        depth: 0,
+        max: MAX_EXPRESSION_DEPTH,
+    };
     let flow = match statement {
         Statement::Statement(inner) => inner.visit(&mut depth),
         Statement::Explain(explain) => return check_depth(&explain.statement),
@@ -59,8 +62,15 @@ pub(crate) fn check_depth(statement: &Statement) -> Result<(), Error> {
     }
 }
 
+/// Whether `expr` nests deeper than `max` levels (the walk stops at the first level past it).
+pub(crate) fn too_deep(expr: &Expr, max: usize) -> bool {
+    let mut depth = DepthLimit { depth: 0, max };
+    expr.visit(&mut depth).is_break()
+}
+
 struct DepthLimit {
     depth: usize,
+    max: usize,
 }
 
 impl Visitor for DepthLimit {
@@ -68,7 +78,7 @@ impl Visitor for DepthLimit {
 
     fn pre_visit_expr(&mut self, _expr: &Expr) -> ControlFlow<()> {
         self.depth += 1;
-        if self.depth > MAX_EXPRESSION_DEPTH {
+        if self.depth > self.max {
             ControlFlow::Break(())
         } else {
             ControlFlow::Continue(())

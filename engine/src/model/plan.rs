@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::Schema;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::{FairSpillPool, TrackConsumersPool};
@@ -195,6 +195,47 @@ impl ModelSession {
                 .await
                 .and_then(|df| df.limit(0, Some(limit)))
                 .map_err(|e| Error::invalid("model.sql", e.to_string()))?;
+            let schema = df.schema().as_arrow().clone();
+            let batches = df.collect().await.map_err(|e| SourceError::Read {
+                message: e.to_string(),
+            })?;
+            Ok((schema, batches))
+        })
+        .await
+    }
+}
+
+impl ModelSession {
+    /// The first row of a planned model whose `unique_id` column, as text, equals `key` (any
+    /// first row when `key` is `None`), on the SQL runtime. The filter is built as an
+    /// expression, never spliced into SQL text.
+    ///
+    /// # Errors
+    /// As [`ModelSession::preview`].
+    pub async fn find_row(
+        &self,
+        plan: LogicalPlan,
+        unique_id: &str,
+        key: Option<String>,
+    ) -> Result<(Schema, Vec<RecordBatch>), Error> {
+        use datafusion::common::Column;
+        use datafusion::logical_expr::{Expr, cast, lit};
+        let ctx = self.ctx.clone();
+        let unique_id = unique_id.to_string();
+        on_sql_runtime(async move {
+            let mut df = ctx
+                .execute_logical_plan(plan)
+                .await
+                .map_err(|e| Error::invalid("model.sql", e.to_string()))?;
+            if let Some(key) = key {
+                let id = Expr::Column(Column::new_unqualified(unique_id));
+                df = df
+                    .filter(cast(id, DataType::Utf8).eq(lit(key)))
+                    .map_err(|e| Error::invalid("key", e.to_string()))?;
+            }
+            let df = df
+                .limit(0, Some(1))
+                .map_err(|e| Error::internal(e.to_string()))?;
             let schema = df.schema().as_arrow().clone();
             let batches = df.collect().await.map_err(|e| SourceError::Read {
                 message: e.to_string(),

@@ -134,13 +134,8 @@ impl Extraction<'_> {
     /// The mapping plan for the model's output `schema`.
     pub fn compile_plan(&self, schema: &Schema) -> Result<MappingPlan, Error> {
         // The model's output may have drifted since the mapping was validated.
-        let columns = validate_output(schema, &self.model.unique_id)?;
-        MappingPlan::compile(
-            &self.mapping.fields,
-            self.mapping.selection,
-            &columns,
-            self.action_spec,
-        )
+        validate_output(schema, &self.model.unique_id)?;
+        MappingPlan::compile(self.mapping.rules(), schema, self.action_spec)
         .map_err(|e| match e {
             Error::InvalidArgument { field, message } => Error::precondition(format!(
                 "the mapping no longer fits its model ({field}: {message}); update the mapping or the model"

@@ -322,6 +322,7 @@ impl SyncRunner {
                 .fingerprinter
                 .fingerprints(&columns, n)
                 .map_err(|e| Error::internal(format!("fingerprinting: {e}")))?;
+            let columns = extract.plan.evaluate(columns)?;
             for (row, fingerprint) in fingerprints.into_iter().enumerate() {
                 let (Some(change), true) = (
                     kinds.next(),

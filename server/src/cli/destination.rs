@@ -37,6 +37,14 @@ pub enum DestinationCommand {
         /// Destination id.
         id: String,
     },
+    /// List the fields an action takes for this destination's account (custom properties and
+    /// table columns included).
+    Fields {
+        /// Destination id.
+        id: String,
+        /// The action.
+        action: String,
+    },
     /// Let syncs deliver to the destination.
     Enable {
         /// Destination id.
@@ -173,8 +181,18 @@ fn print_type_details(t: &v1::DestinationType) {
         )
     );
     for a in &t.actions {
+        let modes: Vec<String> = a
+            .sync_modes
+            .iter()
+            .filter_map(|m| v1::SyncMode::try_from(*m).ok())
+            .map(|m| {
+                m.as_str_name()
+                    .trim_start_matches("SYNC_MODE_")
+                    .to_lowercase()
+            })
+            .collect();
         outln!(
-            "\naction {} ({}), {}{}: {}",
+            "\naction {} ({}), {}{}{}: {}",
             a.name,
             a.display_name,
             kind_name(a.kind),
@@ -182,6 +200,11 @@ fn print_type_details(t: &v1::DestinationType) {
                 ", accepts any field"
             } else {
                 ""
+            },
+            if modes.is_empty() {
+                String::new()
+            } else {
+                format!(", sync modes: {}", modes.join(", "))
             },
             a.description
         );
@@ -348,6 +371,27 @@ pub async fn run(ctx: &Context, command: DestinationCommand) -> Result<(), CliEr
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({"message": r.message})),
                 Output::Table => outln!("ok: {}", r.message),
+            }
+        }
+        DestinationCommand::Fields { id, action } => {
+            let r = api
+                .list_action_fields(v1::ListActionFieldsRequest {
+                    destination_id: id,
+                    action,
+                })
+                .await?
+                .into_inner();
+            match ctx.output {
+                Output::Json => print_json(&serde_json::json!({
+                    "fields": r.fields.iter().map(json::field_spec).collect::<Vec<_>>()
+                })),
+                Output::Table => out!(
+                    "{}",
+                    table(
+                        &["FIELD", "TYPE", "FLAGS", "DESCRIPTION"],
+                        &field_rows(&r.fields)
+                    )
+                ),
             }
         }
         DestinationCommand::Enable { id } => set_enabled(ctx, id, true).await?,

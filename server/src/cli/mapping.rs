@@ -27,6 +27,27 @@ pub enum MappingCommand {
         /// Mapping id.
         id: String,
     },
+    /// Suggest which model column fits which field of a destination action.
+    Suggest {
+        /// The model.
+        #[arg(long)]
+        model: String,
+        /// The destination.
+        #[arg(long)]
+        destination: String,
+        /// The action.
+        #[arg(long)]
+        action: String,
+    },
+    /// Map one model row and send it to the destination for real, showing the request and
+    /// the answer; the sync state is not touched.
+    Test {
+        /// Mapping id.
+        id: String,
+        /// The unique id of the row to send (default: the model's first row).
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// Let the mapping run.
     Enable {
         /// Mapping id.
@@ -50,6 +71,51 @@ pub enum Change {
     Deleted,
 }
 
+/// A sync mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyncModeArg {
+    /// Create or update.
+    Upsert,
+    /// Update existing records only.
+    Update,
+    /// Create new records only.
+    Create,
+    /// Append (events, memberships).
+    Add,
+    /// Remove.
+    Remove,
+}
+
+impl SyncModeArg {
+    fn proto(self) -> v1::SyncMode {
+        match self {
+            SyncModeArg::Upsert => v1::SyncMode::Upsert,
+            SyncModeArg::Update => v1::SyncMode::Update,
+            SyncModeArg::Create => v1::SyncMode::Create,
+            SyncModeArg::Add => v1::SyncMode::Add,
+            SyncModeArg::Remove => v1::SyncMode::Remove,
+        }
+    }
+}
+
+/// What a NULL value does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NullValuesArg {
+    /// Send the field as null.
+    Send,
+    /// Leave the field out.
+    Omit,
+}
+
+impl NullValuesArg {
+    fn proto(self) -> v1::NullValues {
+        match self {
+            NullValuesArg::Send => v1::NullValues::Send,
+            NullValuesArg::Omit => v1::NullValues::Omit,
+        }
+    }
+}
+
 /// How the first run treats existing rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InitialSyncArg {
@@ -69,6 +135,21 @@ pub struct FieldArgs {
     /// repeatable.
     #[arg(long = "field-literal", value_name = "FIELD=VALUE")]
     pub literals: Vec<String>,
+    /// Map a template over the row's columns to a destination field,
+    /// `field={{ first_name }} {{ last_name }}`; repeatable.
+    #[arg(long = "field-template", value_name = "FIELD=TEMPLATE")]
+    pub templates: Vec<String>,
+    /// Map a SQL expression over the row's columns to a destination field,
+    /// `field=lower(email)`; repeatable.
+    #[arg(long = "field-expression", value_name = "FIELD=SQL")]
+    pub expressions: Vec<String>,
+    /// The action's sync mode (see `retl destination types <type>`; default: the action's
+    /// first).
+    #[arg(long, value_enum)]
+    pub sync_mode: Option<SyncModeArg>,
+    /// What a NULL value does: send it as null, or omit the field.
+    #[arg(long, value_enum)]
+    pub null_values: Option<NullValuesArg>,
     /// Which changes to send, comma-separated (default: what the action accepts).
     #[arg(long, value_enum, value_delimiter = ',')]
     pub select: Vec<Change>,
@@ -107,7 +188,8 @@ pub struct CreateArgs {
 pub struct UpdateArgs {
     /// Mapping id.
     pub id: String,
-    /// New fields (replace all fields when any --field/--field-literal is given) and selection.
+    /// New fields (replace all fields when any --field* flag is given), selection, sync mode and
+    /// NULL handling.
     #[command(flatten)]
     pub fields: FieldArgs,
     /// New human name.
@@ -143,6 +225,33 @@ pub fn field_mappings(args: &FieldArgs) -> Result<Vec<v1::FieldMapping>, CliErro
             field,
             source: Some(v1::field_mapping::Source::Literal(json_to_value(value))),
         });
+    }
+    for (flag, pairs, source) in [
+        (
+            "--field-template",
+            &args.templates,
+            v1::field_mapping::Source::Template as fn(String) -> v1::field_mapping::Source,
+        ),
+        (
+            "--field-expression",
+            &args.expressions,
+            v1::field_mapping::Source::Expression,
+        ),
+    ] {
+        for pair in pairs {
+            let Some((field, text)) = pair
+                .split_once('=')
+                .filter(|(f, t)| !f.is_empty() && !t.is_empty())
+            else {
+                return Err(CliError::Usage(format!(
+                    "{flag} expects field=text, got '{pair}'"
+                )));
+            };
+            out.push(v1::FieldMapping {
+                field: field.to_string(),
+                source: Some(source(text.to_string())),
+            });
+        }
     }
     Ok(out)
 }
@@ -181,6 +290,10 @@ fn describe_field(f: &v1::FieldMapping) -> String {
         Some(v1::field_mapping::Source::Literal(v)) => {
             format!("{} <- literal {}", f.field, value_to_json(v.clone()))
         }
+        Some(v1::field_mapping::Source::Template(t)) => format!("{} <- template {t}", f.field),
+        Some(v1::field_mapping::Source::Expression(e)) => {
+            format!("{} <- expression {e}", f.field)
+        }
         None => format!("{} <- ?", f.field),
     }
 }
@@ -201,6 +314,24 @@ pub fn print_mapping(out: Output, m: &v1::Mapping) {
                 ("destination", m.destination_id.clone()),
                 ("action", m.action.clone()),
                 ("selection", describe_selection(m.selection.as_ref())),
+                (
+                    "sync mode",
+                    v1::SyncMode::try_from(m.sync_mode)
+                        .ok()
+                        .filter(|mode| *mode != v1::SyncMode::Unspecified)
+                        .map_or("action default".to_string(), |mode| {
+                            mode.as_str_name()
+                                .trim_start_matches("SYNC_MODE_")
+                                .to_lowercase()
+                        }),
+                ),
+                (
+                    "null values",
+                    match v1::NullValues::try_from(m.null_values) {
+                        Ok(v1::NullValues::Omit) => "omit".to_string(),
+                        _ => "send".to_string(),
+                    },
+                ),
                 ("initial sync", initial.to_string()),
                 ("enabled", m.enabled.unwrap_or(false).to_string()),
                 ("created", time(m.create_time.as_ref())),
@@ -241,6 +372,8 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                         selection: selection(&args.fields.select),
                         initial_sync: initial_sync as i32,
                         enabled: Some(!args.disabled),
+                        sync_mode: args.fields.sync_mode.map_or(0, |m| m.proto() as i32),
+                        null_values: args.fields.null_values.map_or(0, |n| n.proto() as i32),
                         ..Default::default()
                     }),
                 })
@@ -311,9 +444,15 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
             if selection.is_some() {
                 paths.push("selection".to_string());
             }
+            if args.fields.sync_mode.is_some() {
+                paths.push("sync_mode".to_string());
+            }
+            if args.fields.null_values.is_some() {
+                paths.push("null_values".to_string());
+            }
             if paths.is_empty() {
                 return Err(CliError::Usage(
-                    "nothing to update: pass --field, --field-literal, --select or --display-name"
+                    "nothing to update: pass --field, --field-literal, --field-template, --field-expression, --select, --sync-mode, --null-values or --display-name"
                         .into(),
                 ));
             }
@@ -324,6 +463,8 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                         display_name: args.display_name.unwrap_or_default(),
                         fields,
                         selection,
+                        sync_mode: args.fields.sync_mode.map_or(0, |m| m.proto() as i32),
+                        null_values: args.fields.null_values.map_or(0, |n| n.proto() as i32),
                         ..Default::default()
                     }),
                     update_mask: Some(prost_types::FieldMask { paths }),
@@ -341,6 +482,53 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                 Output::Json => print_json(&serde_json::json!({})),
                 Output::Table => outln!("deleted mapping {id} and its sync state"),
             }
+        }
+        MappingCommand::Suggest {
+            model,
+            destination,
+            action,
+        } => {
+            let r = api
+                .suggest_mappings(v1::SuggestMappingsRequest {
+                    model_id: model,
+                    destination_id: destination,
+                    action,
+                })
+                .await?
+                .into_inner();
+            match ctx.output {
+                Output::Json => print_json(&serde_json::json!({
+                    "suggestions": r.suggestions.iter().map(|s| serde_json::json!({
+                        "field": s.field, "column": s.column, "score": s.score, "reason": s.reason,
+                    })).collect::<Vec<_>>()
+                })),
+                Output::Table => {
+                    let rows: Vec<Vec<String>> = r
+                        .suggestions
+                        .iter()
+                        .map(|s| {
+                            vec![
+                                s.field.clone(),
+                                s.column.clone(),
+                                format!("{:.2}", s.score),
+                                s.reason.clone(),
+                            ]
+                        })
+                        .collect();
+                    out!("{}", table(&["FIELD", "COLUMN", "SCORE", "WHY"], &rows));
+                }
+            }
+        }
+        MappingCommand::Test { id, key } => {
+            let r = api
+                .send_test_record(v1::SendTestRecordRequest {
+                    mapping_id: id,
+                    key: key.unwrap_or_default(),
+                    mapping: None,
+                })
+                .await?
+                .into_inner();
+            super::test_record::print_test_record(ctx.output, &r);
         }
         MappingCommand::Enable { id } => set_enabled(ctx, id, true).await?,
         MappingCommand::Disable { id } => set_enabled(ctx, id, false).await?,
@@ -378,10 +566,19 @@ mod tests {
         let args = FieldArgs {
             fields: vec!["email=email_address".into()],
             literals: vec!["source=retl".into(), "n=3".into()],
+            templates: vec!["name={{ first }} {{ last }}".into()],
+            expressions: vec!["mail=lower(email)".into()],
             select: vec![Change::Added, Change::Deleted],
+            sync_mode: None,
+            null_values: None,
         };
         let f = field_mappings(&args).unwrap();
-        assert_eq!(f.len(), 3);
+        assert_eq!(f.len(), 5);
+        assert_eq!(
+            describe_field(&f[3]),
+            "name <- template {{ first }} {{ last }}"
+        );
+        assert_eq!(describe_field(&f[4]), "mail <- expression lower(email)");
         assert_eq!(describe_field(&f[0]), "email <- column email_address");
         assert_eq!(describe_field(&f[1]), "source <- literal \"retl\"");
         assert_eq!(describe_field(&f[2]), "n <- literal 3");

@@ -17,6 +17,7 @@ pub mod quickstart;
 pub mod serve;
 pub mod source;
 pub mod sync;
+pub mod test_record;
 
 use std::process::ExitCode;
 

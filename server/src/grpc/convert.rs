@@ -10,9 +10,9 @@ use retl_engine::catalog::model::{ModelDef, Preview};
 use retl_engine::catalog::source::{ConfigMap, SourceDef};
 use retl_engine::connector::DestinationType;
 use retl_engine::destination::spec::{ActionKind, ChangeKind, FieldType, SyncMode};
-use retl_engine::destination::{ActionSpec, ConfigField, DeliveryLimits, FieldSpec};
+use retl_engine::destination::{ActionSpec, ConfigField, DeliveryLimits, FieldInfo, FieldSpec};
 use retl_engine::mapping::select::RecordSelection;
-use retl_engine::mapping::spec::{FieldMapping, FieldSource, InitialSync, MappingDef};
+use retl_engine::mapping::spec::{FieldMapping, FieldSource, InitialSync, MappingDef, NullValues};
 use retl_engine::source::{ColumnInfo, TableInfo};
 use retl_engine::sync::run::{RecordError, RunCounts, RunStage, RunStatus, StageTimings, SyncRun};
 use retl_proto::v1;
@@ -26,11 +26,13 @@ use crate::grpc::status::invalid_argument;
 const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
 
 /// A JSON value as a `google.protobuf.Value`. Numbers become doubles (protobuf has no other
-/// number kind), so integers beyond 2^53 lose precision.
+/// number kind), except integers beyond ±2^53, which a double would round: those become
+/// strings with their exact digits.
 pub fn json_to_value(json: serde_json::Value) -> prost_types::Value {
     let kind = match json {
         serde_json::Value::Null => Kind::NullValue(prost_types::NullValue::NullValue as i32),
         serde_json::Value::Bool(b) => Kind::BoolValue(b),
+        serde_json::Value::Number(n) if !fits_double(&n) => Kind::StringValue(n.to_string()),
         serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
         serde_json::Value::String(s) => Kind::StringValue(s),
         serde_json::Value::Array(items) => Kind::ListValue(prost_types::ListValue {
@@ -39,6 +41,17 @@ pub fn json_to_value(json: serde_json::Value) -> prost_types::Value {
         serde_json::Value::Object(map) => Kind::StructValue(map_to_struct(map)),
     };
     prost_types::Value { kind: Some(kind) }
+}
+
+/// Whether a double holds the number exactly enough: floats always (they are doubles), integers
+/// within ±2^53.
+fn fits_double(n: &serde_json::Number) -> bool {
+    const LIMIT: u64 = 1 << 53;
+    match (n.as_i64(), n.as_u64()) {
+        (Some(i), _) => i.unsigned_abs() <= LIMIT,
+        (None, Some(u)) => u <= LIMIT,
+        (None, None) => true,
+    }
 }
 
 /// A JSON object as a `google.protobuf.Struct`.
@@ -131,6 +144,18 @@ pub fn field_spec(f: &FieldSpec) -> v1::FieldSpec {
     }
 }
 
+/// An account's action field as proto.
+pub fn field_info(f: &FieldInfo) -> v1::FieldSpec {
+    v1::FieldSpec {
+        name: f.name.to_string(),
+        r#type: field_type(f.field_type) as i32,
+        required: f.required,
+        secret: false,
+        description: f.description.to_string(),
+        children: f.children.iter().map(field_info).collect(),
+    }
+}
+
 /// A connector config field as proto (config fields never nest).
 pub fn config_field(f: &ConfigField) -> v1::FieldSpec {
     v1::FieldSpec {
@@ -205,6 +230,11 @@ pub fn model(def: ModelDef) -> v1::Model {
 pub fn preview(p: Preview) -> v1::PreviewModelResponse {
     v1::PreviewModelResponse {
         columns: p.columns.into_iter().map(column).collect(),
+        rows_json: p
+            .rows
+            .iter()
+            .map(|row| serde_json::Value::Object(row.clone()).to_string())
+            .collect(),
         rows: p.rows.into_iter().map(map_to_struct).collect(),
         cached: p.cached,
     }
@@ -251,6 +281,22 @@ pub fn action(a: &ActionSpec) -> v1::Action {
         fields: a.fields.iter().map(field_spec).collect(),
         open_fields: a.open_fields,
         sync_modes: a.sync_modes.iter().map(|m| sync_mode(*m) as i32).collect(),
+    }
+}
+
+/// NULL handling as proto.
+pub fn null_values(n: NullValues) -> v1::NullValues {
+    match n {
+        NullValues::Send => v1::NullValues::Send,
+        NullValues::Omit => v1::NullValues::Omit,
+    }
+}
+
+/// NULL handling from proto (unspecified = send).
+pub fn null_values_from(n: v1::NullValues) -> NullValues {
+    match n {
+        v1::NullValues::Unspecified | v1::NullValues::Send => NullValues::Send,
+        v1::NullValues::Omit => NullValues::Omit,
     }
 }
 
@@ -311,6 +357,8 @@ pub fn field_mapping(f: FieldMapping) -> v1::FieldMapping {
     let source = match f.source {
         FieldSource::Column(c) => v1::field_mapping::Source::Column(c),
         FieldSource::Literal(v) => v1::field_mapping::Source::Literal(json_to_value(v)),
+        FieldSource::Template(t) => v1::field_mapping::Source::Template(t),
+        FieldSource::Expression(e) => v1::field_mapping::Source::Expression(e),
     };
     v1::FieldMapping {
         field: f.field,
@@ -347,10 +395,28 @@ pub fn field_mappings(
                 Some(v1::field_mapping::Source::Literal(v)) => {
                     FieldSource::Literal(value_to_json(v))
                 }
+                Some(v1::field_mapping::Source::Template(t)) if !t.trim().is_empty() => {
+                    FieldSource::Template(t)
+                }
+                Some(v1::field_mapping::Source::Expression(e)) if !e.trim().is_empty() => {
+                    FieldSource::Expression(e)
+                }
+                Some(v1::field_mapping::Source::Template(_)) => {
+                    return Err(invalid_argument(
+                        &format!("{field}[{i}].template"),
+                        "is empty; write a template such as {{ first_name }} {{ last_name }}",
+                    ));
+                }
+                Some(v1::field_mapping::Source::Expression(_)) => {
+                    return Err(invalid_argument(
+                        &format!("{field}[{i}].expression"),
+                        "is empty; write a SQL expression such as lower(email)",
+                    ));
+                }
                 None => {
                     return Err(invalid_argument(
                         &format!("{field}[{i}]"),
-                        "needs a source: set `column` or `literal`",
+                        "needs a source: set `column`, `literal`, `template` or `expression`",
                     ));
                 }
             };
@@ -410,6 +476,7 @@ pub fn mapping(def: MappingDef) -> v1::Mapping {
         enabled: Some(def.enabled),
         schedule: None,
         sync_mode: def.sync_mode.map_or(v1::SyncMode::Unspecified, sync_mode) as i32,
+        null_values: null_values(def.null_values) as i32,
         create_time: Some(timestamp(def.create_time)),
         update_time: Some(timestamp(def.update_time)),
     }
@@ -530,8 +597,8 @@ mod tests {
         assert!(back["a"].is_i64());
         assert_eq!(back["b"], json!([true, null, "x", 2.5]));
         assert_eq!(back["c"], json!({"d": -7}));
-        // Beyond 2^53 precision is lost (protobuf numbers are doubles) but it stays a number.
-        assert!(back["big"].is_number());
+        // Beyond 2^53 a double would round it: it crosses as a string with its exact digits.
+        assert_eq!(back["big"], json!("9007199254740993"));
     }
 
     #[test]

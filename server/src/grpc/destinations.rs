@@ -165,6 +165,26 @@ impl DestinationService for DestinationApi {
         let message = self.engine.destinations().test(id).await.map_err(status)?;
         Ok(Response::new(v1::TestDestinationResponse { message }))
     }
+
+    async fn list_action_fields(
+        &self,
+        request: Request<v1::ListActionFieldsRequest>,
+    ) -> Result<Response<v1::ListActionFieldsResponse>, Status> {
+        let req = request.into_inner();
+        let id = required_id("destination_id", &req.destination_id)?;
+        if req.action.is_empty() {
+            return Err(crate::grpc::status::required("action"));
+        }
+        let fields = self
+            .engine
+            .mappings()
+            .action_fields(id, &req.action)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::ListActionFieldsResponse {
+            fields: fields.iter().map(convert::field_info).collect(),
+        }))
+    }
 }
 
 #[cfg(test)]

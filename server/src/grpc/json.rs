@@ -151,6 +151,12 @@ pub fn field_mapping(f: &v1::FieldMapping) -> Value {
         Some(v1::field_mapping::Source::Literal(v)) => {
             obj.insert("literal".into(), value_to_json(v.clone()));
         }
+        Some(v1::field_mapping::Source::Template(t)) => {
+            obj.insert("template".into(), json!(t));
+        }
+        Some(v1::field_mapping::Source::Expression(e)) => {
+            obj.insert("expression".into(), json!(e));
+        }
         None => {}
     }
     Value::Object(obj)
@@ -170,6 +176,7 @@ pub fn mapping(m: &v1::Mapping) -> Value {
         })),
         "initial_sync": enum_name(m.initial_sync, v1::InitialSync::as_str_name),
         "sync_mode": enum_name(m.sync_mode, v1::SyncMode::as_str_name),
+        "null_values": enum_name(m.null_values, v1::NullValues::as_str_name),
         "enabled": m.enabled.unwrap_or(false),
         "create_time": ts(m.create_time.as_ref()),
         "update_time": ts(m.update_time.as_ref()),

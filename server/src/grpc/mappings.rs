@@ -1,7 +1,7 @@
 //! `retl.v1.MappingService`.
 
 use retl_engine::Engine;
-use retl_engine::mapping::spec::{MappingPatch, NewMapping};
+use retl_engine::mapping::spec::{MappingDef, MappingPatch, NewMapping};
 use retl_proto::v1;
 use retl_proto::v1::mapping_service_server::MappingService;
 use tonic::{Request, Response, Status};
@@ -44,6 +44,15 @@ fn sync_mode_of(raw: i32) -> Result<v1::SyncMode, Status> {
     })
 }
 
+/// The NULL handling of a request's raw enum value.
+fn null_values_of(raw: i32) -> Result<v1::NullValues, Status> {
+    v1::NullValues::try_from(raw).map_err(|_| {
+        Status::invalid_argument(format!(
+            "mapping.null_values: {raw} is not a NULL handling; use NULL_VALUES_SEND or NULL_VALUES_OMIT"
+        ))
+    })
+}
+
 fn non_empty(field: &str, value: String) -> Result<String, Status> {
     if value.is_empty() {
         Err(required(field))
@@ -72,6 +81,7 @@ impl MappingService for MappingApi {
             fields: convert::field_mappings("mapping.fields", mapping.fields)?,
             selection: mapping.selection.map(convert::selection_from),
             sync_mode,
+            null_values: convert::null_values_from(null_values_of(mapping.null_values)?),
             initial_sync,
             enabled: mapping.enabled,
         };
@@ -128,6 +138,7 @@ impl MappingService for MappingApi {
                 "fields",
                 "selection",
                 "sync_mode",
+                "null_values",
                 "enabled",
                 "schedule",
             ],
@@ -168,12 +179,20 @@ impl MappingService for MappingApi {
         } else {
             None
         };
+        let null_values = if touches(&paths, "null_values", mapping.null_values != 0) {
+            Some(convert::null_values_from(null_values_of(
+                mapping.null_values,
+            )?))
+        } else {
+            None
+        };
         let patch = MappingPatch {
             display_name: touches(&paths, "display_name", !mapping.display_name.is_empty())
                 .then_some(mapping.display_name),
             fields,
             selection,
             sync_mode,
+            null_values,
             enabled,
         };
         let def = self
@@ -215,15 +234,105 @@ impl MappingService for MappingApi {
 
     async fn suggest_mappings(
         &self,
-        _request: Request<v1::SuggestMappingsRequest>,
+        request: Request<v1::SuggestMappingsRequest>,
     ) -> Result<Response<v1::SuggestMappingsResponse>, Status> {
-        Err(crate::grpc::status::unimplemented("SuggestMappings"))
+        let req = request.into_inner();
+        let model = required_id("model_id", &req.model_id)?;
+        let destination = required_id("destination_id", &req.destination_id)?;
+        let action = non_empty("action", req.action)?;
+        let suggestions = self
+            .engine
+            .mappings()
+            .suggest(model, destination, &action)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(v1::SuggestMappingsResponse {
+            suggestions: suggestions
+                .into_iter()
+                .map(|s| v1::SuggestedMapping {
+                    field: s.field,
+                    column: s.column,
+                    score: s.score,
+                    reason: s.reason,
+                })
+                .collect(),
+        }))
     }
 
     async fn send_test_record(
         &self,
-        _request: Request<v1::SendTestRecordRequest>,
+        request: Request<v1::SendTestRecordRequest>,
     ) -> Result<Response<v1::SendTestRecordResponse>, Status> {
-        Err(crate::grpc::status::unimplemented("SendTestRecord"))
+        let req = request.into_inner();
+        let def = if req.mapping_id.is_empty() {
+            let Some(mapping) = req.mapping else {
+                return Err(Status::invalid_argument(
+                    "mapping_id: set it to a saved mapping, or set `mapping` to an unsaved one",
+                ));
+            };
+            unsaved_mapping(mapping)?
+        } else {
+            let id = required_id("mapping_id", &req.mapping_id)?;
+            self.engine.mappings().get(id).map_err(status)?
+        };
+        let key = (!req.key.is_empty()).then_some(req.key);
+        let result = self
+            .engine
+            .mappings()
+            .send_test_record(&def, key)
+            .await
+            .map_err(status)?;
+        tracing::info!(mapping_id = %def.id, accepted = result.accepted, "test record sent");
+        let payload = serde_json::to_value(&result.payload)
+            .map_err(|e| Status::internal(format!("encoding the test record: {e}")))?;
+        Ok(Response::new(v1::SendTestRecordResponse {
+            payload_json: payload.to_string(),
+            payload: match payload {
+                serde_json::Value::Object(map) => Some(convert::map_to_struct(map)),
+                _ => None,
+            },
+            accepted: result.accepted,
+            message: result.message,
+            exchanges: result
+                .exchanges
+                .into_iter()
+                .map(|e| v1::Exchange {
+                    request: e.request,
+                    request_body_json: e.request_body.to_string(),
+                    status: e.status.map_or(0, u32::from),
+                    response_body_json: e.response_body.to_string(),
+                })
+                .collect(),
+        }))
     }
+}
+
+/// An unsaved mapping of a `SendTestRecord` request, as a definition (validated by the engine).
+fn unsaved_mapping(mapping: v1::Mapping) -> Result<MappingDef, Status> {
+    let now = chrono::Utc::now();
+    let selection = mapping.selection.map(convert::selection_from);
+    let initial_sync = convert::initial_sync_from(mapping.initial_sync());
+    Ok(MappingDef {
+        id: retl_engine::id::MappingId::new(mapping.id),
+        display_name: mapping.display_name,
+        model_id: retl_engine::id::ModelId::new(non_empty("mapping.model_id", mapping.model_id)?),
+        destination_id: retl_engine::id::DestinationId::new(non_empty(
+            "mapping.destination_id",
+            mapping.destination_id,
+        )?),
+        action: non_empty("mapping.action", mapping.action)?,
+        fields: convert::field_mappings("mapping.fields", mapping.fields)?,
+        // Empty = the action's default (the engine fills it in).
+        selection: selection.unwrap_or(retl_engine::mapping::select::RecordSelection {
+            added: false,
+            updated: false,
+            deleted: false,
+        }),
+        sync_mode: convert::sync_mode_from(sync_mode_of(mapping.sync_mode)?),
+        null_values: convert::null_values_from(null_values_of(mapping.null_values)?),
+        initial_sync,
+        enabled: mapping.enabled.unwrap_or(true),
+        create_time: now,
+        update_time: now,
+    })
 }

@@ -8,8 +8,10 @@ use crate::catalog::Kind;
 use crate::catalog::service::{CatalogContext, check_id, ensure_absent, name_or_id};
 use crate::error::Error;
 use crate::id::MappingId;
-use crate::mapping::plan::{MappingPlan, default_selection, resolve_sync_mode};
+use crate::mapping::expression::schema_of;
+use crate::mapping::plan::{MappingPlan, MappingRules, default_selection};
 use crate::mapping::spec::{MappingDef, MappingPatch, NewMapping};
+use crate::options::EngineOptions;
 use crate::state::StateStore;
 use crate::sync::active::ActiveRuns;
 use crate::sync::history::RunHistory;
@@ -17,7 +19,8 @@ use crate::sync::history::RunHistory;
 /// Create, read, update, delete and enable mappings.
 #[derive(Clone)]
 pub struct MappingService {
-    ctx: CatalogContext,
+    pub(super) ctx: CatalogContext,
+    pub(super) options: EngineOptions,
     state: Arc<dyn StateStore>,
     history: RunHistory,
     active: Arc<ActiveRuns>,
@@ -34,12 +37,14 @@ impl MappingService {
     /// created or deleted, and a mapping with a run in `active` cannot be deleted.
     pub fn new(
         ctx: CatalogContext,
+        options: EngineOptions,
         state: Arc<dyn StateStore>,
         history: RunHistory,
         active: Arc<ActiveRuns>,
     ) -> Self {
         MappingService {
             ctx,
+            options,
             state,
             history,
             active,
@@ -50,12 +55,10 @@ impl MappingService {
     fn validate(&self, def: &MappingDef) -> Result<(), Error> {
         let model = self.ctx.catalog.model(def.model_id.as_str())?;
         MappingPlan::compile(
-            &def.fields,
-            def.selection,
-            &model.columns,
+            def.rules(),
+            &schema_of(&model.columns),
             self.ctx.action_spec(def)?,
         )?;
-        resolve_sync_mode(self.ctx.action_spec(def)?, def.sync_mode)?;
         Ok(())
     }
 
@@ -100,8 +103,13 @@ impl MappingService {
             .action(&new.action)
             .map_err(|e| Error::invalid("mapping.action", e.to_string()))?;
         let selection = new.selection.unwrap_or_else(|| default_selection(spec));
-        MappingPlan::compile(&new.fields, selection, &model.columns, spec)?;
-        resolve_sync_mode(spec, new.sync_mode)?;
+        let rules = MappingRules {
+            fields: &new.fields,
+            selection,
+            sync_mode: new.sync_mode,
+            null_values: new.null_values,
+        };
+        MappingPlan::compile(rules, &schema_of(&model.columns), spec)?;
         let now = Utc::now();
         let def = MappingDef {
             display_name: name_or_id(new.display_name, &id),
@@ -112,6 +120,7 @@ impl MappingService {
             fields: new.fields,
             selection,
             sync_mode: new.sync_mode,
+            null_values: new.null_values,
             initial_sync: new.initial_sync,
             enabled: new.enabled.unwrap_or(true),
             create_time: now,
@@ -154,6 +163,9 @@ impl MappingService {
         }
         if let Some(v) = patch.sync_mode {
             def.sync_mode = Some(v);
+        }
+        if let Some(v) = patch.null_values {
+            def.null_values = v;
         }
         if let Some(v) = patch.enabled {
             def.enabled = v;

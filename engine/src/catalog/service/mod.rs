@@ -7,6 +7,7 @@
 //! calls. Checks that depend on other definitions run again under the lock.
 
 pub mod destinations;
+pub mod mapping_tools;
 pub mod mappings;
 pub mod models;
 pub mod sources;

@@ -13,6 +13,7 @@ use crate::connector::build::build_source;
 use crate::error::Error;
 use crate::id::{ModelId, SourceId};
 use crate::mapping::MappingPlan;
+use crate::mapping::expression::schema_of;
 use crate::model::plan::validate_model;
 use crate::model::preview::Previews;
 use crate::options::EngineOptions;
@@ -146,7 +147,7 @@ impl ModelService {
             .filter(|m| m.model_id.as_str() == id)
         {
             let spec = self.ctx.action_spec(&mapping)?;
-            MappingPlan::compile(&mapping.fields, mapping.selection, &def.columns, spec).map_err(|e| {
+            MappingPlan::compile(mapping.rules(), &schema_of(&def.columns), spec).map_err(|e| {
                 Error::invalid(
                     "model.sql",
                     format!("the change would break mapping '{}': {e}; update or delete the mapping first", mapping.id),
