@@ -46,6 +46,37 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, DestinationEr
         })
 }
 
+/// `base` (config field `field`) parsed as an http(s) URL without query, with `path` appended
+/// to its path; e.g. `https://api.segment.io` + `/v1/batch`.
+///
+/// # Errors
+/// [`DestinationError::InvalidConfig`] naming `field`.
+pub(crate) fn join_url(
+    field: &str,
+    base: &str,
+    path: &str,
+) -> Result<reqwest::Url, DestinationError> {
+    let invalid = |message: String| DestinationError::InvalidConfig {
+        field: field.to_string(),
+        message,
+    };
+    let url = reqwest::Url::parse(base).map_err(|e| {
+        invalid(format!(
+            "not a valid URL ({e}); expected e.g. https://api.example.com"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(
+            "must be an http or https URL with a host".to_string(),
+        ));
+    }
+    if url.query().is_some() {
+        return Err(invalid("must not have a query string".to_string()));
+    }
+    let joined = format!("{}{path}", url.as_str().trim_end_matches('/'));
+    reqwest::Url::parse(&joined).map_err(|e| invalid(format!("cannot append {path}: {e}")))
+}
+
 /// Whether an answer says its body is JSON (`application/json` or `+json`): the receiver's own
 /// answer rather than a web server's error page.
 pub(crate) fn is_json(headers: &HeaderMap) -> bool {
