@@ -18,6 +18,8 @@
 //!   - `destinations/file/`: JSON lines appended to local files (type `file`), the zero-setup
 //!     destination of the quickstart.
 //!   - `destinations/segment/`: Segment's HTTP Tracking API (type `segment`).
+//!   - `destinations/mixpanel/`: Mixpanel `/import` events and `/engage` profiles (type
+//!     `mixpanel`).
 //!   - `destinations/event_fields.rs`: payload helpers the event destinations share (ids, times, open
 //!     object fields).
 //!
@@ -103,6 +105,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::webhook::destination_type());
     registry.register_destination(destinations::file::destination_type());
     registry.register_destination(destinations::segment::destination_type());
+    registry.register_destination(destinations::mixpanel::destination_type());
     registry
 }
 
@@ -116,7 +119,7 @@ mod tests {
         let sources: Vec<_> = registry.source_types().map(|s| s.name).collect();
         let destinations: Vec<_> = registry.destination_types().map(|d| d.name).collect();
         assert_eq!(sources, ["files", "mysql", "postgres", "sqlite"]);
-        assert_eq!(destinations, ["file", "segment", "webhook"]);
+        assert_eq!(destinations, ["file", "mixpanel", "segment", "webhook"]);
         for destination in registry.destination_types() {
             assert!((destination.default_limits)().validate().is_ok());
             assert!(!destination.actions.is_empty());

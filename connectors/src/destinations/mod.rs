@@ -4,6 +4,7 @@
 pub(crate) mod event_fields;
 pub(crate) mod file;
 pub(crate) mod http;
+pub(crate) mod mixpanel;
 pub(crate) mod segment;
 pub(crate) mod webhook;
 

@@ -121,6 +121,7 @@ macro_rules! conformance_suite {
 
 // Declared after the macro, which they expand.
 mod file;
+mod mixpanel;
 mod segment;
 mod webhook;
 

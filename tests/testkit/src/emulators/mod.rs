@@ -13,5 +13,6 @@
 //! they apply, and document the subset of the real API it implements.
 
 pub mod common;
+pub mod mixpanel;
 pub mod segment;
 pub mod webhook;
