@@ -120,6 +120,7 @@ macro_rules! conformance_suite {
 }
 
 // Declared after the macro, which they expand.
+mod braze;
 mod file;
 mod mixpanel;
 mod segment;
