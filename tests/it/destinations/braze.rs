@@ -192,3 +192,57 @@ async fn syncs_send_exact_attributes_and_events() {
     let paths: Vec<String> = subject.emu.requests().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, ["/users/track", "/users/track"]);
 }
+
+/// 55 deletes in one batch of the default 75 are more than `/users/delete` takes (50): the
+/// client hands the batch back as too large, the engine halves it, and every user is deleted.
+#[tokio::test]
+async fn a_delete_batch_over_fifty_ids_is_split() {
+    let subject = BrazeSubject::start().await;
+    let h = Harness::start().await;
+    let rows = customers(60);
+    h.warehouse(&rows).await;
+    h.model("SELECT id, email, plan FROM customers").await;
+    h.create_destination("bz", "braze", subject.config())
+        .await
+        .unwrap();
+    h.create_mapping_with(
+        "up",
+        "m",
+        "bz",
+        "update_user_profile",
+        subject.upsert_fields(),
+        None,
+    )
+    .await
+    .unwrap();
+    h.create_mapping("del", "m", "bz", "delete_user", &[], None)
+        .await
+        .unwrap();
+    for mapping in ["up", "del"] {
+        let run = h.sync(mapping).await;
+        assert_eq!(
+            run.status(),
+            retl_proto::v1::RunStatus::Succeeded,
+            "{run:?}"
+        );
+    }
+    assert!(subject.emu.user("55").is_some());
+    retl_tests::write_parquet(&h.path("customers.parquet"), &rows[55..]);
+    subject.emu.clear();
+    let run = h.sync_with("del", true).await;
+    assert_eq!(
+        run.status(),
+        retl_proto::v1::RunStatus::Succeeded,
+        "{run:?}"
+    );
+    let sizes: Vec<usize> = subject
+        .emu
+        .requests()
+        .iter()
+        .map(|r| r.body["external_ids"].as_array().map_or(0, Vec::len))
+        .collect();
+    assert_eq!(sizes, [27, 28], "one batch of 55, halved");
+    assert_eq!(subject.emu.deleted().len(), 55);
+    assert!((1..=55).all(|id| subject.emu.user(&id.to_string()).is_none()));
+    assert!(subject.emu.user("56").is_some());
+}
