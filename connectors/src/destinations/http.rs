@@ -168,13 +168,29 @@ pub(crate) async fn exchange(
     request: reqwest::Request,
     ctx: &DeliveryContext,
 ) -> Result<Answer, DestinationError> {
+    exchange_redacted(client, request, ctx, |_| {}).await
+}
+
+/// [`exchange`] for an API that takes a credential in the body (e.g. Mixpanel's `$token`):
+/// `redact` replaces it in the recorded copy of the body with `"<redacted>"`; the request
+/// itself is sent unchanged.
+///
+/// # Errors
+/// As [`exchange`].
+pub(crate) async fn exchange_redacted(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    ctx: &DeliveryContext,
+    redact: impl FnOnce(&mut serde_json::Value),
+) -> Result<Answer, DestinationError> {
     let described = ctx.trace.as_ref().map(|_| {
         let mut url = request.url().clone();
         url.set_query(None);
-        let body = request
+        let mut body = request
             .body()
             .and_then(|b| b.as_bytes())
             .map_or(serde_json::Value::Null, Exchange::body_value);
+        redact(&mut body);
         (format!("{} {url}", request.method()), body)
     });
     let result: Result<Answer, DestinationError> = async {

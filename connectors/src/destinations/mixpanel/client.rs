@@ -109,7 +109,8 @@ impl MixpanelClient {
                 .body(body)
         };
         let request = request.build().map_err(http::classify_send_error)?;
-        let answer = http::exchange(&self.http, request, ctx).await?;
+        // Profile updates carry the project token in the body: never in a recorded exchange.
+        let answer = http::exchange_redacted(&self.http, request, ctx, redact_tokens).await?;
         let per_record = match action {
             MixpanelAction::TrackEvent => import_outcomes(&answer, sent.len())?,
             _ => engage_outcomes(&answer, sent.len())?,
@@ -138,6 +139,17 @@ impl MixpanelClient {
                 &reqwest::header::HeaderMap::new(),
                 &body,
             )),
+        }
+    }
+}
+
+/// Replaces the `$token` of every profile update of a recorded body with `"<redacted>"`.
+pub(crate) fn redact_tokens(body: &mut Value) {
+    if let Value::Array(items) = body {
+        for item in items {
+            if let Some(token) = item.get_mut("$token") {
+                *token = Value::String("<redacted>".to_string());
+            }
         }
     }
 }

@@ -2,8 +2,8 @@
 
 use retl_engine::destination::spec::ChangeKind;
 use retl_engine::destination::{
-    ActionSpec, DeliveryContext, DeliveryLimits, Destination, DestinationError, Payload,
-    RecordOutcome, SyncMode,
+    ActionSpec, DeliveryContext, DeliveryLimits, Destination, DestinationError, ExchangeLog,
+    Payload, RecordOutcome, SyncMode,
 };
 use retl_engine::id::{DestinationId, MappingId, RunId};
 use retl_testkit::{MixpanelEmulator, MixpanelProject};
@@ -267,4 +267,27 @@ async fn test_names_refused_credentials() {
         other => panic!("{other:?}"),
     }
     assert!(emu.events().is_empty());
+}
+
+#[tokio::test]
+async fn a_traced_profile_update_records_no_token() {
+    let emu = MixpanelEmulator::start(project()).await.unwrap();
+    let destination = destination(json!({"project_token": TOKEN, "api_host": emu.url()}));
+    let set = destination.action(spec("set_profile")).unwrap();
+    let log = ExchangeLog::new();
+    let mut traced = ctx(Some(SyncMode::Upsert));
+    traced.trace = Some(log.clone());
+    set.send(&traced, &[payload(4, json!({"plan": "pro"}))])
+        .await
+        .unwrap();
+    let exchanges = log.exchanges();
+    assert_eq!(exchanges.len(), 1);
+    assert_eq!(
+        exchanges[0].request_body,
+        json!([{"$token": "<redacted>", "$distinct_id": "4", "$set": {"plan": "pro"}}])
+    );
+    assert_eq!(exchanges[0].status, Some(200));
+    assert!(!format!("{:?}", exchanges[0]).contains(TOKEN));
+    // Mixpanel got the real token.
+    assert_eq!(emu.profile_updates()[0].body["$token"], TOKEN);
 }
