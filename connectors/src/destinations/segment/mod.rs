@@ -57,8 +57,9 @@
 //!   run: `test()` is the place it is found.
 //!
 //! # Test
-//! `TestDestination` sends an empty batch (`{"batch": []}`: records nothing, checks that the
-//! endpoint is reachable and accepts the request), then fetches the source settings for the
+//! `TestDestination` sends an empty batch (`{"batch": []}`: records nothing; a `2xx`, or a
+//! `400` from a collector that refuses an empty batch, shows the endpoint is reachable and
+//! speaks the API; anything else is the error), then fetches the source settings for the
 //! write key from the settings endpoint: `404` means Segment does not know the key. With a
 //! custom `endpoint` and no `settings_endpoint`, the key is not checked and the answer says so.
 //!
