@@ -17,6 +17,12 @@
 //!     connector**: copy it when writing a new HTTP destination.
 //!   - `destinations/file/`: JSON lines appended to local files (type `file`), the zero-setup
 //!     destination of the quickstart.
+//!   - `destinations/segment/`: Segment's HTTP Tracking API (type `segment`).
+//!   - `destinations/mixpanel/`: Mixpanel `/import` events and `/engage` profiles (type
+//!     `mixpanel`).
+//!   - `destinations/braze/`: Braze `/users/track` and `/users/delete` (type `braze`).
+//!   - `destinations/event_fields.rs`: payload helpers those three share (ids, times, open
+//!     object fields).
 //!
 //! # Division of labour with the engine
 //! The engine batches, rate-limits (one limiter per destination), retries with backoff and
@@ -99,6 +105,9 @@ pub fn registry() -> Registry {
     registry.register_source(sources::mysql::source_type());
     registry.register_destination(destinations::webhook::destination_type());
     registry.register_destination(destinations::file::destination_type());
+    registry.register_destination(destinations::segment::destination_type());
+    registry.register_destination(destinations::mixpanel::destination_type());
+    registry.register_destination(destinations::braze::destination_type());
     registry
 }
 
@@ -112,7 +121,10 @@ mod tests {
         let sources: Vec<_> = registry.source_types().map(|s| s.name).collect();
         let destinations: Vec<_> = registry.destination_types().map(|d| d.name).collect();
         assert_eq!(sources, ["files", "mysql", "postgres", "sqlite"]);
-        assert_eq!(destinations, ["file", "webhook"]);
+        assert_eq!(
+            destinations,
+            ["braze", "file", "mixpanel", "segment", "webhook"]
+        );
         for destination in registry.destination_types() {
             assert!((destination.default_limits)().validate().is_ok());
             assert!(!destination.actions.is_empty());

@@ -46,6 +46,37 @@ pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, DestinationEr
         })
 }
 
+/// `base` (config field `field`) parsed as an http(s) URL without query, with `path` appended
+/// to its path; e.g. `https://api.segment.io` + `/v1/batch`.
+///
+/// # Errors
+/// [`DestinationError::InvalidConfig`] naming `field`.
+pub(crate) fn join_url(
+    field: &str,
+    base: &str,
+    path: &str,
+) -> Result<reqwest::Url, DestinationError> {
+    let invalid = |message: String| DestinationError::InvalidConfig {
+        field: field.to_string(),
+        message,
+    };
+    let url = reqwest::Url::parse(base).map_err(|e| {
+        invalid(format!(
+            "not a valid URL ({e}); expected e.g. https://api.example.com"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(invalid(
+            "must be an http or https URL with a host".to_string(),
+        ));
+    }
+    if url.query().is_some() {
+        return Err(invalid("must not have a query string".to_string()));
+    }
+    let joined = format!("{}{path}", url.as_str().trim_end_matches('/'));
+    reqwest::Url::parse(&joined).map_err(|e| invalid(format!("cannot append {path}: {e}")))
+}
+
 /// Whether an answer says its body is JSON (`application/json` or `+json`): the receiver's own
 /// answer rather than a web server's error page.
 pub(crate) fn is_json(headers: &HeaderMap) -> bool {
@@ -137,13 +168,29 @@ pub(crate) async fn exchange(
     request: reqwest::Request,
     ctx: &DeliveryContext,
 ) -> Result<Answer, DestinationError> {
+    exchange_redacted(client, request, ctx, |_| {}).await
+}
+
+/// [`exchange`] for an API that takes a credential in the body (e.g. Mixpanel's `$token`):
+/// `redact` replaces it in the recorded copy of the body with `"<redacted>"`; the request
+/// itself is sent unchanged.
+///
+/// # Errors
+/// As [`exchange`].
+pub(crate) async fn exchange_redacted(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    ctx: &DeliveryContext,
+    redact: impl FnOnce(&mut serde_json::Value),
+) -> Result<Answer, DestinationError> {
     let described = ctx.trace.as_ref().map(|_| {
         let mut url = request.url().clone();
         url.set_query(None);
-        let body = request
+        let mut body = request
             .body()
             .and_then(|b| b.as_bytes())
             .map_or(serde_json::Value::Null, Exchange::body_value);
+        redact(&mut body);
         (format!("{} {url}", request.method()), body)
     });
     let result: Result<Answer, DestinationError> = async {

@@ -1,8 +1,12 @@
 //! Destination connectors, one folder each (see the crate docs for the file contract), and the
 //! HTTP pieces they share.
 
+pub(crate) mod braze;
+pub(crate) mod event_fields;
 pub(crate) mod file;
 pub(crate) mod http;
+pub(crate) mod mixpanel;
+pub(crate) mod segment;
 pub(crate) mod webhook;
 
 use retl_engine::destination::DestinationError;

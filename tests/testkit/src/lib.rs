@@ -9,6 +9,8 @@
 //!   documented contract (auth, batch limits, per-record errors, 429 with `Retry-After`) and keep
 //!   a ledger of what they accepted, inspectable synchronously from a test.
 //!   - [`emulators::webhook`]: the generic webhook contract of retl's `webhook` destination.
+//!   - [`emulators::segment`], [`emulators::mixpanel`], [`emulators::braze`]: those APIs'
+//!     documented contracts; [`emulators::common`] holds what they share.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
 //!   temp dir on 127.0.0.1 and a free port, with password authentication on TCP.
 //! - [`mariadb`]: [`MariaDbServer`], a throwaway MariaDB server (`mariadb-install-db` +
@@ -36,6 +38,9 @@ pub mod postgres;
 pub mod sink;
 mod tls;
 
+pub use emulators::braze::{BrazeEmulator, BrazeObject};
+pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
+pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::webhook::{
     ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions, signature,
 };

@@ -12,4 +12,8 @@
 //! To add an emulator for a new destination, copy [`webhook`], keep the same control names where
 //! they apply, and document the subset of the real API it implements.
 
+pub mod braze;
+pub mod common;
+pub mod mixpanel;
+pub mod segment;
 pub mod webhook;
