@@ -9,6 +9,8 @@
 //!   documented contract (auth, batch limits, per-record errors, 429 with `Retry-After`) and keep
 //!   a ledger of what they accepted, inspectable synchronously from a test.
 //!   - [`emulators::webhook`]: the generic webhook contract of retl's `webhook` destination.
+//!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
+//!     archive, properties), for the `hubspot` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
 //!   temp dir on 127.0.0.1 and a free port, with password authentication on TCP.
 //! - [`mariadb`]: [`MariaDbServer`], a throwaway MariaDB server (`mariadb-install-db` +

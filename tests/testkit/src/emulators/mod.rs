@@ -12,4 +12,6 @@
 //! To add an emulator for a new destination, copy [`webhook`], keep the same control names where
 //! they apply, and document the subset of the real API it implements.
 
+pub mod hubspot;
+mod hubspot_api;
 pub mod webhook;
