@@ -18,6 +18,7 @@
 //!   - `destinations/file/`: JSON lines appended to local files (type `file`), the zero-setup
 //!     destination of the quickstart.
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
+//!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!
 //! # Division of labour with the engine
 //! The engine batches, rate-limits (one limiter per destination), retries with backoff and
@@ -101,6 +102,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::webhook::destination_type());
     registry.register_destination(destinations::file::destination_type());
     registry.register_destination(destinations::hubspot::destination_type());
+    registry.register_destination(destinations::salesforce::destination_type());
     registry
 }
 
@@ -114,7 +116,7 @@ mod tests {
         let sources: Vec<_> = registry.source_types().map(|s| s.name).collect();
         let destinations: Vec<_> = registry.destination_types().map(|d| d.name).collect();
         assert_eq!(sources, ["files", "mysql", "postgres", "sqlite"]);
-        assert_eq!(destinations, ["file", "hubspot", "webhook"]);
+        assert_eq!(destinations, ["file", "hubspot", "salesforce", "webhook"]);
         for destination in registry.destination_types() {
             assert!((destination.default_limits)().validate().is_ok());
             assert!(!destination.actions.is_empty());

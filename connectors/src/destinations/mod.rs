@@ -4,6 +4,7 @@
 pub(crate) mod file;
 pub(crate) mod http;
 pub(crate) mod hubspot;
+pub(crate) mod salesforce;
 pub(crate) mod webhook;
 
 use retl_engine::destination::DestinationError;

@@ -116,6 +116,7 @@ macro_rules! conformance_suite {
 // Declared after the macro, which they expand.
 mod file;
 mod hubspot;
+mod salesforce;
 mod webhook;
 
 /// The capability, or `None` after saying (on stderr) which check was skipped and why.

@@ -14,4 +14,6 @@
 
 pub mod hubspot;
 mod hubspot_api;
+pub mod salesforce;
+mod salesforce_api;
 pub mod webhook;
