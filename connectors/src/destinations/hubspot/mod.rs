@@ -60,7 +60,8 @@
 //! 250 per 10 s), and on the batch endpoints' reference pages (100 inputs per batch request,
 //! <https://developers.hubspot.com/docs/api-reference/legacy/crm/objects/contacts/batch/upsert-contacts>).
 //! Defaults: batch of 100, 9 requests/s with a burst of 10 (at most 100 requests in any 10 s,
-//! the lowest tier's burst limit), 4 in flight. The daily limit is not enforced by retl: a
+//! the lowest tier's burst limit), 4 in flight, 5 MiB per request (a retl default: HubSpot
+//! documents no byte limit for batch requests). The daily limit is not enforced by retl: a
 //! `DAILY` 429 fails the batches with that explanation. Raise `requests_per_second` per
 //! destination on higher tiers.
 //!

@@ -57,7 +57,7 @@
 //! 1,000 per user license) and long-running requests (over 20 s) to 25 at once
 //! (<https://developer.salesforce.com/docs/atlas.en-us.salesforce_app_limits_cheatsheet.meta/salesforce_app_limits_cheatsheet/salesforce_app_limits_platform_api.htm>);
 //! there is no per-second limit. Defaults: 200 records per request, 10 requests/s, burst 10,
-//! 4 in flight, 6 MiB per request (the REST API's request body limit for these calls is larger).
+//! 4 in flight, 6 MiB per request (a retl default, not a documented Salesforce limit).
 //!
 //! # Test
 //! `TestDestination` fetches a token and calls `GET /services/data/vXX.X/sobjects/{Object}/describe`
