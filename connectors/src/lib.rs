@@ -23,6 +23,8 @@
 //!   - `destinations/braze/`: Braze `/users/track` and `/users/delete` (type `braze`).
 //!   - `destinations/event_fields.rs`: payload helpers those three share (ids, times, open
 //!     object fields).
+//!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
+//!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!
 //! # Division of labour with the engine
 //! The engine batches, rate-limits (one limiter per destination), retries with backoff and
@@ -108,6 +110,8 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::segment::destination_type());
     registry.register_destination(destinations::mixpanel::destination_type());
     registry.register_destination(destinations::braze::destination_type());
+    registry.register_destination(destinations::hubspot::destination_type());
+    registry.register_destination(destinations::salesforce::destination_type());
     registry
 }
 
@@ -123,7 +127,15 @@ mod tests {
         assert_eq!(sources, ["files", "mysql", "postgres", "sqlite"]);
         assert_eq!(
             destinations,
-            ["braze", "file", "mixpanel", "segment", "webhook"]
+            [
+                "braze",
+                "file",
+                "hubspot",
+                "mixpanel",
+                "salesforce",
+                "segment",
+                "webhook"
+            ]
         );
         for destination in registry.destination_types() {
             assert!((destination.default_limits)().validate().is_ok());

@@ -5,7 +5,9 @@ pub(crate) mod braze;
 pub(crate) mod event_fields;
 pub(crate) mod file;
 pub(crate) mod http;
+pub(crate) mod hubspot;
 pub(crate) mod mixpanel;
+pub(crate) mod salesforce;
 pub(crate) mod segment;
 pub(crate) mod webhook;
 

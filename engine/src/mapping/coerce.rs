@@ -7,7 +7,7 @@
 //! | `integer` | whole numbers; floats and decimals without a fractional part; text holding one |
 //! | `number` | numbers; text holding one (a decimal beyond `f64` precision is rounded) |
 //! | `boolean` | booleans; `0`/`1`; text `true`/`false`/`yes`/`no`/`1`/`0` (any case) |
-//! | `datetime` | RFC 3339 text, dates (`2024-05-01`) and `YYYY-MM-DD HH:MM:SS[.f]` (read as UTC) |
+//! | `datetime` | RFC 3339 text (kept as written); dates (`2024-05-01`), `YYYY-MM-DD HH:MM:SS[.f]` (read as UTC) and epoch numbers (seconds, or milliseconds from 1e11 up) become RFC 3339 text in UTC |
 //! | `object` | objects; text holding a JSON object |
 //! | `array` | arrays; text holding a JSON array |
 //! | `any` | anything, unchanged |
@@ -192,7 +192,7 @@ pub fn can_coerce(data_type: &DataType, ty: FieldType) -> bool {
             FieldType::String => !nested,
             FieldType::Integer | FieldType::Number => numeric || text,
             FieldType::Boolean => matches!(data_type, D::Boolean) || data_type.is_integer() || text,
-            FieldType::Datetime => data_type.is_temporal() || text,
+            FieldType::Datetime => data_type.is_temporal() || numeric || text,
             FieldType::Object => matches!(data_type, D::Struct(_) | D::Map(_, _)) || text,
             FieldType::Array => {
                 matches!(
@@ -257,6 +257,18 @@ mod tests {
         assert_eq!(coerce(rfc.clone(), FieldType::Datetime).unwrap(), rfc);
         assert!(coerce(json!("yesterday"), FieldType::Datetime).is_err());
         assert_eq!(
+            coerce(json!("2024-05-01"), FieldType::Datetime).unwrap(),
+            json!("2024-05-01T00:00:00Z")
+        );
+        assert_eq!(
+            coerce(json!(1_700_000_000_000_i64), FieldType::Datetime).unwrap(),
+            json!("2023-11-14T22:13:20Z")
+        );
+        assert_eq!(
+            coerce(json!(1_700_000_000), FieldType::Datetime).unwrap(),
+            json!("2023-11-14T22:13:20Z")
+        );
+        assert_eq!(
             coerce(json!("{\"a\": [1]}"), FieldType::Object).unwrap(),
             json!({"a": [1]})
         );
@@ -278,6 +290,7 @@ mod tests {
         assert!(!can_coerce(&DataType::Boolean, FieldType::Datetime));
         assert!(can_coerce(&DataType::Utf8, FieldType::Integer));
         assert!(!can_coerce(&DataType::Date32, FieldType::Integer));
+        assert!(can_coerce(&DataType::Int64, FieldType::Datetime));
         assert!(can_coerce(&DataType::Int32, FieldType::Boolean));
     }
 }

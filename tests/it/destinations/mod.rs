@@ -122,7 +122,9 @@ macro_rules! conformance_suite {
 // Declared after the macro, which they expand.
 mod braze;
 mod file;
+mod hubspot;
 mod mixpanel;
+mod salesforce;
 mod segment;
 mod webhook;
 

@@ -11,6 +11,10 @@
 //!   - [`emulators::webhook`]: the generic webhook contract of retl's `webhook` destination.
 //!   - [`emulators::segment`], [`emulators::mixpanel`], [`emulators::braze`]: those APIs'
 //!     documented contracts; [`emulators::common`] holds what they share.
+//!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
+//!     archive, properties), for the `hubspot` destination.
+//!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
+//!     Collections, query, describe), for the `salesforce` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
 //!   temp dir on 127.0.0.1 and a free port, with password authentication on TCP.
 //! - [`mariadb`]: [`MariaDbServer`], a throwaway MariaDB server (`mariadb-install-db` +

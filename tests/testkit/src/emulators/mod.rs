@@ -14,6 +14,10 @@
 
 pub mod braze;
 pub mod common;
+pub mod hubspot;
+mod hubspot_api;
 pub mod mixpanel;
+pub mod salesforce;
+mod salesforce_api;
 pub mod segment;
 pub mod webhook;
