@@ -142,13 +142,34 @@ fn to_boolean(value: &Value) -> Option<Value> {
     }
 }
 
+/// Epoch values at or above this are milliseconds, below it seconds (1e11 s is the year 5138,
+/// 1e11 ms is 1973).
+const EPOCH_MILLIS_FROM: f64 = 1e11;
+
 fn to_datetime(value: &Value) -> Option<Value> {
-    let Value::String(s) = value else {
-        return None;
+    let utc = |t: DateTime<chrono::Utc>| {
+        Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
     };
-    let s = s.trim();
-    if DateTime::parse_from_rfc3339(s).is_ok() || NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok() {
+    let s = match value {
+        Value::String(s) => s.trim(),
+        Value::Number(n) => {
+            let x = n.as_f64().filter(|x| x.is_finite())?;
+            let millis = if x.abs() >= EPOCH_MILLIS_FROM {
+                x
+            } else {
+                x * 1000.0
+            };
+            // Whole milliseconds; from_timestamp_millis refuses what is out of range.
+            #[allow(clippy::cast_possible_truncation)]
+            return DateTime::from_timestamp_millis(millis.round() as i64).map(utc);
+        }
+        _ => return None,
+    };
+    if DateTime::parse_from_rfc3339(s).is_ok() {
         return Some(Value::String(s.to_string()));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return date.and_hms_opt(0, 0, 0).map(|t| utc(t.and_utc()));
     }
     ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"]
         .iter()
