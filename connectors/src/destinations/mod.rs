@@ -23,3 +23,14 @@ pub(crate) fn parse_config<T: DeserializeOwned>(
         message: e.to_string(),
     })
 }
+
+/// The error of a config field `field` that is invalid, with what is wrong and how to fix it.
+pub(crate) fn invalid_config(
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> DestinationError {
+    DestinationError::InvalidConfig {
+        field: field.into(),
+        message: message.into(),
+    }
+}

@@ -13,8 +13,8 @@ use tokio::sync::Mutex;
 
 use retl_engine::destination::DestinationError;
 
-use super::config::invalid;
 use crate::destinations::http;
+use crate::destinations::invalid_config as invalid;
 
 /// The token endpoint's path under `login_url`.
 pub(crate) const TOKEN_PATH: &str = "/services/oauth2/token";

@@ -3,6 +3,8 @@
 use reqwest::Url;
 use retl_engine::destination::{ConfigField, DestinationError, FieldType};
 use retl_engine::secret::Secret;
+
+use crate::destinations::invalid_config as invalid;
 use serde::Deserialize;
 
 use super::auth::{self, Flow};
@@ -123,13 +125,6 @@ pub(crate) struct ValidConfig {
     pub(crate) object: String,
     /// The external id field.
     pub(crate) external_id_field: String,
-}
-
-pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> DestinationError {
-    DestinationError::InvalidConfig {
-        field: field.into(),
-        message: message.into(),
-    }
 }
 
 fn url(field: &str, raw: &str) -> Result<String, DestinationError> {
