@@ -2,9 +2,10 @@
 //! `{% if vip %}gold{% else %}standard{% endif %}`), written in MiniJinja's Jinja2 syntax.
 //!
 //! Each template is parsed once per run (when the mapping is compiled); rendering a row only
-//! looks up the columns the template reads. An undefined name is an error (strict mode), so a
-//! typo never renders as an empty string; the names a template reads are checked against the
-//! model's columns when the mapping is saved.
+//! looks up the columns the template reads. The names a template reads are checked against the
+//! model's columns when the mapping is saved, so a typo is refused then. A NULL column is
+//! undefined while rendering: it renders as nothing, filters pass it through
+//! (`{{ plan | upper }}` is empty), and `{{ plan | default('free') }}` gives a fallback.
 
 use std::collections::BTreeMap;
 
@@ -24,11 +25,21 @@ pub struct Templates {
 impl Default for Templates {
     fn default() -> Self {
         let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // NULLs are left out of the context (see the module docs); unknown names never get
+        // this far (checked against the columns when the mapping is saved).
+        env.set_undefined_behavior(UndefinedBehavior::Lenient);
         // Values are sent as data, not embedded in HTML.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         // Bounds the work a template can do per row (a loop over a huge range, deep recursion).
         env.set_recursion_limit(64);
+        // A NULL column renders as nothing, not as the word "none".
+        env.set_formatter(|out, state, value| {
+            if value.is_none() {
+                Ok(())
+            } else {
+                minijinja::escape_formatter(out, state, value)
+            }
+        });
         Templates { env, count: 0 }
     }
 }
@@ -66,7 +77,12 @@ impl Templates {
             .env
             .get_template(&handle.to_string())
             .map_err(|e| describe(&e))?;
-        template.render(values).map_err(|e| describe(&e))
+        let defined: BTreeMap<&str, &Value> = values
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| (*k, *v))
+            .collect();
+        template.render(defined).map_err(|e| describe(&e))
     }
 }
 
@@ -113,6 +129,16 @@ mod tests {
             "gold"
         );
         assert_eq!(render("<{{ first_name }}>", &row).unwrap(), "<Ada>");
+        let with_null = [("first_name", json!("Ada")), ("middle", Value::Null)];
+        assert_eq!(
+            render("{{ first_name }}{{ middle }}!", &with_null).unwrap(),
+            "Ada!"
+        );
+        assert_eq!(
+            render("{{ middle | default('n/a') }}", &with_null).unwrap(),
+            "n/a"
+        );
+        assert_eq!(render("[{{ middle | upper }}]", &with_null).unwrap(), "[]");
     }
 
     #[test]
@@ -124,7 +150,7 @@ mod tests {
         assert_eq!(names, ["a", "b", "items"]);
         let err = templates.add("{{ a ").unwrap_err();
         assert!(err.contains("syntax error"), "{err}");
-        let err = render("{{ missing }}", &[]).unwrap_err();
-        assert!(err.contains("undefined"), "{err}");
+        let err = render("{{ email | no_such_filter }}", &[("email", json!("a"))]).unwrap_err();
+        assert!(err.contains("filter"), "{err}");
     }
 }
