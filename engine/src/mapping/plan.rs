@@ -11,7 +11,6 @@
 //! [`MappingPlan::payload`] reads columns, renders templates, coerces each value to its field's
 //! type and places it at its path (dotted paths build objects).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
@@ -377,12 +376,11 @@ impl MappingPlan {
     /// When the columns do not match the plan (a bug). An expression that fails for the batch
     /// is retried row by row in [`MappingPlan::payload`], so one bad row fails alone.
     pub fn evaluate(&self, columns: Vec<ArrayRef>) -> Result<EvaluatedBatch, Error> {
-        let rows = columns.first().map_or(0, |c| c.len());
         let batch = if columns.is_empty() {
             None
         } else {
             Some(
-                RecordBatch::try_new(Arc::clone(&self.batch_schema), columns.clone())
+                RecordBatch::try_new(Arc::clone(&self.batch_schema), columns)
                     .map_err(|e| Error::internal(format!("mapping batch: {e}")))?,
             )
         };
@@ -394,12 +392,7 @@ impl MappingPlan {
                 None => Err("the expression reads no column and the batch is empty".to_string()),
             })
             .collect();
-        Ok(EvaluatedBatch {
-            columns,
-            batch,
-            expressions,
-            rows,
-        })
+        Ok(EvaluatedBatch { batch, expressions })
     }
 
     /// The payload of row `row` of an evaluated batch.
@@ -484,12 +477,16 @@ impl MappingPlan {
         row: usize,
     ) -> Result<Value, String> {
         let column = |index: usize| -> Result<Value, String> {
-            let array = batch.columns.get(index).ok_or_else(|| {
-                format!(
-                    "internal: column {index} missing for field '{}'",
-                    field.label
-                )
-            })?;
+            let array = batch
+                .batch
+                .as_ref()
+                .and_then(|b| b.columns().get(index))
+                .ok_or_else(|| {
+                    format!(
+                        "internal: column {index} missing for field '{}'",
+                        field.label
+                    )
+                })?;
             json_value(array.as_ref(), row)
                 .map_err(|e| format!("field '{}': value cannot be converted: {e}", field.label))
         };
@@ -499,12 +496,10 @@ impl MappingPlan {
             ResolvedSource::Template(handle, reads) => {
                 let values = reads
                     .iter()
-                    .map(|(name, index)| Ok((name.clone(), column(*index)?)))
-                    .collect::<Result<Vec<(String, Value)>, String>>()?;
-                let context: BTreeMap<&str, &Value> =
-                    values.iter().map(|(n, v)| (n.as_str(), v)).collect();
+                    .map(|(name, index)| Ok((name.as_str(), column(*index)?)))
+                    .collect::<Result<Vec<(&str, Value)>, String>>()?;
                 self.templates
-                    .render(*handle, &context)
+                    .render(*handle, &values)
                     .map(Value::String)
                     .map_err(|m| format!("field '{}': the template failed: {m}", field.label))
             }
@@ -540,17 +535,9 @@ impl MappingPlan {
 /// One batch of a mapping's columns with its expressions computed.
 #[derive(Debug)]
 pub struct EvaluatedBatch {
-    columns: Vec<ArrayRef>,
+    /// The columns, in [`MappingPlan::columns`] order (`None` when the mapping reads none).
     batch: Option<RecordBatch>,
     expressions: Vec<Result<ArrayRef, String>>,
-    rows: usize,
-}
-
-impl EvaluatedBatch {
-    /// Rows in the batch.
-    pub fn num_rows(&self) -> usize {
-        self.rows
-    }
 }
 
 /// `INVALID_ARGUMENT` when a value of `data_type` can never become `ty`.

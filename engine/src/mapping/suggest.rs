@@ -22,16 +22,10 @@ const OWNER_PREFIXES: &[&str] = &[
     "primary", "usr",
 ];
 
-/// Groups of names meaning the same thing, normalised (lower case, no separators).
+/// Groups of names meaning the same thing, normalised as [`words`] joins them (lower case, no
+/// separators), so they compare as they are.
 const SYNONYMS: &[&[&str]] = &[
-    &[
-        "email",
-        "mail",
-        "emailaddress",
-        "email_address",
-        "e_mail",
-        "emails",
-    ],
+    &["email", "mail", "emailaddress", "emails"],
     &[
         "phone",
         "mobile",
@@ -134,9 +128,7 @@ fn words(name: &str) -> Vec<String> {
 
 /// The synonym group of a normalised name, if any.
 fn synonym_group(joined: &str) -> Option<usize> {
-    SYNONYMS
-        .iter()
-        .position(|group| group.iter().any(|s| s.replace('_', "") == joined))
+    SYNONYMS.iter().position(|group| group.contains(&joined))
 }
 
 /// How well `column` fits `field`, from 0 to 1, and why.

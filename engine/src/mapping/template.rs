@@ -68,11 +68,12 @@ impl Templates {
         Ok((handle, names))
     }
 
-    /// Renders template `handle` with the row's `values` (the names it reads).
+    /// Renders template `handle` with the row's `values` (the names it reads); NULLs are left
+    /// out of the context.
     ///
     /// # Errors
     /// The renderer's message (e.g. a filter applied to the wrong type).
-    pub fn render(&self, handle: usize, values: &BTreeMap<&str, &Value>) -> Result<String, String> {
+    pub fn render(&self, handle: usize, values: &[(&str, Value)]) -> Result<String, String> {
         let template = self
             .env
             .get_template(&handle.to_string())
@@ -80,7 +81,7 @@ impl Templates {
         let defined: BTreeMap<&str, &Value> = values
             .iter()
             .filter(|(_, v)| !v.is_null())
-            .map(|(k, v)| (*k, *v))
+            .map(|(k, v)| (*k, v))
             .collect();
         template.render(defined).map_err(|e| describe(&e))
     }
@@ -107,8 +108,7 @@ mod tests {
     fn render(source: &str, row: &[(&str, Value)]) -> Result<String, String> {
         let mut templates = Templates::default();
         let (handle, _) = templates.add(source)?;
-        let values: BTreeMap<&str, &Value> = row.iter().map(|(k, v)| (*k, v)).collect();
-        templates.render(handle, &values)
+        templates.render(handle, row)
     }
 
     #[test]

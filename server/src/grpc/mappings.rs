@@ -35,22 +35,37 @@ fn reject_schedule(schedule: Option<&v1::Schedule>) -> Result<(), Status> {
     }
 }
 
-/// The sync mode of a request's raw enum value; an unknown number is the caller's mistake.
-fn sync_mode_of(raw: i32) -> Result<v1::SyncMode, Status> {
-    v1::SyncMode::try_from(raw).map_err(|_| {
-        Status::invalid_argument(format!(
-            "mapping.sync_mode: {raw} is not a sync mode; use one of SYNC_MODE_UPSERT, SYNC_MODE_UPDATE, SYNC_MODE_CREATE, SYNC_MODE_ADD, SYNC_MODE_REMOVE (or leave it unset for the action's default)"
-        ))
+/// A request's raw enum value of `field`; an unknown number is the caller's mistake, answered
+/// with what the field accepts.
+fn enum_field<E: TryFrom<i32>>(
+    field: &str,
+    raw: i32,
+    what: &str,
+    accepted: &str,
+) -> Result<E, Status> {
+    E::try_from(raw).map_err(|_| {
+        Status::invalid_argument(format!("{field}: {raw} is not {what}; use {accepted}"))
     })
+}
+
+/// The sync mode of a request's raw enum value.
+fn sync_mode_of(raw: i32) -> Result<v1::SyncMode, Status> {
+    enum_field(
+        "mapping.sync_mode",
+        raw,
+        "a sync mode",
+        "one of SYNC_MODE_UPSERT, SYNC_MODE_UPDATE, SYNC_MODE_CREATE, SYNC_MODE_ADD, SYNC_MODE_REMOVE (or leave it unset for the action's default)",
+    )
 }
 
 /// The NULL handling of a request's raw enum value.
 fn null_values_of(raw: i32) -> Result<v1::NullValues, Status> {
-    v1::NullValues::try_from(raw).map_err(|_| {
-        Status::invalid_argument(format!(
-            "mapping.null_values: {raw} is not a NULL handling; use NULL_VALUES_SEND or NULL_VALUES_OMIT"
-        ))
-    })
+    enum_field(
+        "mapping.null_values",
+        raw,
+        "a NULL handling",
+        "NULL_VALUES_SEND or NULL_VALUES_OMIT",
+    )
 }
 
 fn non_empty(field: &str, value: String) -> Result<String, Status> {

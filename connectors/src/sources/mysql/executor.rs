@@ -21,7 +21,7 @@ use futures::{StreamExt, TryStreamExt};
 use mysql_async::consts::ColumnType;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Column, Row};
-use mysql_common::row::new_row;
+use mysql_common::row::new_row_raw;
 use retl_engine::source::SourceError;
 
 use super::errors::{classify, classify_read, is_connection_lost};
@@ -165,7 +165,8 @@ fn normalize_blob_types(rows: Vec<Row>) -> Vec<Row> {
         })
         .collect();
     rows.into_iter()
-        .map(|row| new_row(row.unwrap(), Arc::clone(&columns)))
+        // The cells as they are (none was taken), under the normalised columns.
+        .map(|row| new_row_raw(row.unwrap_raw(), Arc::clone(&columns)))
         .collect()
 }
 

@@ -9,16 +9,16 @@ use retl_engine::catalog::destination::{DestinationDef, LIMITS_KEY};
 use retl_engine::catalog::model::{ModelDef, Preview};
 use retl_engine::catalog::source::{ConfigMap, SourceDef};
 use retl_engine::connector::DestinationType;
-use retl_engine::destination::spec::{ActionKind, ChangeKind, FieldType, SyncMode};
+use retl_engine::destination::spec::{ActionKind, FieldType, SyncMode};
 use retl_engine::destination::{ActionSpec, ConfigField, DeliveryLimits, FieldInfo, FieldSpec};
-use retl_engine::mapping::select::RecordSelection;
-use retl_engine::mapping::spec::{FieldMapping, FieldSource, InitialSync, MappingDef, NullValues};
 use retl_engine::source::{ColumnInfo, TableInfo};
-use retl_engine::sync::run::{RecordError, RunCounts, RunStage, RunStatus, StageTimings, SyncRun};
 use retl_proto::v1;
-use tonic::Status;
 
-use crate::grpc::status::invalid_argument;
+mod mapping;
+mod run;
+
+pub use mapping::*;
+pub use run::*;
 
 // ---- JSON <-> google.protobuf.Struct / Value ----
 
@@ -284,22 +284,6 @@ pub fn action(a: &ActionSpec) -> v1::Action {
     }
 }
 
-/// NULL handling as proto.
-pub fn null_values(n: NullValues) -> v1::NullValues {
-    match n {
-        NullValues::Send => v1::NullValues::Send,
-        NullValues::Omit => v1::NullValues::Omit,
-    }
-}
-
-/// NULL handling from proto (unspecified = send).
-pub fn null_values_from(n: v1::NullValues) -> NullValues {
-    match n {
-        v1::NullValues::Unspecified | v1::NullValues::Send => NullValues::Send,
-        v1::NullValues::Omit => NullValues::Omit,
-    }
-}
-
 /// A sync mode as proto.
 pub fn sync_mode(m: SyncMode) -> v1::SyncMode {
     match m {
@@ -348,237 +332,6 @@ pub fn destination_type(t: &DestinationType) -> v1::DestinationType {
         actions: t.actions.iter().map(action).collect(),
         default_limits: Some(limits(&(t.default_limits)())),
     }
-}
-
-// ---- mappings ----
-
-/// A field mapping as proto.
-pub fn field_mapping(f: FieldMapping) -> v1::FieldMapping {
-    let source = match f.source {
-        FieldSource::Column(c) => v1::field_mapping::Source::Column(c),
-        FieldSource::Literal(v) => v1::field_mapping::Source::Literal(json_to_value(v)),
-        FieldSource::Template(t) => v1::field_mapping::Source::Template(t),
-        FieldSource::Expression(e) => v1::field_mapping::Source::Expression(e),
-    };
-    v1::FieldMapping {
-        field: f.field,
-        source: Some(source),
-    }
-}
-
-/// Field mappings from proto; `field` names the request field for errors
-/// (e.g. `mapping.fields`).
-pub fn field_mappings(
-    field: &str,
-    fields: Vec<v1::FieldMapping>,
-) -> Result<Vec<FieldMapping>, Status> {
-    fields
-        .into_iter()
-        .enumerate()
-        .map(|(i, f)| {
-            if f.field.is_empty() {
-                return Err(invalid_argument(
-                    &format!("{field}[{i}].field"),
-                    "is required",
-                ));
-            }
-            let source = match f.source {
-                Some(v1::field_mapping::Source::Column(c)) if !c.is_empty() => {
-                    FieldSource::Column(c)
-                }
-                Some(v1::field_mapping::Source::Column(_)) => {
-                    return Err(invalid_argument(
-                        &format!("{field}[{i}].column"),
-                        "must name a model column",
-                    ));
-                }
-                Some(v1::field_mapping::Source::Literal(v)) => {
-                    FieldSource::Literal(value_to_json(v))
-                }
-                Some(v1::field_mapping::Source::Template(t)) if !t.trim().is_empty() => {
-                    FieldSource::Template(t)
-                }
-                Some(v1::field_mapping::Source::Expression(e)) if !e.trim().is_empty() => {
-                    FieldSource::Expression(e)
-                }
-                Some(v1::field_mapping::Source::Template(_)) => {
-                    return Err(invalid_argument(
-                        &format!("{field}[{i}].template"),
-                        "is empty; write a template such as {{ first_name }} {{ last_name }}",
-                    ));
-                }
-                Some(v1::field_mapping::Source::Expression(_)) => {
-                    return Err(invalid_argument(
-                        &format!("{field}[{i}].expression"),
-                        "is empty; write a SQL expression such as lower(email)",
-                    ));
-                }
-                None => {
-                    return Err(invalid_argument(
-                        &format!("{field}[{i}]"),
-                        "needs a source: set `column`, `literal`, `template` or `expression`",
-                    ));
-                }
-            };
-            Ok(FieldMapping {
-                field: f.field,
-                source,
-            })
-        })
-        .collect()
-}
-
-/// A record selection as proto.
-pub fn selection(s: RecordSelection) -> v1::RecordSelection {
-    v1::RecordSelection {
-        added: s.added,
-        updated: s.updated,
-        deleted: s.deleted,
-    }
-}
-
-/// A record selection from proto.
-pub fn selection_from(s: v1::RecordSelection) -> RecordSelection {
-    RecordSelection {
-        added: s.added,
-        updated: s.updated,
-        deleted: s.deleted,
-    }
-}
-
-/// An initial-sync mode as proto.
-pub fn initial_sync(i: InitialSync) -> v1::InitialSync {
-    match i {
-        InitialSync::Backfill => v1::InitialSync::Backfill,
-        InitialSync::MarkExistingSynced => v1::InitialSync::MarkExistingSynced,
-    }
-}
-
-/// An initial-sync mode from proto (unspecified = backfill).
-pub fn initial_sync_from(i: v1::InitialSync) -> InitialSync {
-    match i {
-        v1::InitialSync::Unspecified | v1::InitialSync::Backfill => InitialSync::Backfill,
-        v1::InitialSync::MarkExistingSynced => InitialSync::MarkExistingSynced,
-    }
-}
-
-/// A mapping as proto.
-pub fn mapping(def: MappingDef) -> v1::Mapping {
-    v1::Mapping {
-        id: def.id.to_string(),
-        display_name: def.display_name,
-        model_id: def.model_id.to_string(),
-        destination_id: def.destination_id.to_string(),
-        action: def.action,
-        fields: def.fields.into_iter().map(field_mapping).collect(),
-        selection: Some(selection(def.selection)),
-        initial_sync: initial_sync(def.initial_sync) as i32,
-        enabled: Some(def.enabled),
-        schedule: None,
-        sync_mode: def.sync_mode.map_or(v1::SyncMode::Unspecified, sync_mode) as i32,
-        null_values: null_values(def.null_values) as i32,
-        create_time: Some(timestamp(def.create_time)),
-        update_time: Some(timestamp(def.update_time)),
-    }
-}
-
-// ---- sync runs ----
-
-/// A run status as proto.
-pub fn run_status(s: RunStatus) -> v1::RunStatus {
-    match s {
-        RunStatus::Queued => v1::RunStatus::Queued,
-        RunStatus::Running => v1::RunStatus::Running,
-        RunStatus::Succeeded => v1::RunStatus::Succeeded,
-        RunStatus::PartiallyFailed => v1::RunStatus::PartiallyFailed,
-        RunStatus::Failed => v1::RunStatus::Failed,
-        RunStatus::Cancelled => v1::RunStatus::Cancelled,
-    }
-}
-
-/// A run stage as proto.
-pub fn run_stage(s: RunStage) -> v1::RunStage {
-    match s {
-        RunStage::Queued => v1::RunStage::Queued,
-        RunStage::Extracting => v1::RunStage::Extracting,
-        RunStage::Delivering => v1::RunStage::Delivering,
-        RunStage::DeliveringDeletes => v1::RunStage::DeliveringDeletes,
-        RunStage::Done => v1::RunStage::Done,
-    }
-}
-
-fn change_kind(c: Option<ChangeKind>) -> v1::ChangeKind {
-    match c {
-        None => v1::ChangeKind::Unspecified,
-        Some(ChangeKind::Added) => v1::ChangeKind::Added,
-        Some(ChangeKind::Updated) => v1::ChangeKind::Updated,
-        Some(ChangeKind::Deleted) => v1::ChangeKind::Deleted,
-    }
-}
-
-fn counts(c: RunCounts) -> v1::RunCounts {
-    v1::RunCounts {
-        extracted: c.extracted,
-        added: c.added,
-        updated: c.updated,
-        unchanged: c.unchanged,
-        rejected: c.rejected,
-        deleted: c.deleted,
-        deletes_held_back: c.deletes_held_back,
-        selected: c.selected,
-        not_selected: c.not_selected,
-        delivered: c.delivered,
-        failed: c.failed,
-    }
-}
-
-fn timings(t: StageTimings) -> v1::StageTimings {
-    v1::StageTimings {
-        queued_ms: t.queued_ms,
-        extract_ms: t.extract_ms,
-        diff_ms: t.diff_ms,
-        deliver_ms: t.deliver_ms,
-        commit_ms: t.commit_ms,
-        total_ms: t.total_ms,
-    }
-}
-
-fn record_error(e: RecordError) -> v1::RecordError {
-    v1::RecordError {
-        key: e.key,
-        change: change_kind(e.change) as i32,
-        stage: e.stage,
-        reason: e.reason,
-    }
-}
-
-/// A sync run as proto.
-pub fn sync_run(run: SyncRun) -> v1::SyncRun {
-    v1::SyncRun {
-        id: run.id.to_string(),
-        mapping_id: run.mapping_id.to_string(),
-        status: run_status(run.status) as i32,
-        stage: run_stage(run.stage) as i32,
-        trigger: run.trigger,
-        create_time: Some(timestamp(run.create_time)),
-        start_time: run.start_time.map(timestamp),
-        end_time: run.end_time.map(timestamp),
-        counts: Some(counts(run.counts)),
-        timings: Some(timings(run.timings)),
-        record_errors: run.record_errors.into_iter().map(record_error).collect(),
-        record_errors_omitted: run.record_errors_omitted,
-        error: run.error.unwrap_or_default(),
-        warnings: run.warnings,
-        staging_path: run.staging_path.unwrap_or_default(),
-    }
-}
-
-/// Whether a proto run status has ended.
-pub fn is_terminal(status: v1::RunStatus) -> bool {
-    !matches!(
-        status,
-        v1::RunStatus::Unspecified | v1::RunStatus::Queued | v1::RunStatus::Running
-    )
 }
 
 #[cfg(test)]

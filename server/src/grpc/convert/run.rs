@@ -1,0 +1,104 @@
+//! Sync runs: status, stage, counts, timings, record errors.
+
+use retl_engine::destination::spec::ChangeKind;
+use retl_engine::sync::run::{RecordError, RunCounts, RunStage, RunStatus, StageTimings, SyncRun};
+use retl_proto::v1;
+
+use super::timestamp;
+
+/// A run status as proto.
+pub fn run_status(s: RunStatus) -> v1::RunStatus {
+    match s {
+        RunStatus::Queued => v1::RunStatus::Queued,
+        RunStatus::Running => v1::RunStatus::Running,
+        RunStatus::Succeeded => v1::RunStatus::Succeeded,
+        RunStatus::PartiallyFailed => v1::RunStatus::PartiallyFailed,
+        RunStatus::Failed => v1::RunStatus::Failed,
+        RunStatus::Cancelled => v1::RunStatus::Cancelled,
+    }
+}
+
+/// A run stage as proto.
+pub fn run_stage(s: RunStage) -> v1::RunStage {
+    match s {
+        RunStage::Queued => v1::RunStage::Queued,
+        RunStage::Extracting => v1::RunStage::Extracting,
+        RunStage::Delivering => v1::RunStage::Delivering,
+        RunStage::DeliveringDeletes => v1::RunStage::DeliveringDeletes,
+        RunStage::Done => v1::RunStage::Done,
+    }
+}
+
+fn change_kind(c: Option<ChangeKind>) -> v1::ChangeKind {
+    match c {
+        None => v1::ChangeKind::Unspecified,
+        Some(ChangeKind::Added) => v1::ChangeKind::Added,
+        Some(ChangeKind::Updated) => v1::ChangeKind::Updated,
+        Some(ChangeKind::Deleted) => v1::ChangeKind::Deleted,
+    }
+}
+
+fn counts(c: RunCounts) -> v1::RunCounts {
+    v1::RunCounts {
+        extracted: c.extracted,
+        added: c.added,
+        updated: c.updated,
+        unchanged: c.unchanged,
+        rejected: c.rejected,
+        deleted: c.deleted,
+        deletes_held_back: c.deletes_held_back,
+        selected: c.selected,
+        not_selected: c.not_selected,
+        delivered: c.delivered,
+        failed: c.failed,
+    }
+}
+
+fn timings(t: StageTimings) -> v1::StageTimings {
+    v1::StageTimings {
+        queued_ms: t.queued_ms,
+        extract_ms: t.extract_ms,
+        diff_ms: t.diff_ms,
+        deliver_ms: t.deliver_ms,
+        commit_ms: t.commit_ms,
+        total_ms: t.total_ms,
+    }
+}
+
+fn record_error(e: RecordError) -> v1::RecordError {
+    v1::RecordError {
+        key: e.key,
+        change: change_kind(e.change) as i32,
+        stage: e.stage,
+        reason: e.reason,
+    }
+}
+
+/// A sync run as proto.
+pub fn sync_run(run: SyncRun) -> v1::SyncRun {
+    v1::SyncRun {
+        id: run.id.to_string(),
+        mapping_id: run.mapping_id.to_string(),
+        status: run_status(run.status) as i32,
+        stage: run_stage(run.stage) as i32,
+        trigger: run.trigger,
+        create_time: Some(timestamp(run.create_time)),
+        start_time: run.start_time.map(timestamp),
+        end_time: run.end_time.map(timestamp),
+        counts: Some(counts(run.counts)),
+        timings: Some(timings(run.timings)),
+        record_errors: run.record_errors.into_iter().map(record_error).collect(),
+        record_errors_omitted: run.record_errors_omitted,
+        error: run.error.unwrap_or_default(),
+        warnings: run.warnings,
+        staging_path: run.staging_path.unwrap_or_default(),
+    }
+}
+
+/// Whether a proto run status has ended.
+pub fn is_terminal(status: v1::RunStatus) -> bool {
+    !matches!(
+        status,
+        v1::RunStatus::Unspecified | v1::RunStatus::Queued | v1::RunStatus::Running
+    )
+}
