@@ -25,6 +25,8 @@
 //!     object fields).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
+//!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
+//!     transactions with a per-record fallback.
 //!
 //! # Division of labour with the engine
 //! The engine batches, rate-limits (one limiter per destination), retries with backoff and
@@ -112,6 +114,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::braze::destination_type());
     registry.register_destination(destinations::hubspot::destination_type());
     registry.register_destination(destinations::salesforce::destination_type());
+    registry.register_destination(destinations::postgres::destination_type());
     registry
 }
 
@@ -132,6 +135,7 @@ mod tests {
                 "file",
                 "hubspot",
                 "mixpanel",
+                "postgres",
                 "salesforce",
                 "segment",
                 "webhook"

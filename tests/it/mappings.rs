@@ -3,22 +3,8 @@
 
 use retl_proto::v1;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
-use retl_tests::{Harness, column, customers, literal, write_parquet};
+use retl_tests::{Harness, column, customers, expression, literal, template, write_parquet};
 use serde_json::{Value, json};
-
-fn template(field: &str, text: &str) -> v1::FieldMapping {
-    v1::FieldMapping {
-        field: field.to_string(),
-        source: Some(v1::field_mapping::Source::Template(text.to_string())),
-    }
-}
-
-fn expression(field: &str, sql: &str) -> v1::FieldMapping {
-    v1::FieldMapping {
-        field: field.to_string(),
-        source: Some(v1::field_mapping::Source::Expression(sql.to_string())),
-    }
-}
 
 /// The fields the webhook accepted for `key`, last delivery first.
 fn fields_of(hook: &WebhookEmulator, key: i64) -> serde_json::Map<String, Value> {

@@ -490,6 +490,22 @@ pub fn literal(field: &str, value: serde_json::Value) -> v1::FieldMapping {
     }
 }
 
+/// Field mapping: destination `field` rendered from the MiniJinja template `text`.
+pub fn template(field: &str, text: &str) -> v1::FieldMapping {
+    v1::FieldMapping {
+        field: field.to_string(),
+        source: Some(v1::field_mapping::Source::Template(text.to_string())),
+    }
+}
+
+/// Field mapping: destination `field` computed by the SQL expression `sql`.
+pub fn expression(field: &str, sql: &str) -> v1::FieldMapping {
+    v1::FieldMapping {
+        field: field.to_string(),
+        source: Some(v1::field_mapping::Source::Expression(sql.to_string())),
+    }
+}
+
 /// A JSON value as `google.protobuf.Value`.
 fn json_to_proto(value: serde_json::Value) -> prost_types::Value {
     use prost_types::value::Kind;

@@ -7,6 +7,7 @@ pub(crate) mod file;
 pub(crate) mod http;
 pub(crate) mod hubspot;
 pub(crate) mod mixpanel;
+pub(crate) mod postgres;
 pub(crate) mod salesforce;
 pub(crate) mod segment;
 pub(crate) mod webhook;

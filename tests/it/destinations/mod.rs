@@ -70,6 +70,12 @@ pub(crate) trait Subject {
     fn refused_credentials(&self) -> Capability<(Value, &'static str)>;
     /// Every request the API received so far.
     fn requests(&self) -> Capability<Vec<Observed>>;
+    /// Whether [`Subject::requests`] also shows requests that changed nothing: refused,
+    /// failed, or deleting a record that is not there. A database keeps a trace only of what
+    /// committed, so there the checks rely on the run's counts and the rows instead.
+    fn observes_unchanged(&self) -> Capability<()> {
+        Ok(())
+    }
     /// The API rejects these records (per record, the rest of the batch being accepted).
     fn reject_keys(&self, keys: &[i64]) -> Capability<()>;
     /// The API answers the next request as throttled, asking to wait `seconds`.
@@ -124,6 +130,7 @@ mod braze;
 mod file;
 mod hubspot;
 mod mixpanel;
+mod postgres;
 mod salesforce;
 mod segment;
 mod webhook;
@@ -228,12 +235,14 @@ pub(crate) async fn refused_credentials_stop_the_run_with_the_reason(subject: &d
         "the run's error gives the API's reason '{reason}': {}",
         run.error
     );
-    let requests = subject.requests().unwrap();
-    assert_eq!(
-        requests.len(),
-        1,
-        "one refused request stops the run (6 batches were pending): {requests:?}"
-    );
+    if applies(subject, check, subject.observes_unchanged()).is_some() {
+        let requests = subject.requests().unwrap();
+        assert_eq!(
+            requests.len(),
+            1,
+            "one refused request stops the run (6 batches were pending): {requests:?}"
+        );
+    }
     assert!(subject.accepted("added").is_empty());
 }
 
@@ -377,7 +386,9 @@ pub(crate) async fn nothing_is_acknowledged_that_was_not_accepted(subject: &dyn 
     let (_, _, _, delivered, _) = counts(&run);
     assert_eq!(delivered, 0, "{run:?}");
     assert!(subject.accepted("added").is_empty());
-    if let Ok(requests) = subject.requests() {
+    let observed = applies(subject, check, subject.observes_unchanged())
+        .and_then(|()| subject.requests().ok());
+    if let Some(requests) = observed {
         assert!(
             !requests.is_empty() && requests.iter().all(|r| r.status >= 500),
             "the deliveries reached the API and failed: {requests:?}"
@@ -415,8 +426,11 @@ pub(crate) async fn a_resent_delete_of_a_missing_record_succeeds(subject: &dyn S
     assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
     let (_, _, deleted, delivered, failed) = counts(&run);
     assert_eq!((deleted, delivered, failed), (5, 5, 0), "{run:?}");
-    match subject.requests() {
-        Ok(requests) => {
+    let observed =
+        applies(subject, check, subject.observes_unchanged()).map(|()| subject.requests());
+    match observed {
+        None => {}
+        Some(Ok(requests)) => {
             let sent: Vec<i64> = requests
                 .iter()
                 .flat_map(|r| &r.records)
@@ -425,7 +439,7 @@ pub(crate) async fn a_resent_delete_of_a_missing_record_succeeds(subject: &dyn S
                 .collect();
             assert_eq!(set(sent), set(1..=5), "the deletes reached the API");
         }
-        Err(_) => assert_eq!(set(subject.accepted("deleted")), set(1..=5)),
+        Some(Err(_)) => assert_eq!(set(subject.accepted("deleted")), set(1..=5)),
     }
     // Acknowledged: the next run has nothing to send.
     let run = h.sync("del").await;

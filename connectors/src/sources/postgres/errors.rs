@@ -9,7 +9,7 @@ use retl_engine::source::SourceError;
 use super::config::ValidConfig;
 
 /// The first `tokio_postgres::Error` in an error's source chain.
-pub(super) fn find_pg_error<'a>(
+pub(crate) fn find_pg_error<'a>(
     error: &'a (dyn StdError + 'static),
 ) -> Option<&'a tokio_postgres::Error> {
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
@@ -36,7 +36,7 @@ pub(super) fn find_db_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&
 
 /// The server's own words for an error (tokio-postgres prints only "db error"), with the
 /// chain of causes for client-side errors.
-fn pg_message(error: &tokio_postgres::Error) -> String {
+pub(crate) fn pg_message(error: &tokio_postgres::Error) -> String {
     if let Some(db) = error.as_db_error() {
         let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
         if let Some(detail) = db.detail() {
@@ -73,7 +73,7 @@ pub(super) fn lost_connection(text: &str) -> bool {
 }
 
 /// Words a failure to connect (or a failed statement) for the user.
-pub(super) fn classify(c: &ValidConfig, error: &(dyn StdError + 'static)) -> SourceError {
+pub(crate) fn classify(c: &ValidConfig, error: &(dyn StdError + 'static)) -> SourceError {
     let address = c.address();
     let Some(pg) = find_pg_error(error) else {
         return SourceError::Unavailable {

@@ -5,7 +5,9 @@
 //!
 //! # Files
 //! - `config.rs`: `PostgresConfig`, its catalog field specs, `validate()` (shape only).
-//! - `source.rs`: the connection pool and `impl Source` (`test`, `list_tables`, `register`).
+//! - `source.rs`: `impl Source` (`test`, `list_tables`, `register`).
+//! - `pool.rs`: the connection pool (driver parameters, reachability, handshake timeout),
+//!   also used by the `postgres` destination with writing sessions.
 //! - `catalog.rs`: the database as a DataFusion catalog, resolving tables lazily from
 //!   `pg_catalog` and checking read access.
 //! - `errors.rs`: driver and server errors (SQLSTATE codes, lost connections) worded as
@@ -74,8 +76,9 @@
 //! `statement_timeout`: use Redshift WLM) and is not tested against a real cluster here.
 
 mod catalog;
-mod config;
-mod errors;
+pub(crate) mod config;
+pub(crate) mod errors;
+pub(crate) mod pool;
 mod source;
 #[cfg(test)]
 mod tests;

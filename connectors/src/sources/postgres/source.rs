@@ -2,21 +2,19 @@
 //! catalog (`catalog.rs`) in DataFusion, `test` and `list_tables`; errors are worded in
 //! `errors.rs`.
 
-use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::prelude::SessionContext;
-use datafusion_table_providers::UnsupportedTypeAction;
 use datafusion_table_providers::postgres::PostgresTableFactory;
 use datafusion_table_providers::sql::db_connection_pool::postgrespool::PostgresConnectionPool;
-use datafusion_table_providers::util::secrets::to_secret_map;
 use retl_engine::source::{ColumnInfo, Source, SourceError, SourceTestReport, TableInfo};
 
 use super::catalog::Resolver;
-use super::config::{Flavor, ValidConfig};
+use super::config::ValidConfig;
 use super::errors;
+use super::pool::{self, Session};
 use super::types::{self, PgType};
 use crate::sources::catalog::LazyCatalog;
 use crate::sources::some_names;
@@ -46,72 +44,10 @@ impl PostgresSource {
         errors::classify(&self.config, error)
     }
 
-    /// A TCP connection within the connect timeout, so an unreachable host fails fast with
-    /// its own message (the driver's own check blocks for 30 s per address).
-    async fn check_reachable(&self) -> Result<(), SourceError> {
-        let c = &self.config;
-        crate::sources::check_reachable(
-            &c.host,
-            c.port,
-            c.connect_timeout,
-            "PostgreSQL",
-            "listen_addresses",
-        )
-        .await
-    }
-
-    /// The driver's connection parameters (password included).
-    fn pool_params(&self) -> HashMap<String, String> {
-        let c = &self.config;
-        let mut params = HashMap::from([
-            ("host".to_string(), c.host.clone()),
-            ("port".to_string(), c.port.to_string()),
-            ("db".to_string(), c.database.clone()),
-            ("user".to_string(), c.user.clone()),
-            ("sslmode".to_string(), c.sslmode.as_str().to_string()),
-            ("connection_pool_size".to_string(), POOL_SIZE.to_string()),
-            ("application_name".to_string(), "retl".to_string()),
-        ]);
-        if let Some(password) = &c.password {
-            params.insert("pass".to_string(), password.expose().to_string());
-        }
-        if let Some(path) = &c.sslrootcert {
-            params.insert("sslrootcert".to_string(), path.clone());
-        }
-        if c.flavor == Flavor::Postgres {
-            // Read-only sessions: a model can never write, whatever SQL reaches the server.
-            let mut options = "-c default_transaction_read_only=on".to_string();
-            if let Some(timeout) = c.query_timeout {
-                options.push_str(&format!(" -c statement_timeout={}", timeout.as_millis()));
-            }
-            params.insert("options".to_string(), options);
-        }
-        params
-    }
-
     /// The connection pool, connecting on first use.
     pub(crate) async fn pool(&self) -> Result<Arc<PostgresConnectionPool>, SourceError> {
         self.pool
-            .get_or_try_init(|| async {
-                if let Some(path) = &self.config.sslrootcert {
-                    crate::sources::config::read_root_cert(path)?;
-                }
-                self.check_reachable().await?;
-                let params = to_secret_map(self.pool_params());
-                let timeout = self.config.connect_timeout;
-                let pool = tokio::time::timeout(timeout, PostgresConnectionPool::new(params))
-                    .await
-                    .map_err(|_| SourceError::Unavailable {
-                        message: format!(
-                            "{} accepted the TCP connection but did not complete the PostgreSQL handshake within {} ms; check that it is a PostgreSQL server and the sslmode",
-                            self.config.address(),
-                            timeout.as_millis()
-                        ),
-                    })?
-                    .map_err(|e| self.classify(&e))?
-                    .with_unsupported_type_action(UnsupportedTypeAction::String);
-                Ok(Arc::new(pool))
-            })
+            .get_or_try_init(|| pool::open(&self.config, Session::ReadOnly, POOL_SIZE))
             .await
             .map(Arc::clone)
     }
@@ -332,7 +268,7 @@ impl Source for PostgresSource {
         // A pool that exists already would wait out its own timeout (30 s) retrying a server
         // that went away; one TCP connect tells at once.
         if self.pool.initialized() {
-            self.check_reachable().await?;
+            pool::check_reachable(&self.config).await?;
         }
         let pool = self.pool().await?;
         crate::sources::federation::install(ctx);

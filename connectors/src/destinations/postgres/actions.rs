@@ -1,0 +1,179 @@
+//! PostgreSQL actions: their specs, the statement of each sync mode, and the JSON document a
+//! batch is sent as (one parameter, turned into rows by `jsonb_populate_record`).
+
+use retl_engine::destination::spec::ActionKind;
+use retl_engine::destination::{ActionSpec, Payload, SyncMode};
+use serde_json::{Map, Value};
+
+use super::client::Table;
+
+/// The actions of the PostgreSQL destination, in catalog order.
+pub(crate) static ACTIONS: [ActionSpec; 2] = [
+    ActionSpec {
+        name: "upsert",
+        display_name: "Upsert Rows",
+        description: "Writes each record as a row of the table, the record's key in the key column and every field in the column of its name: insert or update (INSERT ... ON CONFLICT DO UPDATE), update only, or insert only, by sync mode. `retl destination fields` lists the table's columns.",
+        kind: ActionKind::Upsert,
+        fields: &[],
+        open_fields: true,
+        sync_modes: &[SyncMode::Upsert, SyncMode::Update, SyncMode::Create],
+    },
+    ActionSpec {
+        name: "delete",
+        display_name: "Delete Rows",
+        description: "Deletes the rows whose key column holds the record's key; a row that is already gone counts as deleted.",
+        kind: ActionKind::Delete,
+        fields: &[],
+        open_fields: false,
+        sync_modes: &[],
+    },
+];
+
+/// A PostgreSQL action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PostgresAction {
+    /// `upsert`.
+    Upsert,
+    /// `delete`.
+    Delete,
+}
+
+impl PostgresAction {
+    /// The action of a spec of [`ACTIONS`].
+    pub(crate) fn from_spec(spec: &ActionSpec) -> Option<Self> {
+        match spec.name {
+            "upsert" => Some(PostgresAction::Upsert),
+            "delete" => Some(PostgresAction::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// What one statement does with its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Operation {
+    /// Insert or update (`upsert` mode).
+    Upsert,
+    /// Update existing rows only (`update` mode).
+    Update,
+    /// Insert new rows only (`create` mode).
+    Create,
+    /// Delete by key.
+    Delete,
+}
+
+impl Operation {
+    /// The operation of an action in a sync mode.
+    pub(crate) fn of(action: PostgresAction, mode: Option<SyncMode>) -> Self {
+        match (action, mode) {
+            (PostgresAction::Delete, _) => Operation::Delete,
+            (PostgresAction::Upsert, Some(SyncMode::Update)) => Operation::Update,
+            (PostgresAction::Upsert, Some(SyncMode::Create)) => Operation::Create,
+            (PostgresAction::Upsert, _) => Operation::Upsert,
+        }
+    }
+
+    /// Whether the statement returns the ordinals of the rows it wrote (the others were not
+    /// written: no such row for an update, an existing row for a create).
+    pub(crate) fn returns_written(self) -> bool {
+        matches!(self, Operation::Update | Operation::Create)
+    }
+
+    /// Why a record the statement did not write was refused.
+    pub(crate) fn not_written_reason(self, table: &str, key: &Value) -> String {
+        match self {
+            Operation::Update => format!(
+                "no row of {table} has key {key}; sync mode update only changes existing rows (use upsert to insert it)"
+            ),
+            _ => format!(
+                "a row of {table} with key {key} exists already; sync mode create never changes existing rows (use upsert to update it)"
+            ),
+        }
+    }
+}
+
+/// `"name"`, quotes doubled: an identifier as PostgreSQL reads it.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// The column holding each row's position in the batch (1-based) in the rows a statement reads.
+const ORDINAL: &str = "\"retl ordinal\"";
+
+/// The rows of the batch document `$1` (a JSON array of objects, column → value), typed as the
+/// table's rows by `jsonb_populate_record` (each value converted by its column type's input
+/// rules: numbers, booleans, text, timestamps from RFC 3339, arrays from JSON arrays, json and
+/// jsonb as they are), with their ordinal.
+fn rows(table: &str) -> String {
+    format!(
+        "WITH src AS (SELECT e.n AS {ORDINAL}, r.* FROM jsonb_array_elements($1::text::jsonb) WITH ORDINALITY AS e(doc, n), LATERAL jsonb_populate_record(NULL::{table}, e.doc) AS r)"
+    )
+}
+
+/// The statement writing `columns` (the key column first) of the batch's rows, or deleting
+/// them by key.
+pub(crate) fn statement(operation: Operation, table: &Table, columns: &[String]) -> String {
+    let t = &table.qualified;
+    let key = quote_ident(&table.key);
+    let quoted: Vec<String> = columns.iter().map(|c| quote_ident(c)).collect();
+    let list = quoted.join(", ");
+    let values: Vec<&String> = quoted.iter().filter(|c| **c != key).collect();
+    let src = rows(t);
+    match operation {
+        Operation::Upsert => {
+            let on_conflict = if values.is_empty() {
+                "DO NOTHING".to_string()
+            } else {
+                let set: Vec<String> = values
+                    .iter()
+                    .map(|c| format!("{c} = EXCLUDED.{c}"))
+                    .collect();
+                format!("DO UPDATE SET {}", set.join(", "))
+            };
+            format!(
+                "{src} INSERT INTO {t} ({list}) SELECT {list} FROM src ON CONFLICT ({key}) {on_conflict}"
+            )
+        }
+        Operation::Create => format!(
+            "{src}, written AS (INSERT INTO {t} ({list}) SELECT {list} FROM src ON CONFLICT ({key}) DO NOTHING RETURNING {key}) SELECT s.{ORDINAL} FROM src s JOIN written w ON s.{key} = w.{key}"
+        ),
+        Operation::Update => {
+            let set: Vec<String> = if values.is_empty() {
+                vec![format!("{key} = d.{key}")]
+            } else {
+                values.iter().map(|c| format!("{c} = s.{c}")).collect()
+            };
+            format!(
+                "{src} UPDATE {t} AS d SET {} FROM src s WHERE d.{key} = s.{key} RETURNING s.{ORDINAL}",
+                set.join(", ")
+            )
+        }
+        Operation::Delete => {
+            format!("{src} DELETE FROM {t} AS d USING src s WHERE d.{key} = s.{key}")
+        }
+    }
+}
+
+/// The columns a payload writes: the key column, then its fields in the mapping's order.
+pub(crate) fn columns_of(table: &Table, payload: &Payload) -> Vec<String> {
+    let mut columns = Vec::with_capacity(payload.fields.len() + 1);
+    columns.push(table.key.clone());
+    columns.extend(payload.fields.iter().map(|(name, _)| name.to_string()));
+    columns
+}
+
+/// The batch document: one object per payload, the key under the key column.
+pub(crate) fn document(table: &Table, payloads: &[&Payload]) -> String {
+    let rows: Vec<Value> = payloads
+        .iter()
+        .map(|p| {
+            let mut row = Map::with_capacity(p.fields.len() + 1);
+            row.insert(table.key.clone(), p.key.clone());
+            for (name, value) in p.fields.iter() {
+                row.insert(name.to_string(), value.clone());
+            }
+            Value::Object(row)
+        })
+        .collect();
+    Value::Array(rows).to_string()
+}

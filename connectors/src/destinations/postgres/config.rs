@@ -1,0 +1,243 @@
+//! `postgres` destination configuration: the connection (as the `postgres` source's, checked by
+//! the same code) and the table written.
+
+use retl_engine::destination::{ConfigField, DestinationError, FieldType};
+use retl_engine::secret::Secret;
+use retl_engine::source::SourceError;
+use serde::Deserialize;
+
+use crate::destinations::invalid_config;
+use crate::sources::postgres::config::{Flavor, PostgresConfig, SslMode, ValidConfig};
+
+/// PostgreSQL's identifier length limit (NAMEDATALEN - 1).
+const MAX_IDENTIFIER: usize = 63;
+
+/// The configuration of a `postgres` destination.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PostgresDestinationConfig {
+    /// Host name or IP address of the server.
+    pub(crate) host: String,
+    /// TCP port (default 5432).
+    #[serde(default)]
+    pub(crate) port: Option<u16>,
+    /// The database holding the table.
+    pub(crate) database: String,
+    /// The role to log in as (needs INSERT, UPDATE and DELETE on the table).
+    pub(crate) user: String,
+    /// The role's password; absent for `trust` or peer authentication.
+    #[serde(default, deserialize_with = "crate::sources::config::password")]
+    pub(crate) password: Option<Secret>,
+    /// TLS mode: `disable`, `prefer` (default), `require`, `verify-ca` or `verify-full`.
+    #[serde(default)]
+    pub(crate) sslmode: Option<SslMode>,
+    /// A PEM file of the certificate authority of the server's certificate.
+    #[serde(default)]
+    pub(crate) sslrootcert: Option<String>,
+    /// The schema of the table (default `public`).
+    #[serde(default)]
+    pub(crate) schema: Option<String>,
+    /// The table written.
+    pub(crate) table: String,
+    /// The column holding the record's key (default: the table's one-column primary key).
+    #[serde(default)]
+    pub(crate) key_column: Option<String>,
+    /// Create the table on the first delivery when it does not exist.
+    #[serde(default)]
+    pub(crate) create_table: bool,
+    /// How long to wait for the server to accept a connection (default 10 000 ms).
+    #[serde(default)]
+    pub(crate) connect_timeout_ms: Option<u64>,
+}
+
+/// The config fields, as served by `ListDestinationTypes`.
+pub(crate) const CONFIG_FIELDS: &[ConfigField] = &[
+    ConfigField {
+        name: "host",
+        field_type: FieldType::String,
+        required: true,
+        secret: false,
+        description: "Host name or IP address of the PostgreSQL server.",
+    },
+    ConfigField {
+        name: "port",
+        field_type: FieldType::Integer,
+        required: false,
+        secret: false,
+        description: "TCP port (default 5432).",
+    },
+    ConfigField {
+        name: "database",
+        field_type: FieldType::String,
+        required: true,
+        secret: false,
+        description: "The database holding the table.",
+    },
+    ConfigField {
+        name: "user",
+        field_type: FieldType::String,
+        required: true,
+        secret: false,
+        description: "The role to log in as; it needs USAGE on the schema and SELECT, INSERT, UPDATE and DELETE on the table (CREATE on the schema with create_table).",
+    },
+    ConfigField {
+        name: "password",
+        field_type: FieldType::String,
+        required: false,
+        secret: true,
+        description: "The role's password (omit for trust or peer authentication).",
+    },
+    ConfigField {
+        name: "sslmode",
+        field_type: FieldType::String,
+        required: false,
+        secret: false,
+        description: "TLS: disable, prefer (default), require, verify-ca (certificate verified), or verify-full (certificate and host name verified).",
+    },
+    ConfigField {
+        name: "sslrootcert",
+        field_type: FieldType::String,
+        required: false,
+        secret: false,
+        description: "Path of a PEM file with the certificate authority of the server's certificate, for verify-ca and verify-full.",
+    },
+    ConfigField {
+        name: "schema",
+        field_type: FieldType::String,
+        required: false,
+        secret: false,
+        description: "Schema of the table (default public).",
+    },
+    ConfigField {
+        name: "table",
+        field_type: FieldType::String,
+        required: true,
+        secret: false,
+        description: "The table the records are written to; its columns are the fields of the upsert action.",
+    },
+    ConfigField {
+        name: "key_column",
+        field_type: FieldType::String,
+        required: false,
+        secret: false,
+        description: "The column that holds the record's key; it needs a unique index (default: the table's one-column primary key).",
+    },
+    ConfigField {
+        name: "create_table",
+        field_type: FieldType::Boolean,
+        required: false,
+        secret: false,
+        description: "Create the table on the first delivery when it does not exist: the key column as primary key, one column per mapped field typed from the first values (default false).",
+    },
+    ConfigField {
+        name: "connect_timeout_ms",
+        field_type: FieldType::Integer,
+        required: false,
+        secret: false,
+        description: "How long to wait for a connection, in milliseconds (default 10000).",
+    },
+];
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct ValidDestinationConfig {
+    /// The connection (the `statement_timeout` is the delivery timeout).
+    pub(crate) connection: ValidConfig,
+    /// The table's name.
+    pub(crate) table: String,
+    /// The key column, when configured.
+    pub(crate) key_column: Option<String>,
+    /// Whether a missing table is created.
+    pub(crate) create_table: bool,
+}
+
+impl ValidDestinationConfig {
+    /// The table's name for messages: `schema.table`.
+    pub(crate) fn table_name(&self) -> String {
+        format!("{}.{}", self.connection.schema, self.table)
+    }
+}
+
+/// A source-side config error as this destination's.
+pub(crate) fn from_source_error(error: SourceError) -> DestinationError {
+    match error {
+        SourceError::InvalidConfig { field, message } => invalid_config(field, message),
+        SourceError::Authentication { message } | SourceError::PermissionDenied { message } => {
+            DestinationError::Authentication { message }
+        }
+        SourceError::Unavailable { message } => DestinationError::Transient {
+            message,
+            retry_after: None,
+            throttled: false,
+        },
+        other => DestinationError::Rejected {
+            message: other.to_string(),
+        },
+    }
+}
+
+/// An identifier of the config (`table`, `key_column`): not empty, within PostgreSQL's limit.
+fn identifier(field: &str, name: &str) -> Result<(), DestinationError> {
+    if name.trim().is_empty() {
+        return Err(invalid_config(field, "must not be empty"));
+    }
+    if name.len() > MAX_IDENTIFIER || name.contains('\0') {
+        return Err(invalid_config(
+            field,
+            format!(
+                "'{name}' is not a valid PostgreSQL name (at most {MAX_IDENTIFIER} bytes, no NUL)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+impl PostgresDestinationConfig {
+    /// Checks the shape of every field with `statement_timeout` = `timeout`; touches no
+    /// network.
+    pub(crate) fn validate(
+        &self,
+        timeout: std::time::Duration,
+    ) -> Result<ValidDestinationConfig, DestinationError> {
+        identifier("table", &self.table)?;
+        if let Some(key) = &self.key_column {
+            identifier("key_column", key)?;
+        }
+        let connection = PostgresConfig {
+            host: self.host.clone(),
+            port: self.port,
+            database: self.database.clone(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            sslmode: self.sslmode,
+            sslrootcert: self.sslrootcert.clone(),
+            schema: self.schema.clone(),
+            connect_timeout_ms: self.connect_timeout_ms,
+            query_timeout_ms: None,
+            flavor: Flavor::Postgres,
+        }
+        .validate()
+        .map_err(from_source_error)?;
+        Ok(ValidDestinationConfig {
+            connection: ValidConfig {
+                query_timeout: Some(timeout),
+                ..connection
+            },
+            table: self.table.clone(),
+            key_column: self.key_column.clone(),
+            create_table: self.create_table,
+        })
+    }
+}
+
+#[cfg(test)]
+mod drift {
+    /// The catalog's config fields are exactly the typed config's fields.
+    #[test]
+    fn config_fields_match_the_typed_config() {
+        retl_engine::config_fields::check_config_fields::<super::PostgresDestinationConfig>(
+            super::CONFIG_FIELDS,
+        )
+        .unwrap();
+    }
+}
