@@ -263,3 +263,46 @@ async fn a_sync_sends_hubspot_exactly_the_mapped_inputs() {
     assert_eq!(update.body["inputs"].as_array().map(Vec::len), Some(4));
     assert_eq!(hub.objects("contacts").len(), 3);
 }
+
+/// Suggestions cover HubSpot's custom properties, discovered from the account.
+#[tokio::test]
+async fn suggestions_include_the_accounts_custom_properties() {
+    let hub = emulator().await;
+    let h = Harness::start().await;
+    h.warehouse(&customers(3)).await;
+    h.model("SELECT id, email, plan FROM customers").await;
+    h.create_destination(
+        "crm",
+        "hubspot",
+        json!({"access_token": TOKEN, "base_url": hub.base_url()}),
+    )
+    .await
+    .unwrap();
+    let suggestions = h
+        .client
+        .mappings()
+        .suggest_mappings(v1::SuggestMappingsRequest {
+            model_id: "m".to_string(),
+            destination_id: "crm".to_string(),
+            action: "upsert_contact".to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .suggestions;
+    let pairs: Vec<(&str, &str)> = suggestions
+        .iter()
+        .map(|s| (s.field.as_str(), s.column.as_str()))
+        .collect();
+    assert!(pairs.contains(&("email", "email")), "{suggestions:?}");
+    assert!(
+        pairs.contains(&("plan", "plan")),
+        "'plan' is a custom property of the account, not a declared field: {suggestions:?}"
+    );
+    assert!(
+        hub.requests()
+            .iter()
+            .any(|r| r.path == "/crm/v3/properties/contacts"),
+        "the properties were read from the account"
+    );
+}

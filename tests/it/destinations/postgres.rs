@@ -353,3 +353,81 @@ async fn a_field_without_a_column_stops_the_run_with_the_fix() {
     assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
     assert_eq!(pg.psql("SELECT count(*) FROM accounts").await.unwrap(), "3");
 }
+
+/// The table's columns are the action's fields over the API, and suggestions match the
+/// model's columns to them.
+#[tokio::test]
+async fn fields_and_suggestions_come_from_the_table() {
+    let pg = PostgresServer::start().await.unwrap();
+    pg.psql(
+        "CREATE TABLE accounts (customer_id bigint PRIMARY KEY, email_address text NOT NULL, \
+         tier text, seats integer, full_name_upper text GENERATED ALWAYS AS (upper(email_address)) STORED)",
+    )
+    .await
+    .unwrap();
+    let h = Harness::start().await;
+    h.warehouse(&customers(3)).await;
+    h.model("SELECT id, email, plan, active FROM customers")
+        .await;
+    let config = json!({"host": pg.host(), "port": pg.port(), "database": pg.database(),
+        "user": pg.user(), "password": pg.superuser_password(), "sslmode": "disable",
+        "table": "accounts"});
+    h.create_destination("app_db", "postgres", config)
+        .await
+        .unwrap();
+    let fields = h
+        .client
+        .destinations()
+        .list_action_fields(v1::ListActionFieldsRequest {
+            destination_id: "app_db".to_string(),
+            action: "upsert".to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .fields;
+    let listed: Vec<(&str, v1::FieldType, bool)> = fields
+        .iter()
+        .map(|f| (f.name.as_str(), f.r#type(), f.required))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("email_address", v1::FieldType::String, true),
+            ("tier", v1::FieldType::String, false),
+            ("seats", v1::FieldType::Integer, false),
+        ],
+        "the key column and the generated column are not fields"
+    );
+
+    let suggestions = h
+        .client
+        .mappings()
+        .suggest_mappings(v1::SuggestMappingsRequest {
+            model_id: "m".to_string(),
+            destination_id: "app_db".to_string(),
+            action: "upsert".to_string(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .suggestions;
+    let pairs: Vec<(&str, &str)> = suggestions
+        .iter()
+        .map(|s| (s.field.as_str(), s.column.as_str()))
+        .collect();
+    assert!(
+        pairs.contains(&("email_address", "email")),
+        "{suggestions:?}"
+    );
+    assert!(pairs.contains(&("tier", "plan")), "{suggestions:?}");
+    assert!(
+        !pairs.iter().any(|(field, _)| *field == "seats"),
+        "no column means seats: {suggestions:?}"
+    );
+    assert!(
+        suggestions
+            .iter()
+            .all(|s| !s.reason.is_empty() && s.score > 0.0)
+    );
+}
