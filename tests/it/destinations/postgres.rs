@@ -219,6 +219,21 @@ impl Subject for PostgresSubject {
 
 conformance_suite!(PostgresSubject::start().await);
 
+/// A daemon with model `m` (`sql` over three customers) and destination `app_db`: table
+/// `accounts` of `pg`, written as the superuser.
+async fn app_db(pg: &PostgresServer, sql: &str) -> Harness {
+    let h = Harness::start().await;
+    h.warehouse(&customers(3)).await;
+    h.model(sql).await;
+    let config = json!({"host": pg.host(), "port": pg.port(), "database": pg.database(),
+        "user": pg.user(), "password": pg.superuser_password(), "sslmode": "disable",
+        "table": "accounts"});
+    h.create_destination("app_db", "postgres", config)
+        .await
+        .unwrap();
+    h
+}
+
 /// A sync through the daemon: templates and expressions land in typed columns, a re-sync
 /// updates in place, an update-only mapping rejects a row the table lacks, and the test
 /// record shows the statement.
@@ -231,15 +246,7 @@ async fn a_sync_writes_typed_rows_and_updates_them_in_place() {
     )
     .await
     .unwrap();
-    let h = Harness::start().await;
-    h.warehouse(&customers(3)).await;
-    h.model("SELECT id, email, plan FROM customers").await;
-    let config = json!({"host": pg.host(), "port": pg.port(), "database": pg.database(),
-        "user": pg.user(), "password": pg.superuser_password(), "sslmode": "disable",
-        "table": "accounts"});
-    h.create_destination("app_db", "postgres", config)
-        .await
-        .unwrap();
+    let h = app_db(&pg, "SELECT id, email, plan FROM customers").await;
     let fields = vec![
         template("label", "{{ email }} ({{ plan | upper }})"),
         expression("seats", "id * 10"),
@@ -319,15 +326,7 @@ async fn a_field_without_a_column_stops_the_run_with_the_fix() {
     pg.psql("CREATE TABLE accounts (id bigint PRIMARY KEY, email text)")
         .await
         .unwrap();
-    let h = Harness::start().await;
-    h.warehouse(&customers(3)).await;
-    h.model("SELECT id, email, plan FROM customers").await;
-    let config = json!({"host": pg.host(), "port": pg.port(), "database": pg.database(),
-        "user": pg.user(), "password": pg.superuser_password(), "sslmode": "disable",
-        "table": "accounts"});
-    h.create_destination("app_db", "postgres", config)
-        .await
-        .unwrap();
+    let h = app_db(&pg, "SELECT id, email, plan FROM customers").await;
     h.create_mapping_with(
         "up",
         "m",
@@ -365,16 +364,7 @@ async fn fields_and_suggestions_come_from_the_table() {
     )
     .await
     .unwrap();
-    let h = Harness::start().await;
-    h.warehouse(&customers(3)).await;
-    h.model("SELECT id, email, plan, active FROM customers")
-        .await;
-    let config = json!({"host": pg.host(), "port": pg.port(), "database": pg.database(),
-        "user": pg.user(), "password": pg.superuser_password(), "sslmode": "disable",
-        "table": "accounts"});
-    h.create_destination("app_db", "postgres", config)
-        .await
-        .unwrap();
+    let h = app_db(&pg, "SELECT id, email, plan, active FROM customers").await;
     let fields = h
         .client
         .destinations()
