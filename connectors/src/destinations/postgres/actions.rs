@@ -5,7 +5,7 @@ use retl_engine::destination::spec::ActionKind;
 use retl_engine::destination::{ActionSpec, Payload, SyncMode};
 use serde_json::{Map, Value};
 
-use super::client::Table;
+use super::client::{Table, quote_ident};
 
 /// The actions of the PostgreSQL destination, in catalog order.
 pub(crate) static ACTIONS: [ActionSpec; 2] = [
@@ -90,11 +90,6 @@ impl Operation {
             ),
         }
     }
-}
-
-/// `"name"`, quotes doubled: an identifier as PostgreSQL reads it.
-pub(crate) fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The column holding each row's position in the batch (1-based) in the rows a statement reads.

@@ -8,11 +8,15 @@ use datafusion_table_providers::sql::db_connection_pool::postgrespool::PostgresC
 use retl_engine::destination::{DestinationError, Payload};
 use serde_json::Value;
 
-use super::actions::quote_ident;
 use super::config::{ValidDestinationConfig, from_source_error};
 use crate::destinations::invalid_config;
 use crate::sources::postgres::errors::{classify, pg_message};
 use crate::sources::postgres::pool::{self, Session};
+
+/// `"name"`, quotes doubled: an identifier as PostgreSQL reads it.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
 
 /// One column of the table.
 #[derive(Debug, Clone)]

@@ -12,8 +12,8 @@ use datafusion_table_providers::sqlite::sql_table::SQLiteTable;
 use retl_engine::source::SourceError;
 use rusqlite::Connection;
 
+use super::database::{Database, SCHEMA, blocking};
 use super::errors::Phase;
-use super::source::{Database, SCHEMA, blocking};
 use super::types;
 use crate::sources::catalog::TableLoader;
 

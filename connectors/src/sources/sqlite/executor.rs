@@ -27,9 +27,9 @@ use retl_engine::source::SourceError;
 use tokio::sync::{mpsc, oneshot};
 
 use super::catalog::table_names;
+use super::database::{Database, SCHEMA, blocking};
 use super::decode::ColumnDecoder;
 use super::errors::Phase;
-use super::source::{Database, SCHEMA, blocking};
 use crate::sources::catalog::external;
 
 /// Rows per Arrow batch.

@@ -6,7 +6,8 @@
 //!
 //! # Files
 //! - `config.rs`: `SqliteConfig`, its catalog field specs, `validate()` (shape only).
-//! - `source.rs`: the database file, its read-only connections, `impl Source`.
+//! - `database.rs`: the database file, its read-only connections, the blocking pool.
+//! - `source.rs`: `impl Source`.
 //! - `catalog.rs`: the file as a DataFusion catalog, resolving tables and views lazily from
 //!   `sqlite_schema`.
 //! - `executor.rs`: the streaming reader a pushed-down model runs through, and the table
@@ -85,6 +86,7 @@
 
 mod catalog;
 mod config;
+mod database;
 mod decode;
 mod errors;
 mod executor;

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::sources::conformance;
-use crate::sources::sqlite::source::Database;
+use crate::sources::sqlite::database::Database;
 
 #[test]
 fn conformance_config_errors_name_the_field() {
