@@ -334,6 +334,7 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
             null_values: Default::default(),
             initial_sync: InitialSync::Backfill,
             enabled: None,
+            schedule: None,
         })
         .await?;
     Ok(())

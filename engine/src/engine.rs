@@ -1,7 +1,10 @@
 //! [`Engine`]: a thin handle over the engine's services, one per data directory.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use crate::catalog::service::{
@@ -12,6 +15,8 @@ use crate::delivery::Limiters;
 use crate::error::{Error, StorageError};
 use crate::model::preview::Previews;
 use crate::options::EngineOptions;
+use crate::schedule::state::ScheduleStates;
+use crate::schedule::{Clock, Scheduler, SystemClock};
 use crate::state::StateStore;
 use crate::state::rocks::RocksStateStore;
 use crate::store::Store;
@@ -32,6 +37,10 @@ struct Services {
     destinations: DestinationService,
     mappings: MappingService,
     syncs: SyncManager,
+    /// The scheduler (on the system clock).
+    scheduler: Scheduler,
+    /// The running scheduler task and how to stop it.
+    scheduling: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
 }
 
 /// The retl engine over one data directory. Cheap to clone.
@@ -73,6 +82,11 @@ impl Engine {
         let active = Arc::new(ActiveRuns::default());
         let limiters = Arc::new(Limiters::default());
         let state_store = Arc::clone(&state) as Arc<dyn StateStore>;
+        let scheduler = Scheduler::new(
+            catalog.clone(),
+            ScheduleStates::new(store.clone()),
+            Arc::new(SystemClock),
+        );
         let syncs = SyncManager::new(SyncManagerParts {
             catalog,
             registry: Arc::clone(&registry),
@@ -89,6 +103,8 @@ impl Engine {
             destinations: DestinationService::new(ctx.clone(), limiters),
             mappings: MappingService::new(ctx, options.clone(), state_store, history, active),
             syncs,
+            scheduler,
+            scheduling: Mutex::new(None),
             data_dir: data_dir.to_path_buf(),
             registry,
             options,
@@ -145,8 +161,59 @@ impl Engine {
         &self.services.syncs
     }
 
-    /// Cancels running syncs, waits for them to record their end, and flushes the database.
+    /// The scheduler (its state per mapping, one pass on demand).
+    pub fn scheduler(&self) -> &Scheduler {
+        &self.services.scheduler
+    }
+
+    /// A scheduler over this engine's mappings reading time from `clock` (tests drive passes
+    /// with [`Scheduler::tick`] on a manual clock).
+    pub fn scheduler_with_clock(&self, clock: Arc<dyn Clock>) -> Scheduler {
+        Scheduler::new(
+            Catalog::new(self.services.store.clone()),
+            ScheduleStates::new(self.services.store.clone()),
+            clock,
+        )
+    }
+
+    /// Starts scheduling (the daemon does; an engine opened for a one-off task does not).
+    /// Calling it again does nothing.
+    pub fn start_scheduler(&self) {
+        let mut scheduling = self
+            .services
+            .scheduling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if scheduling.is_some() {
+            return;
+        }
+        let stop = CancellationToken::new();
+        let engine = self.clone();
+        let token = stop.clone();
+        let finished = self.services.syncs.subscribe_finished();
+        let handle = tokio::spawn(async move {
+            let services = &engine.services;
+            services
+                .scheduler
+                .run(&services.syncs, finished, token)
+                .await;
+        });
+        *scheduling = Some((stop, handle));
+    }
+
+    /// Stops scheduling, cancels running syncs, waits for them to record their end, and flushes
+    /// the database.
     pub async fn shutdown(&self) {
+        let scheduling = self
+            .services
+            .scheduling
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((stop, handle)) = scheduling {
+            stop.cancel();
+            let _ = handle.await;
+        }
         self.services.syncs.shutdown().await;
         // Written tables instead of a write-ahead log to replay: the next start opens at once
         // (replaying the log of a 10M-row sync took seconds and memory).

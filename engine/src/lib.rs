@@ -23,6 +23,7 @@
 //! - [`mapping`]: record selection and field evaluation into payloads.
 //! - [`delivery`]: batching, rate limiting, retries.
 //! - [`sync`]: the sync manager, the run, one module per step, run records and history.
+//! - [`schedule`]: schedules, their times, the scheduler and its persisted state.
 //! - [`error`] and [`category`]: errors by fault category; [`store`]: the RocksDB database;
 //!   [`id`], [`secret`], [`timestamp`]: small shared types.
 //!
@@ -49,6 +50,7 @@ pub mod id;
 pub mod mapping;
 pub mod model;
 pub mod options;
+pub mod schedule;
 pub mod secret;
 pub mod source;
 pub mod staging;

@@ -182,6 +182,7 @@ async fn serve_engine(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    engine.start_scheduler();
     tracing::info!(%addr, data_dir = %engine.data_dir().display(), authentication = auth.is_required(), "retl daemon listening");
     let result = tonic::transport::Server::builder()
         .add_service(health)
@@ -398,7 +399,7 @@ mod tests {
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
         assert!(err.message().contains("model_id"), "{}", err.message());
 
-        // Schedules are declared but refused.
+        // A schedule that is not one names the accepted forms.
         let err = client
             .mappings()
             .create_mapping(v1::CreateMappingRequest {
@@ -408,15 +409,20 @@ mod tests {
                     destination_id: "d".into(),
                     action: "a".into(),
                     schedule: Some(v1::Schedule {
-                        schedule: Some(v1::schedule::Schedule::Cron("*/5 * * * *".into())),
+                        schedule: Some(v1::schedule::Schedule::Cron("every five minutes".into())),
+                        time_zone: String::new(),
                     }),
                     ..Default::default()
                 }),
             })
             .await
             .unwrap_err();
-        assert_eq!(err.code(), tonic::Code::Unimplemented);
-        assert!(err.message().contains("TriggerSync"));
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(
+            err.message().contains("has 3 fields; write 5") && err.message().contains("accepted:"),
+            "{}",
+            err.message()
+        );
 
         daemon.stop().await.unwrap();
     }

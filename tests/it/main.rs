@@ -7,6 +7,7 @@ mod bad_input;
 mod destinations;
 mod mappings;
 mod mysql;
+mod schedules;
 mod sources;
 mod sqlite;
 mod sync;

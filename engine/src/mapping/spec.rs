@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::destination::spec::SyncMode;
 use crate::id::{DestinationId, MappingId, ModelId};
 use crate::mapping::select::RecordSelection;
+use crate::schedule::spec::Schedule;
 
 /// Where a destination field's value comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +97,9 @@ pub struct MappingDef {
     pub initial_sync: InitialSync,
     /// Whether it may run.
     pub enabled: bool,
+    /// When it runs by itself (`None` = only when triggered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
     /// When it was created.
     #[serde(with = "crate::timestamp")]
     pub create_time: DateTime<Utc>,
@@ -129,6 +133,8 @@ pub struct NewMapping {
     pub initial_sync: InitialSync,
     /// Whether it starts enabled (default true).
     pub enabled: Option<bool>,
+    /// When it runs by itself (`None` = only when triggered).
+    pub schedule: Option<Schedule>,
 }
 
 /// Changes to a mapping; `None` keeps a value. Model, destination and action are fixed at
@@ -147,4 +153,6 @@ pub struct MappingPatch {
     pub null_values: Option<NullValues>,
     /// New enabled flag.
     pub enabled: Option<bool>,
+    /// New schedule: `Some(None)` removes it (triggered runs only).
+    pub schedule: Option<Option<Schedule>>,
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +50,8 @@ pub struct SyncManager {
     active: Arc<ActiveRuns>,
     limiters: Arc<Limiters>,
     extraction_slots: Mutex<Slots>,
+    /// Every run's final record, as it ends (the scheduler starts chained mappings from it).
+    finished: broadcast::Sender<SyncRun>,
 }
 
 impl std::fmt::Debug for SyncManager {
@@ -104,6 +106,7 @@ impl SyncManager {
             active: parts.active,
             limiters: parts.limiters,
             extraction_slots: Mutex::new(HashMap::new()),
+            finished: broadcast::channel(256).0,
         })
     }
 
@@ -198,17 +201,36 @@ impl SyncManager {
         let progress = Progress::new(run.clone(), tx, self.history.clone());
         let runner = SyncRunner::new(env, inputs, progress, cancel);
         let active = Arc::clone(&self.active);
+        let history = self.history.clone();
+        let finished = self.finished.clone();
         let span = tracing::info_span!("sync_run", mapping_id = %mapping_id, run_id = %run_id);
         let task_run_id = run_id.clone();
         let handle = tokio::spawn(tracing::Instrument::instrument(
             async move {
                 runner.run().await;
                 active.remove(&task_run_id);
+                if let Ok(Some(run)) = history.get(&task_run_id) {
+                    // No receiver (no scheduler) is fine.
+                    let _ = finished.send(run);
+                }
             },
             span,
         ));
         self.active.set_handle(&run_id, handle);
         Ok(run)
+    }
+
+    /// The run of a mapping in progress, if any.
+    ///
+    /// # Errors
+    /// The registry of runs is unusable (a poisoned lock).
+    pub fn running_run_of(&self, mapping_id: &str) -> Result<Option<String>, Error> {
+        self.active.of_mapping(mapping_id)
+    }
+
+    /// Every run's final record from now on, as each ends.
+    pub fn subscribe_finished(&self) -> broadcast::Receiver<SyncRun> {
+        self.finished.subscribe()
     }
 
     /// A run by id (live counts while it runs).

@@ -12,7 +12,7 @@ use crate::grpc::json;
 #[derive(Debug, Subcommand)]
 pub enum MappingCommand {
     /// Create a mapping: a model's changes sent to one action of a destination.
-    Create(CreateArgs),
+    Create(Box<CreateArgs>),
     /// List mappings.
     List,
     /// Show a mapping.
@@ -48,6 +48,9 @@ pub enum MappingCommand {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Set when the mapping runs by itself (or `--manual`), or `--preview` a schedule's next
+    /// three runs.
+    Schedule(crate::cli::schedule::ScheduleCommand),
     /// Let the mapping run.
     Enable {
         /// Mapping id.
@@ -181,6 +184,9 @@ pub struct CreateArgs {
     /// Create it disabled.
     #[arg(long)]
     pub disabled: bool,
+    /// When it runs by itself.
+    #[command(flatten)]
+    pub schedule: crate::cli::schedule::ScheduleArgs,
 }
 
 /// Options of `retl mapping update`.
@@ -334,9 +340,12 @@ pub fn print_mapping(out: Output, m: &v1::Mapping) {
                 ),
                 ("initial sync", initial.to_string()),
                 ("enabled", m.enabled.unwrap_or(false).to_string()),
+            ];
+            pairs.extend(crate::cli::schedule::rows(m));
+            pairs.extend([
                 ("created", time(m.create_time.as_ref())),
                 ("updated", time(m.update_time.as_ref())),
-            ];
+            ]);
             if m.fields.is_empty() {
                 pairs.push(("fields", "-".into()));
             }
@@ -356,6 +365,7 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
     let mut api = ctx.client.mappings();
     match command {
         MappingCommand::Create(args) => {
+            let args = *args;
             let initial_sync = match args.initial_sync {
                 InitialSyncArg::Backfill => v1::InitialSync::Backfill,
                 InitialSyncArg::MarkExistingSynced => v1::InitialSync::MarkExistingSynced,
@@ -374,6 +384,17 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                         enabled: Some(!args.disabled),
                         sync_mode: args.fields.sync_mode.map_or(0, |m| m.proto() as i32),
                         null_values: args.fields.null_values.map_or(0, |n| n.proto() as i32),
+                        schedule: args
+                            .schedule
+                            .schedule
+                            .as_deref()
+                            .map(|s| {
+                                crate::cli::schedule::proto_schedule(
+                                    s,
+                                    args.schedule.time_zone.as_deref(),
+                                )
+                            })
+                            .transpose()?,
                         ..Default::default()
                     }),
                 })
@@ -530,6 +551,7 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                 .into_inner();
             super::test_record::print_test_record(ctx.output, &r);
         }
+        MappingCommand::Schedule(args) => crate::cli::schedule::run(ctx, args).await?,
         MappingCommand::Enable { id } => set_enabled(ctx, id, true).await?,
         MappingCommand::Disable { id } => set_enabled(ctx, id, false).await?,
     }

@@ -14,6 +14,7 @@ pub mod model;
 pub mod output;
 pub mod progress;
 pub mod quickstart;
+pub mod schedule;
 pub mod serve;
 pub mod source;
 pub mod sync;
@@ -447,6 +448,11 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
     match command {
         Command::Serve(args) => serve::run(args, token).await,
         Command::Quickstart(args) => quickstart::run(args, output).await,
+        Command::Api(ApiCommand::Mapping(mapping::MappingCommand::Schedule(args)))
+            if args.preview =>
+        {
+            schedule::preview(&args, output)
+        }
         Command::Api(command) => {
             let ctx = Context {
                 client: Client::connect(&addr, token.as_deref()).await?,

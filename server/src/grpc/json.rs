@@ -178,9 +178,36 @@ pub fn mapping(m: &v1::Mapping) -> Value {
         "sync_mode": enum_name(m.sync_mode, v1::SyncMode::as_str_name),
         "null_values": enum_name(m.null_values, v1::NullValues::as_str_name),
         "enabled": m.enabled.unwrap_or(false),
+        "schedule": m.schedule.as_ref().map_or(Value::Null, schedule),
+        "schedule_status": m.schedule_status.as_ref().map_or(Value::Null, |s| json!({
+            "next_run_times": s.next_run_times.iter().map(|t| ts(Some(t))).collect::<Vec<_>>(),
+            "last_tick_time": ts(s.last_tick_time.as_ref()),
+            "last_tick_outcome": s.last_tick_outcome,
+            "last_tick_missed": s.last_tick_missed,
+        })),
         "create_time": ts(m.create_time.as_ref()),
         "update_time": ts(m.update_time.as_ref()),
     })
+}
+
+/// A schedule, as the API's JSON mapping spells it.
+fn schedule(s: &v1::Schedule) -> Value {
+    use v1::schedule::Schedule as Kind;
+    let mut value = match &s.schedule {
+        None => json!({}),
+        Some(Kind::Interval(d)) => json!({"interval": format!("{}s", d.seconds)}),
+        Some(Kind::DailyAt(t)) => json!({"daily_at": t}),
+        Some(Kind::Cron(c)) => json!({"cron": c}),
+        Some(Kind::DayAndTime(dt)) => json!({"day_and_time": {
+            "days": dt.days.iter().map(|d| enum_name(*d, v1::DayOfWeek::as_str_name)).collect::<Vec<_>>(),
+            "hour": dt.hour,
+        }}),
+        Some(Kind::AfterMapping(m)) => json!({"after_mapping": m}),
+    };
+    if !s.time_zone.is_empty() {
+        value["time_zone"] = json!(s.time_zone);
+    }
+    value
 }
 
 /// A sync run.

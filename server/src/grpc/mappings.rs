@@ -11,10 +11,6 @@ use crate::grpc::{
     Order, PageRequest, convert, create_id, paginate, required_id, touches, update_paths,
 };
 
-/// What `Schedule` answers until scheduling is built.
-pub const SCHEDULES_UNIMPLEMENTED: &str =
-    "schedules are not implemented yet; trigger syncs with TriggerSync (retl sync run <mapping>)";
-
 /// The mapping service.
 #[derive(Debug, Clone)]
 pub struct MappingApi {
@@ -26,12 +22,18 @@ impl MappingApi {
     pub fn new(engine: Engine) -> Self {
         MappingApi { engine }
     }
-}
 
-fn reject_schedule(schedule: Option<&v1::Schedule>) -> Result<(), Status> {
-    match schedule {
-        Some(s) if s.schedule.is_some() => Err(Status::unimplemented(SCHEDULES_UNIMPLEMENTED)),
-        _ => Ok(()),
+    /// A mapping as proto, with what the scheduler did and will do.
+    fn present(&self, def: MappingDef) -> Result<v1::Mapping, Status> {
+        let schedule_status = self
+            .engine
+            .scheduler()
+            .status(&def, 3)
+            .map_err(status)?
+            .map(convert::schedule_status);
+        let mut mapping = convert::mapping(def);
+        mapping.schedule_status = schedule_status;
+        Ok(mapping)
     }
 }
 
@@ -84,8 +86,11 @@ impl MappingService for MappingApi {
     ) -> Result<Response<v1::Mapping>, Status> {
         let req = request.into_inner();
         let mapping = req.mapping.ok_or_else(|| required("mapping"))?;
-        reject_schedule(mapping.schedule.as_ref())?;
         let initial_sync = convert::initial_sync_from(mapping.initial_sync());
+        let schedule = match mapping.schedule {
+            Some(s) => convert::schedule_from("mapping.schedule", s)?,
+            None => None,
+        };
         let sync_mode = convert::sync_mode_from(sync_mode_of(mapping.sync_mode)?);
         let new = NewMapping {
             id: create_id("mapping", req.mapping_id, mapping.id)?,
@@ -99,10 +104,11 @@ impl MappingService for MappingApi {
             null_values: convert::null_values_from(null_values_of(mapping.null_values)?),
             initial_sync,
             enabled: mapping.enabled,
+            schedule,
         };
         let def = self.engine.mappings().create(new).await.map_err(status)?;
         tracing::info!(mapping_id = %def.id, model_id = %def.model_id, destination_id = %def.destination_id, action = %def.action, "mapping created");
-        Ok(Response::new(convert::mapping(def)))
+        Ok(Response::new(self.present(def)?))
     }
 
     async fn get_mapping(
@@ -112,7 +118,7 @@ impl MappingService for MappingApi {
         let req = request.into_inner();
         let id = required_id("mapping_id", &req.mapping_id)?;
         let def = self.engine.mappings().get(id).map_err(status)?;
-        Ok(Response::new(convert::mapping(def)))
+        Ok(Response::new(self.present(def)?))
     }
 
     async fn list_mappings(
@@ -133,7 +139,10 @@ impl MappingService for MappingApi {
             },
         )?;
         Ok(Response::new(v1::ListMappingsResponse {
-            mappings: page.into_iter().map(convert::mapping).collect(),
+            mappings: page
+                .into_iter()
+                .map(|def| self.present(def))
+                .collect::<Result<_, _>>()?,
             next_page_token,
         }))
     }
@@ -167,9 +176,14 @@ impl MappingService for MappingApi {
                 "update_time",
             ],
         )?;
-        if touches(&paths, "schedule", mapping.schedule.is_some()) {
-            reject_schedule(mapping.schedule.as_ref())?;
-        }
+        let schedule = if touches(&paths, "schedule", mapping.schedule.is_some()) {
+            Some(match mapping.schedule {
+                Some(s) => convert::schedule_from("mapping.schedule", s)?,
+                None => None,
+            })
+        } else {
+            None
+        };
         let fields = if touches(&paths, "fields", !mapping.fields.is_empty()) {
             Some(convert::field_mappings("mapping.fields", mapping.fields)?)
         } else {
@@ -209,6 +223,7 @@ impl MappingService for MappingApi {
             sync_mode,
             null_values,
             enabled,
+            schedule,
         };
         let def = self
             .engine
@@ -217,7 +232,7 @@ impl MappingService for MappingApi {
             .await
             .map_err(status)?;
         tracing::info!(mapping_id = %def.id, "mapping updated");
-        Ok(Response::new(convert::mapping(def)))
+        Ok(Response::new(self.present(def)?))
     }
 
     async fn delete_mapping(
@@ -244,7 +259,7 @@ impl MappingService for MappingApi {
             .await
             .map_err(status)?;
         tracing::info!(mapping_id = %id, enabled = req.enabled, "mapping enabled flag set");
-        Ok(Response::new(convert::mapping(def)))
+        Ok(Response::new(self.present(def)?))
     }
 
     async fn suggest_mappings(
@@ -347,6 +362,7 @@ fn unsaved_mapping(mapping: v1::Mapping) -> Result<MappingDef, Status> {
         null_values: convert::null_values_from(null_values_of(mapping.null_values)?),
         initial_sync,
         enabled: mapping.enabled.unwrap_or(true),
+        schedule: None,
         create_time: now,
         update_time: now,
     })

@@ -12,6 +12,7 @@ use crate::mapping::expression::schema_of;
 use crate::mapping::plan::{MappingPlan, MappingRules, default_selection};
 use crate::mapping::spec::{MappingDef, MappingPatch, NewMapping};
 use crate::options::EngineOptions;
+use crate::schedule::spec::{ACCEPTED_FORMS, Schedule};
 use crate::state::StateStore;
 use crate::sync::active::ActiveRuns;
 use crate::sync::history::RunHistory;
@@ -51,6 +52,30 @@ impl MappingService {
         }
     }
 
+    /// Checks a schedule of mapping `id`: its form, and that a mapping it follows exists.
+    fn validate_schedule(&self, id: &str, schedule: Option<&Schedule>) -> Result<(), Error> {
+        let Some(schedule) = schedule else {
+            return Ok(());
+        };
+        let compiled = schedule.compile(id).map_err(|m| {
+            Error::invalid(
+                "mapping.schedule",
+                format!("{m}; accepted: {ACCEPTED_FORMS}"),
+            )
+        })?;
+        if let Some(other) = compiled.after_mapping()
+            && self.ctx.catalog.mapping(other.as_str()).is_err()
+        {
+            return Err(Error::invalid(
+                "mapping.schedule",
+                format!(
+                    "mapping '{other}' (to run after) does not exist; name an existing mapping"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks fields and selection against the model's columns and the action's fields.
     fn validate(&self, def: &MappingDef) -> Result<(), Error> {
         let model = self.ctx.catalog.model(def.model_id.as_str())?;
@@ -69,6 +94,7 @@ impl MappingService {
     /// `FailedPrecondition` for a disabled destination; `AlreadyExists`.
     pub async fn create(&self, new: NewMapping) -> Result<MappingDef, Error> {
         let id = check_id("mapping_id", new.id, "mapping")?;
+        self.validate_schedule(&id, new.schedule.as_ref())?;
         let _guard = self.ctx.write_lock().await;
         ensure_absent(&self.ctx.catalog, Kind::Mapping, &id)?;
         let model = self.ctx.catalog.model(&new.model_id).map_err(|e| match e {
@@ -123,6 +149,7 @@ impl MappingService {
             null_values: new.null_values,
             initial_sync: new.initial_sync,
             enabled: new.enabled.unwrap_or(true),
+            schedule: new.schedule,
             create_time: now,
             update_time: now,
         };
@@ -169,6 +196,10 @@ impl MappingService {
         }
         if let Some(v) = patch.enabled {
             def.enabled = v;
+        }
+        if let Some(v) = patch.schedule {
+            self.validate_schedule(id, v.as_ref())?;
+            def.schedule = v;
         }
         self.validate(&def)?;
         def.update_time = Utc::now();

@@ -16,9 +16,11 @@ use retl_proto::v1;
 
 mod mapping;
 mod run;
+mod schedule;
 
 pub use mapping::*;
 pub use run::*;
+pub use schedule::*;
 
 // ---- JSON <-> google.protobuf.Struct / Value ----
 
