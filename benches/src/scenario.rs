@@ -335,6 +335,7 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
             initial_sync: InitialSync::Backfill,
             enabled: None,
             schedule: None,
+            retry_policy: None,
         })
         .await?;
     Ok(())

@@ -21,6 +21,7 @@ use crate::state::StateStore;
 use crate::state::rocks::RocksStateStore;
 use crate::store::Store;
 use crate::sync::active::ActiveRuns;
+use crate::sync::failures::FailureLedger;
 use crate::sync::history::RunHistory;
 use crate::sync::manager::{SyncManager, SyncManagerParts};
 
@@ -82,6 +83,7 @@ impl Engine {
         let active = Arc::new(ActiveRuns::default());
         let limiters = Arc::new(Limiters::default());
         let state_store = Arc::clone(&state) as Arc<dyn StateStore>;
+        let failures = FailureLedger::new(store.clone());
         let scheduler = Scheduler::new(
             catalog.clone(),
             ScheduleStates::new(store.clone()),
@@ -96,12 +98,20 @@ impl Engine {
             options: options.clone(),
             active: Arc::clone(&active),
             limiters: Arc::clone(&limiters),
+            failures: failures.clone(),
         })?;
         let services = Services {
             sources: SourceService::new(ctx.clone(), Arc::clone(&previews)),
             models: ModelService::new(ctx.clone(), options.clone(), previews),
             destinations: DestinationService::new(ctx.clone(), limiters),
-            mappings: MappingService::new(ctx, options.clone(), state_store, history, active),
+            mappings: MappingService::new(
+                ctx,
+                options.clone(),
+                state_store,
+                history,
+                active,
+                failures,
+            ),
             syncs,
             scheduler,
             scheduling: Mutex::new(None),

@@ -6,7 +6,8 @@
 //! | `secrets` | `<kind>/<id>` | JSON object of secret config fields |
 //! | `runs` | run id (UUIDv7, time ordered) | JSON `SyncRun` |
 //! | `state` | `<mapping id> 0x00 <encoded key>` | 16-byte fingerprint |
-//! | `meta` | `mapping/<id>/initialized` | marker |
+//! | `meta` | `mapping/<id>/initialized`, `schedule/<id>` | marker, scheduler state |
+//! | `failures` | `<mapping id> 0x00 <encoded key>` | JSON failed record (attempts, last error) |
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,7 +24,15 @@ pub(crate) const CF_SECRETS: &str = "secrets";
 pub(crate) const CF_RUNS: &str = "runs";
 pub(crate) const CF_STATE: &str = "state";
 pub(crate) const CF_META: &str = "meta";
-const ALL_CFS: [&str; 5] = [CF_CATALOG, CF_SECRETS, CF_RUNS, CF_STATE, CF_META];
+pub(crate) const CF_FAILURES: &str = "failures";
+const ALL_CFS: [&str; 6] = [
+    CF_CATALOG,
+    CF_SECRETS,
+    CF_RUNS,
+    CF_STATE,
+    CF_META,
+    CF_FAILURES,
+];
 
 /// The shared RocksDB handle.
 #[derive(Clone)]
@@ -119,6 +128,22 @@ impl Store {
             message: e.to_string(),
         })?;
         batch.put_cf(self.cf(cf)?, key.as_bytes(), bytes);
+        Ok(())
+    }
+
+    /// Encodes a JSON value under a binary key into a write batch.
+    pub(crate) fn put_json_bytes<T: Serialize>(
+        &self,
+        batch: &mut WriteBatch,
+        cf: &'static str,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StorageError> {
+        let bytes = serde_json::to_vec(value).map_err(|e| StorageError::Decode {
+            what: "record to write",
+            message: e.to_string(),
+        })?;
+        batch.put_cf(self.cf(cf)?, key, bytes);
         Ok(())
     }
 

@@ -5,6 +5,7 @@
 mod api;
 mod bad_input;
 mod destinations;
+mod failures;
 mod mappings;
 mod mysql;
 mod schedules;

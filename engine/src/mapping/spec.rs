@@ -8,6 +8,7 @@ use crate::destination::spec::SyncMode;
 use crate::id::{DestinationId, MappingId, ModelId};
 use crate::mapping::select::RecordSelection;
 use crate::schedule::spec::Schedule;
+use crate::sync::failures::RetryPolicy;
 
 /// Where a destination field's value comes from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +101,9 @@ pub struct MappingDef {
     /// When it runs by itself (`None` = only when triggered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<Schedule>,
+    /// When records that keep failing are given up.
+    #[serde(default)]
+    pub retry_policy: RetryPolicy,
     /// When it was created.
     #[serde(with = "crate::timestamp")]
     pub create_time: DateTime<Utc>,
@@ -135,6 +139,8 @@ pub struct NewMapping {
     pub enabled: Option<bool>,
     /// When it runs by itself (`None` = only when triggered).
     pub schedule: Option<Schedule>,
+    /// When records that keep failing are given up (`None` = 5 runs or 14 days).
+    pub retry_policy: Option<RetryPolicy>,
 }
 
 /// Changes to a mapping; `None` keeps a value. Model, destination and action are fixed at
@@ -155,4 +161,6 @@ pub struct MappingPatch {
     pub enabled: Option<bool>,
     /// New schedule: `Some(None)` removes it (triggered runs only).
     pub schedule: Option<Option<Schedule>>,
+    /// New retry policy.
+    pub retry_policy: Option<RetryPolicy>,
 }

@@ -3,8 +3,10 @@
 //! Commit after acknowledgement: a record's new fingerprint (or its removal) is written only
 //! once the destination accepted it. Changes the mapping does not send advance the state too,
 //! in chunks. A rejected or failed record leaves its state as it was, so the next run finds it
-//! changed again and sends it again.
+//! changed again and sends it again; the [`FailureLedger`] counts those runs and gives a record
+//! up by the mapping's retry policy.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +17,7 @@ use crate::diff::key::key_text;
 use crate::error::Error;
 use crate::id::MappingId;
 use crate::state::{Fingerprint, StateStore, StateWrite};
+use crate::sync::failures::{FailedRecord, Failure, FailureLedger, RetryPolicy};
 use crate::sync::run::{RecordError, SyncRun};
 
 /// Not-sent state writes are committed in chunks of this size.
@@ -31,11 +34,24 @@ pub struct Pending {
     pub change: ChangeKind,
 }
 
+/// The failure ledger of a run: where failures are counted, what it held at the start, and
+/// when to give up.
+#[derive(Debug)]
+pub struct Ledger {
+    /// The ledger.
+    pub ledger: FailureLedger,
+    /// The mapping's failed records, by encoded key (loaded at the start, kept up to date).
+    pub known: HashMap<Vec<u8>, FailedRecord>,
+    /// When records are given up.
+    pub policy: RetryPolicy,
+}
+
 /// Writes a mapping's state for one run.
 pub struct Committer {
     state: Arc<dyn StateStore>,
     mapping: MappingId,
     not_sent: Vec<StateWrite>,
+    ledger: Option<Ledger>,
     /// Time spent writing the state.
     pub time: Duration,
 }
@@ -55,7 +71,48 @@ impl Committer {
             state,
             mapping,
             not_sent: Vec::new(),
+            ledger: None,
             time: Duration::ZERO,
+        }
+    }
+
+    /// Counts failures across runs in `ledger` (and skips what it gave up).
+    pub fn set_ledger(&mut self, ledger: Ledger) {
+        self.ledger = Some(ledger);
+    }
+
+    /// Whether `key` was given up with these values (`None` = a delete): the run skips it.
+    pub fn given_up(&self, key: &[u8], fingerprint: Option<u128>) -> bool {
+        self.ledger.as_ref().is_some_and(|l| {
+            l.known
+                .get(key)
+                .is_some_and(|r| r.given_up && r.fingerprint == fingerprint)
+        })
+    }
+
+    /// Records failed records in the ledger (a warning on `run` when it cannot be written, or
+    /// when records were given up now).
+    pub fn failed(&mut self, failures: Vec<Failure>, run: &mut SyncRun) {
+        let Some(l) = self.ledger.as_mut() else {
+            return;
+        };
+        if failures.is_empty() {
+            return;
+        }
+        let run_id = run.id.to_string();
+        match l.ledger.record(
+            &self.mapping,
+            &run_id,
+            failures,
+            &mut l.known,
+            l.policy,
+            chrono::Utc::now(),
+        ) {
+            Ok(0) => {}
+            Ok(n) => run.counts.newly_given_up += n,
+            Err(e) => run.warnings.push(format!(
+                "could not record failed records for retry accounting: {e}"
+            )),
         }
     }
 
@@ -95,6 +152,7 @@ impl Committer {
         run: &mut SyncRun,
     ) -> Option<DestinationError> {
         let mut writes = Vec::new();
+        let mut failures = Vec::new();
         for (item, outcome) in items.into_iter().zip(delivery.outcomes) {
             match outcome {
                 Delivered::Accepted => {
@@ -113,9 +171,26 @@ impl Committer {
                         key: key_text(&item.key),
                         change: Some(item.change),
                         stage: "deliver".to_string(),
+                        reason: reason.clone(),
+                    });
+                    failures.push(Failure {
+                        key: item.key,
+                        change: item.change,
+                        fingerprint: item.fingerprint.map(|f| f.0),
                         reason,
                     });
                 }
+            }
+        }
+        self.failed(failures, run);
+        if let Some(l) = self.ledger.as_mut() {
+            let keys = writes.iter().map(|w| match w {
+                StateWrite::Put { key, .. } | StateWrite::Delete { key } => key.as_slice(),
+            });
+            if let Err(e) = l.ledger.delivered(&self.mapping, keys, &mut l.known) {
+                run.warnings.push(format!(
+                    "could not clear delivered records from the failure list: {e}"
+                ));
             }
         }
         let t = Instant::now();

@@ -22,6 +22,7 @@ use crate::error::Error;
 use crate::options::EngineOptions;
 use crate::state::StateStore;
 use crate::sync::active::ActiveRuns;
+use crate::sync::failures::{FailedRecord, FailureLedger};
 use crate::sync::history::RunHistory;
 use crate::sync::progress::Progress;
 use crate::sync::run::{RunStage, RunStatus, SyncRun};
@@ -52,6 +53,8 @@ pub struct SyncManager {
     extraction_slots: Mutex<Slots>,
     /// Every run's final record, as it ends (the scheduler starts chained mappings from it).
     finished: broadcast::Sender<SyncRun>,
+    /// Records that failed, across runs.
+    failures: FailureLedger,
 }
 
 impl std::fmt::Debug for SyncManager {
@@ -80,6 +83,8 @@ pub struct SyncManagerParts {
     pub active: Arc<ActiveRuns>,
     /// Destination limiters (shared with the destination service).
     pub limiters: Arc<Limiters>,
+    /// Records that failed, across runs.
+    pub failures: FailureLedger,
 }
 
 impl SyncManager {
@@ -107,6 +112,7 @@ impl SyncManager {
             limiters: parts.limiters,
             extraction_slots: Mutex::new(HashMap::new()),
             finished: broadcast::channel(256).0,
+            failures: parts.failures,
         })
     }
 
@@ -185,6 +191,7 @@ impl SyncManager {
             state: Arc::clone(&self.state),
             data_dir: self.data_dir.clone(),
             options: self.options.clone(),
+            failures: self.failures.clone(),
         };
         let inputs = RunInputs {
             mapping,
@@ -226,6 +233,34 @@ impl SyncManager {
     /// The registry of runs is unusable (a poisoned lock).
     pub fn running_run_of(&self, mapping_id: &str) -> Result<Option<String>, Error> {
         self.active.of_mapping(mapping_id)
+    }
+
+    /// The records of a mapping that failed in some run and are still pending or given up,
+    /// after key `after` (an encoded key, the previous page's last), at most `limit`.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown mapping; the store cannot be read.
+    pub fn failed_records(
+        &self,
+        mapping_id: &str,
+        after: Option<&[u8]>,
+        limit: usize,
+        given_up_only: bool,
+    ) -> Result<Vec<FailedRecord>, Error> {
+        let mapping = self.catalog.mapping(mapping_id)?;
+        Ok(self
+            .failures
+            .list(&mapping.id, after, limit, given_up_only)?)
+    }
+
+    /// Makes given-up records of a mapping pending again (all, or those with these key texts):
+    /// the next run sends them. Returns how many.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown mapping; the store cannot be written.
+    pub fn retry_failed(&self, mapping_id: &str, keys: &[String]) -> Result<u64, Error> {
+        let mapping = self.catalog.mapping(mapping_id)?;
+        Ok(self.failures.retry(&mapping.id, keys)?)
     }
 
     /// Every run's final record from now on, as each ends.

@@ -12,6 +12,7 @@ pub mod active;
 pub mod collect;
 pub mod commit;
 pub mod extract;
+pub mod failures;
 pub mod history;
 pub mod manager;
 pub mod progress;

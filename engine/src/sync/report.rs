@@ -15,11 +15,23 @@ use crate::sync::run::{RunStage, RunStatus, SyncRun};
 /// Settles a run's status, error and counts from its result, and marks it done.
 pub fn finish(run: &mut SyncRun, result: Result<(), Error>) {
     // Anything selected but never settled (cancelled or aborted mid-way) counts as failed.
-    let settled = run.counts.delivered + run.counts.failed;
+    let settled = run.counts.delivered + run.counts.failed + run.counts.given_up;
     if run.counts.selected > settled {
         run.counts.failed += run.counts.selected - settled;
     }
     let c = run.counts;
+    if c.given_up > 0 {
+        run.warnings.push(format!(
+            "{} records given up by earlier runs were not sent (unchanged since); list them with `retl sync failures {} --given-up`, send them again with `retl sync retry {}`",
+            c.given_up, run.mapping_id, run.mapping_id
+        ));
+    }
+    if c.newly_given_up > 0 {
+        run.warnings.push(format!(
+            "{} records failed in as many runs or for as long as the mapping's retry policy allows and are given up: later runs skip them until they change; see `retl sync failures {} --given-up`",
+            c.newly_given_up, run.mapping_id
+        ));
+    }
     run.status = match &result {
         Ok(()) if c.selected > 0 && c.delivered == 0 && c.failed > 0 => RunStatus::Failed,
         Ok(()) if c.failed > 0 || c.deletes_held_back > 0 || c.rejected > 0 => {

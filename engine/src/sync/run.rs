@@ -103,6 +103,13 @@ pub struct RunCounts {
     /// Selected records rejected or not delivered (retries exhausted, run cancelled); sent again
     /// by the next run.
     pub failed: u64,
+    /// Selected records not sent because they were given up in earlier runs (unchanged since;
+    /// `retl sync failures`).
+    #[serde(default)]
+    pub given_up: u64,
+    /// Records of `failed` given up in this run (the mapping's retry policy was reached).
+    #[serde(default)]
+    pub newly_given_up: u64,
 }
 
 /// Wall-clock milliseconds spent per stage.

@@ -35,8 +35,9 @@ use crate::staging;
 use crate::staging::read::StagedRows;
 use crate::state::StateWrite;
 use crate::sync::collect::ChangeCollector;
-use crate::sync::commit::{Committer, Pending};
+use crate::sync::commit::{Committer, Ledger, Pending};
 use crate::sync::extract::{Extract, Extraction, fingerprinted};
+use crate::sync::failures::{Failure, FailureLedger};
 use crate::sync::history::RunHistory;
 use crate::sync::progress::Progress;
 use crate::sync::report;
@@ -79,6 +80,8 @@ pub struct RunEnv {
     pub data_dir: std::path::PathBuf,
     /// Engine options.
     pub options: EngineOptions,
+    /// Records that failed, across runs.
+    pub failures: FailureLedger,
 }
 
 /// One run of one mapping.
@@ -194,6 +197,11 @@ impl SyncRunner {
     async fn execute(&mut self) -> Result<(), Error> {
         let spill_dir = self.env.data_dir.join("tmp");
         std::fs::create_dir_all(&spill_dir).map_err(io_error(&spill_dir))?;
+        self.committer.set_ledger(Ledger {
+            known: self.env.failures.load(&self.inputs.mapping.id)?,
+            ledger: self.env.failures.clone(),
+            policy: self.inputs.mapping.retry_policy,
+        });
         let run_id = self.progress.run.id.to_string();
 
         // Extract + stage (+ key index).
@@ -332,6 +340,10 @@ impl SyncRunner {
                         "the staged extract changed under the diff (a marked row is missing or lost its key)",
                     ));
                 };
+                if self.committer.given_up(&key, Some(fingerprint.0)) {
+                    self.progress.run.counts.given_up += 1;
+                    continue;
+                }
                 match extract
                     .plan
                     .payload(&columns, row, decode_key(&key), change)
@@ -352,8 +364,15 @@ impl SyncRunner {
                             key: key_text(&key),
                             change: Some(change),
                             stage: "map".to_string(),
-                            reason,
+                            reason: reason.clone(),
                         });
+                        let failure = Failure {
+                            key: key.clone(),
+                            change,
+                            fingerprint: Some(fingerprint.0),
+                            reason,
+                        };
+                        self.committer.failed(vec![failure], &mut self.progress.run);
                     }
                 }
             }
@@ -390,7 +409,10 @@ impl SyncRunner {
         let sends = self.inputs.mapping.selection.deleted;
         while let Some(key) = reader.next_key()? {
             self.check_cancel()?;
-            if sends {
+            if sends && self.committer.given_up(&key, None) {
+                self.progress.run.counts.selected += 1;
+                self.progress.run.counts.given_up += 1;
+            } else if sends {
                 self.progress.run.counts.selected += 1;
                 let payload = Payload::delete(decode_key(&key));
                 let change = ChangeKind::Deleted;

@@ -9,6 +9,7 @@
 //! - [`quickstart`]: `retl quickstart`, an end-to-end demo with no external service.
 
 pub mod destination;
+pub mod failures;
 pub mod mapping;
 pub mod model;
 pub mod output;

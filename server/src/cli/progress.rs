@@ -141,6 +141,16 @@ pub fn summary(run: &v1::SyncRun) -> String {
     if c.deletes_held_back > 0 {
         out.push_str(&format!("  deletes held back {}", n(c.deletes_held_back)));
     }
+    if c.given_up > 0 {
+        out.push_str(&format!("  skipped (given up) {}", n(c.given_up)));
+    }
+    if c.newly_given_up > 0 {
+        out.push_str(&format!(
+            "  given up now {} (retl sync failures {})",
+            n(c.newly_given_up),
+            run.mapping_id
+        ));
+    }
     out.push('\n');
     out.push_str(&format!(
         "  timings: extract {}  diff {}  deliver {}  commit {}  total {}\n",

@@ -30,6 +30,10 @@ pub enum SyncCommand {
         /// Run id.
         run: String,
     },
+    /// List a mapping's records that failed: pending (sent again by every run) or given up.
+    Failures(crate::cli::failures::FailuresArgs),
+    /// Send given-up records again with the mapping's next run.
+    Retry(crate::cli::failures::RetryArgs),
 }
 
 /// Options of `retl sync run`.
@@ -187,6 +191,8 @@ pub async fn run(ctx: &Context, command: SyncCommand) -> Result<(), CliError> {
             let done = progress::watch(&ctx.client, &run, ctx.output == Output::Table).await?;
             return finish(ctx.output, &done);
         }
+        SyncCommand::Failures(args) => crate::cli::failures::list(ctx, args).await?,
+        SyncCommand::Retry(args) => crate::cli::failures::retry(ctx, args).await?,
         SyncCommand::Cancel { run } => {
             let r = api
                 .cancel_sync_run(v1::CancelSyncRunRequest { run_id: run })

@@ -235,6 +235,8 @@ pub fn sync_run(r: &v1::SyncRun) -> Value {
             "not_selected": counts.not_selected,
             "delivered": counts.delivered,
             "failed": counts.failed,
+            "given_up": counts.given_up,
+            "newly_given_up": counts.newly_given_up,
         },
         "timings": {
             "queued_ms": timings.queued_ms,

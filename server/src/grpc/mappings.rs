@@ -105,6 +105,10 @@ impl MappingService for MappingApi {
             initial_sync,
             enabled: mapping.enabled,
             schedule,
+            retry_policy: mapping
+                .retry_policy
+                .map(convert::retry_policy_from)
+                .transpose()?,
         };
         let def = self.engine.mappings().create(new).await.map_err(status)?;
         tracing::info!(mapping_id = %def.id, model_id = %def.model_id, destination_id = %def.destination_id, action = %def.action, "mapping created");
@@ -165,6 +169,7 @@ impl MappingService for MappingApi {
                 "null_values",
                 "enabled",
                 "schedule",
+                "retry_policy",
             ],
             &[
                 "id",
@@ -224,6 +229,13 @@ impl MappingService for MappingApi {
             null_values,
             enabled,
             schedule,
+            retry_policy: if touches(&paths, "retry_policy", mapping.retry_policy.is_some()) {
+                Some(convert::retry_policy_from(
+                    mapping.retry_policy.unwrap_or_default(),
+                )?)
+            } else {
+                None
+            },
         };
         let def = self
             .engine
@@ -363,6 +375,7 @@ fn unsaved_mapping(mapping: v1::Mapping) -> Result<MappingDef, Status> {
         initial_sync,
         enabled: mapping.enabled.unwrap_or(true),
         schedule: None,
+        retry_policy: Default::default(),
         create_time: now,
         update_time: now,
     })

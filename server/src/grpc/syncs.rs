@@ -160,4 +160,63 @@ impl SyncService for SyncApi {
         tracing::info!(run_id = %id, "sync run cancel requested");
         Ok(Response::new(convert::sync_run(run)))
     }
+
+    async fn list_failed_records(
+        &self,
+        request: Request<v1::ListFailedRecordsRequest>,
+    ) -> Result<Response<v1::ListFailedRecordsResponse>, Status> {
+        let req = request.into_inner();
+        let id = required_id("mapping_id", &req.mapping_id)?;
+        let size = match req.page_size {
+            0 => 100,
+            n if (1..=1000).contains(&n) => usize::try_from(n).unwrap_or(100),
+            n => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size: {n} is out of range; use 1 to 1000 (0 = 100)"
+                )));
+            }
+        };
+        let after = if req.page_token.is_empty() {
+            None
+        } else {
+            Some(hex::decode(&req.page_token).map_err(|_| {
+                Status::invalid_argument(
+                    "page_token: not a token ListFailedRecords returned; pass next_page_token as it came, or leave it empty for the first page",
+                )
+            })?)
+        };
+        let mut records = self
+            .engine
+            .syncs()
+            .failed_records(id, after.as_deref(), size + 1, req.given_up_only)
+            .map_err(status)?;
+        let next_page_token = if records.len() > size {
+            records.truncate(size);
+            records
+                .last()
+                .map(|r| hex::encode(&r.key))
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(v1::ListFailedRecordsResponse {
+            records: records.into_iter().map(convert::failed_record).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn retry_failed_records(
+        &self,
+        request: Request<v1::RetryFailedRecordsRequest>,
+    ) -> Result<Response<v1::RetryFailedRecordsResponse>, Status> {
+        let req = request.into_inner();
+        let id = required_id("mapping_id", &req.mapping_id)?;
+        let records = self
+            .engine
+            .syncs()
+            .retry_failed(id, &req.keys)
+            .map_err(status)?;
+        tracing::info!(mapping_id = %id, records, "given-up records made pending again");
+        Ok(Response::new(v1::RetryFailedRecordsResponse { records }))
+    }
 }

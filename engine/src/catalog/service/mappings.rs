@@ -15,7 +15,25 @@ use crate::options::EngineOptions;
 use crate::schedule::spec::{ACCEPTED_FORMS, Schedule};
 use crate::state::StateStore;
 use crate::sync::active::ActiveRuns;
+use crate::sync::failures::{FailureLedger, RetryPolicy};
 use crate::sync::history::RunHistory;
+
+/// Checks a retry policy: at least one run, and a duration of at least a minute.
+fn check_retry_policy(policy: &RetryPolicy) -> Result<(), Error> {
+    if policy.max_runs == 0 {
+        return Err(Error::invalid(
+            "mapping.retry_policy.max_runs",
+            "must be at least 1 (the number of runs a failing record is sent in before it is given up; default 5)",
+        ));
+    }
+    if policy.max_age.as_secs() < 60 {
+        return Err(Error::invalid(
+            "mapping.retry_policy.max_age",
+            "must be at least 1 minute (how long after its first failure a record is given up; default 14 days)",
+        ));
+    }
+    Ok(())
+}
 
 /// Create, read, update, delete and enable mappings.
 #[derive(Clone)]
@@ -25,6 +43,7 @@ pub struct MappingService {
     state: Arc<dyn StateStore>,
     history: RunHistory,
     active: Arc<ActiveRuns>,
+    failures: FailureLedger,
 }
 
 impl std::fmt::Debug for MappingService {
@@ -42,6 +61,7 @@ impl MappingService {
         state: Arc<dyn StateStore>,
         history: RunHistory,
         active: Arc<ActiveRuns>,
+        failures: FailureLedger,
     ) -> Self {
         MappingService {
             ctx,
@@ -49,6 +69,7 @@ impl MappingService {
             state,
             history,
             active,
+            failures,
         }
     }
 
@@ -95,6 +116,9 @@ impl MappingService {
     pub async fn create(&self, new: NewMapping) -> Result<MappingDef, Error> {
         let id = check_id("mapping_id", new.id, "mapping")?;
         self.validate_schedule(&id, new.schedule.as_ref())?;
+        if let Some(policy) = &new.retry_policy {
+            check_retry_policy(policy)?;
+        }
         let _guard = self.ctx.write_lock().await;
         ensure_absent(&self.ctx.catalog, Kind::Mapping, &id)?;
         let model = self.ctx.catalog.model(&new.model_id).map_err(|e| match e {
@@ -150,12 +174,14 @@ impl MappingService {
             initial_sync: new.initial_sync,
             enabled: new.enabled.unwrap_or(true),
             schedule: new.schedule,
+            retry_policy: new.retry_policy.unwrap_or_default(),
             create_time: now,
             update_time: now,
         };
         // A mapping id may be reused after a delete: start from a clean state.
         self.state.reset(&def.id)?;
         self.history.clear_initialized(&def.id)?;
+        self.failures.reset(&def.id)?;
         self.ctx
             .catalog
             .put(Kind::Mapping, def.id.as_str(), &def, None)?;
@@ -197,6 +223,10 @@ impl MappingService {
         if let Some(v) = patch.enabled {
             def.enabled = v;
         }
+        if let Some(v) = patch.retry_policy {
+            check_retry_policy(&v)?;
+            def.retry_policy = v;
+        }
         if let Some(v) = patch.schedule {
             self.validate_schedule(id, v.as_ref())?;
             def.schedule = v;
@@ -222,6 +252,7 @@ impl MappingService {
         self.ctx.catalog.delete(Kind::Mapping, id)?;
         self.state.reset(&def.id)?;
         self.history.clear_initialized(&def.id)?;
+        self.failures.reset(&def.id)?;
         Ok(())
     }
 

@@ -2,6 +2,7 @@
 
 use retl_engine::mapping::select::RecordSelection;
 use retl_engine::mapping::spec::{FieldMapping, FieldSource, InitialSync, MappingDef, NullValues};
+use retl_engine::sync::failures::RetryPolicy;
 use retl_proto::v1;
 use tonic::Status;
 
@@ -148,9 +149,46 @@ pub fn mapping(def: MappingDef) -> v1::Mapping {
         enabled: Some(def.enabled),
         schedule: def.schedule.as_ref().map(super::schedule),
         schedule_status: None,
+        retry_policy: Some(retry_policy(def.retry_policy)),
         sync_mode: def.sync_mode.map_or(v1::SyncMode::Unspecified, sync_mode) as i32,
         null_values: null_values(def.null_values) as i32,
         create_time: Some(timestamp(def.create_time)),
         update_time: Some(timestamp(def.update_time)),
     }
+}
+
+/// A retry policy as proto.
+pub fn retry_policy(p: RetryPolicy) -> v1::RetryPolicy {
+    v1::RetryPolicy {
+        max_runs: p.max_runs,
+        max_age: Some(prost_types::Duration {
+            seconds: i64::try_from(p.max_age.as_secs()).unwrap_or(i64::MAX),
+            nanos: 0,
+        }),
+    }
+}
+
+/// A retry policy from proto: unset values take the defaults (5 runs, 14 days).
+///
+/// # Errors
+/// A negative `max_age`.
+pub fn retry_policy_from(p: v1::RetryPolicy) -> Result<RetryPolicy, Status> {
+    let default = RetryPolicy::default();
+    let max_age = match p.max_age {
+        None => default.max_age,
+        Some(d) if d.seconds >= 0 => std::time::Duration::from_secs(d.seconds.unsigned_abs()),
+        Some(_) => {
+            return Err(Status::invalid_argument(
+                "mapping.retry_policy.max_age: must not be negative (at least 1 minute; default 14 days)",
+            ));
+        }
+    };
+    Ok(RetryPolicy {
+        max_runs: if p.max_runs == 0 {
+            default.max_runs
+        } else {
+            p.max_runs
+        },
+        max_age,
+    })
 }

@@ -51,6 +51,22 @@ fn counts(c: RunCounts) -> v1::RunCounts {
         not_selected: c.not_selected,
         delivered: c.delivered,
         failed: c.failed,
+        given_up: c.given_up,
+        newly_given_up: c.newly_given_up,
+    }
+}
+
+/// A failed record as proto.
+pub fn failed_record(r: retl_engine::sync::failures::FailedRecord) -> v1::FailedRecord {
+    v1::FailedRecord {
+        key: retl_engine::diff::key::key_text(&r.key),
+        change: change_kind(Some(r.change)) as i32,
+        attempts: r.attempts,
+        first_failure_time: Some(super::timestamp(r.first_failure)),
+        last_failure_time: Some(super::timestamp(r.last_failure)),
+        last_run_id: r.last_run,
+        last_error: r.last_error,
+        given_up: r.given_up,
     }
 }
 

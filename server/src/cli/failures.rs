@@ -1,0 +1,142 @@
+//! `retl sync failures <mapping>` (records that failed: pending or given up, with their last
+//! error) and `retl sync retry <mapping>` (given-up records sent again by the next run).
+
+use clap::Args;
+use retl_proto::v1;
+
+use crate::cli::output::{Output, out, outln, print_json, table, time};
+use crate::cli::{CliError, Context};
+
+/// Options of `retl sync failures`.
+#[derive(Debug, Args)]
+pub struct FailuresArgs {
+    /// Mapping id.
+    pub mapping: String,
+    /// Only the records given up (runs skip them until they change or are retried).
+    #[arg(long)]
+    pub given_up: bool,
+    /// Most records to show.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+}
+
+/// Options of `retl sync retry`.
+#[derive(Debug, Args)]
+pub struct RetryArgs {
+    /// Mapping id.
+    pub mapping: String,
+    /// Only this record's key (repeatable); default: every given-up record.
+    #[arg(long = "key", value_name = "KEY")]
+    pub keys: Vec<String>,
+}
+
+/// The name of a change kind.
+fn change(raw: i32) -> &'static str {
+    match v1::ChangeKind::try_from(raw) {
+        Ok(v1::ChangeKind::Added) => "added",
+        Ok(v1::ChangeKind::Updated) => "updated",
+        Ok(v1::ChangeKind::Deleted) => "deleted",
+        _ => "-",
+    }
+}
+
+/// Runs `retl sync failures`.
+///
+/// # Errors
+/// The daemon's answer.
+pub async fn list(ctx: &Context, args: FailuresArgs) -> Result<(), CliError> {
+    let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    let mut records = Vec::new();
+    let mut page_token = String::new();
+    while records.len() < limit {
+        let page = ctx
+            .client
+            .syncs()
+            .list_failed_records(v1::ListFailedRecordsRequest {
+                mapping_id: args.mapping.clone(),
+                given_up_only: args.given_up,
+                page_size: i32::try_from(limit.min(1000)).unwrap_or(1000),
+                page_token,
+            })
+            .await?
+            .into_inner();
+        records.extend(page.records);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    records.truncate(limit);
+    match ctx.output {
+        Output::Json => print_json(&serde_json::json!({
+            "records": records.iter().map(|r| serde_json::json!({
+                "key": r.key,
+                "change": change(r.change),
+                "attempts": r.attempts,
+                "first_failure_time": time(r.first_failure_time.as_ref()),
+                "last_failure_time": time(r.last_failure_time.as_ref()),
+                "last_run_id": r.last_run_id,
+                "last_error": r.last_error,
+                "given_up": r.given_up,
+            })).collect::<Vec<_>>()
+        })),
+        Output::Table if records.is_empty() => {
+            outln!("no failed records for mapping {}", args.mapping);
+        }
+        Output::Table => {
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.key.clone(),
+                        change(r.change).to_string(),
+                        r.attempts.to_string(),
+                        if r.given_up { "given up" } else { "pending" }.to_string(),
+                        time(r.last_failure_time.as_ref()),
+                        r.last_error.clone(),
+                    ]
+                })
+                .collect();
+            out!(
+                "{}",
+                table(
+                    &[
+                        "KEY",
+                        "CHANGE",
+                        "RUNS",
+                        "STATUS",
+                        "LAST FAILURE",
+                        "LAST ERROR"
+                    ],
+                    &rows
+                )
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Runs `retl sync retry`.
+///
+/// # Errors
+/// The daemon's answer.
+pub async fn retry(ctx: &Context, args: RetryArgs) -> Result<(), CliError> {
+    let answer = ctx
+        .client
+        .syncs()
+        .retry_failed_records(v1::RetryFailedRecordsRequest {
+            mapping_id: args.mapping.clone(),
+            keys: args.keys,
+        })
+        .await?
+        .into_inner();
+    match ctx.output {
+        Output::Json => print_json(&serde_json::json!({"records": answer.records})),
+        Output::Table => outln!(
+            "{} given-up records of mapping {} will be sent by its next run",
+            answer.records,
+            args.mapping
+        ),
+    }
+    Ok(())
+}
