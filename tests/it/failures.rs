@@ -136,7 +136,11 @@ async fn a_failing_record_is_retried_given_up_listed_and_tried_afresh() {
     let run = h.sync("up").await;
     assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
     let (added, _, _, delivered, _) = counts(&run);
-    assert_eq!((added, delivered), (1, 1), "never delivered, so still new: {run:?}");
+    assert_eq!(
+        (added, delivered),
+        (1, 1),
+        "never delivered, so still new: {run:?}"
+    );
     let sent: Vec<Value> = hook.records().into_iter().map(|r| r.key).collect();
     assert_eq!(sent, [json!(3)]);
     assert!(failed_records(&h, false).await.is_empty());

@@ -8,6 +8,7 @@ mod destinations;
 mod failures;
 mod mappings;
 mod mysql;
+mod recovery;
 mod schedules;
 mod sources;
 mod sqlite;

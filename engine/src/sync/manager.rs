@@ -37,6 +37,33 @@ pub struct TriggerOptions {
     pub trigger: Option<String>,
 }
 
+/// Empties `<data-dir>/tmp` at start: no run is live yet, so whatever is there (key indexes,
+/// delete spill files, DataFusion spill directories) belongs to runs a crash or a kill
+/// interrupted (about 37 bytes a row: 370 MB for a 10M-row run). A failure is logged only.
+fn clean_tmp(tmp: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    let mut removed = 0_u64;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let result = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        match result {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not remove a file an interrupted run left in tmp");
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(removed, dir = %tmp.display(), "removed what interrupted runs left in tmp");
+    }
+}
+
 /// Extraction slots per source id, with the limit they were made for.
 type Slots = HashMap<String, (usize, Arc<Semaphore>)>;
 
@@ -94,6 +121,7 @@ impl SyncManager {
     /// # Errors
     /// The run history cannot be read or written.
     pub fn new(parts: SyncManagerParts) -> Result<SyncManager, Error> {
+        clean_tmp(&parts.data_dir.join("tmp"));
         for mut run in parts.history.unfinished()? {
             run.status = RunStatus::Failed;
             run.stage = RunStage::Done;
