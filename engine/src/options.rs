@@ -19,6 +19,10 @@ pub struct EngineOptions {
     /// Wait before the first retry of an extract whose connection was lost or refused; each
     /// further retry waits twice as long, up to 30 s.
     pub extract_retry_backoff: std::time::Duration,
+    /// Keep at most this many finished runs per mapping in the run history.
+    pub run_history_runs_kept: usize,
+    /// Forget finished runs older than this.
+    pub run_history_max_age: std::time::Duration,
 }
 
 impl Default for EngineOptions {
@@ -30,6 +34,8 @@ impl Default for EngineOptions {
             mass_delete_min_keys: 10,
             staging_runs_kept: 2,
             extract_retry_backoff: std::time::Duration::from_secs(1),
+            run_history_runs_kept: 1000,
+            run_history_max_age: std::time::Duration::from_secs(90 * 24 * 3600),
         }
     }
 }

@@ -51,6 +51,46 @@ impl RunHistory {
         )
     }
 
+    /// Deletes finished runs beyond the newest `keep` of each mapping and those that ended
+    /// before `cutoff`; runs that have not ended are kept. Returns how many were deleted.
+    pub fn prune(
+        &self,
+        keep: usize,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<u64, StorageError> {
+        let mut per_mapping: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
+        let mut doomed = Vec::new();
+        // Newest first: a mapping's first `keep` finished runs stay.
+        for run in self.store.scan_json_reverse(
+            CF_RUNS,
+            "sync run",
+            None,
+            |_: &SyncRun| true,
+            usize::MAX,
+        )? {
+            if !run.status.is_terminal() {
+                continue;
+            }
+            let seen = per_mapping.entry(run.mapping_id.to_string()).or_insert(0);
+            *seen += 1;
+            let ended = run.end_time.unwrap_or(run.create_time);
+            if *seen > keep || ended < cutoff {
+                doomed.push(run.id.to_string());
+            }
+        }
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let mut batch = WriteBatch::default();
+        let cf = self.store.cf(CF_RUNS)?;
+        for id in &doomed {
+            batch.delete_cf(cf, id.as_bytes());
+        }
+        self.store.write(batch)?;
+        Ok(doomed.len() as u64)
+    }
+
     /// All runs that had not ended (used at startup to close runs a stopped daemon left open).
     pub fn unfinished(&self) -> Result<Vec<SyncRun>, StorageError> {
         self.store.scan_json_reverse(
@@ -125,6 +165,40 @@ mod tests {
         assert_eq!(
             history.get(&ids[1]).unwrap().unwrap().status,
             RunStatus::Succeeded
+        );
+    }
+
+    #[test]
+    fn prune_keeps_the_newest_runs_of_each_mapping_and_recent_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = RunHistory::new(Store::open(dir.path()).unwrap());
+        let now = chrono::Utc::now();
+        let mut ids = Vec::new();
+        for (i, mapping) in ["a", "a", "a", "a", "b", "b"].into_iter().enumerate() {
+            let mut run = SyncRun::queued(MappingId::new(mapping), "manual");
+            // The first run of `a` never ended; run 4 (of `b`) ended 100 days ago.
+            if i != 0 {
+                run.status = RunStatus::Succeeded;
+                let ago = if i == 4 { 100 * 24 } else { 1 };
+                run.end_time = Some(now - chrono::Duration::hours(ago));
+            }
+            history.put(&run).unwrap();
+            ids.push(run.id.to_string());
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        let deleted = history.prune(2, now - chrono::Duration::days(90)).unwrap();
+        // `a`: finished runs 1, 2, 3 -> keep the newest two (3, 2), delete 1; the open run
+        // stays. `b`: run 4 is too old, run 5 stays.
+        assert_eq!(deleted, 2);
+        let left: Vec<String> = history
+            .list(None, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id.to_string())
+            .collect();
+        assert_eq!(
+            left,
+            [&ids[5], &ids[3], &ids[2], &ids[0]].map(|s| s.to_string())
         );
     }
 

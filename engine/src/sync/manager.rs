@@ -64,6 +64,43 @@ fn clean_tmp(tmp: &std::path::Path) {
     }
 }
 
+/// Least time between two prunes of the run history (a prune reads every run record).
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Applies the run-history retention (count per mapping and age): at start, then after a run
+/// ends when the last prune is older than [`PRUNE_EVERY`].
+struct HistoryPruner {
+    history: RunHistory,
+    options: EngineOptions,
+    last: Mutex<Option<std::time::Instant>>,
+}
+
+impl HistoryPruner {
+    /// Prunes unless it did recently; a failure is logged only.
+    fn maybe_prune(&self) {
+        {
+            let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|t| t.elapsed() < PRUNE_EVERY) {
+                return;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let max_age = chrono::Duration::from_std(self.options.run_history_max_age)
+            .unwrap_or(chrono::Duration::MAX);
+        let cutoff = Utc::now()
+            .checked_sub_signed(max_age)
+            .unwrap_or(chrono::DateTime::<Utc>::MIN_UTC);
+        match self
+            .history
+            .prune(self.options.run_history_runs_kept.max(1), cutoff)
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(runs = n, "pruned the run history"),
+            Err(e) => tracing::warn!(error = %e, "could not prune the run history"),
+        }
+    }
+}
+
 /// Extraction slots per source id, with the limit they were made for.
 type Slots = HashMap<String, (usize, Arc<Semaphore>)>;
 
@@ -82,6 +119,8 @@ pub struct SyncManager {
     finished: broadcast::Sender<SyncRun>,
     /// Records that failed, across runs.
     failures: FailureLedger,
+    /// Applies the run-history retention.
+    pruner: Arc<HistoryPruner>,
 }
 
 impl std::fmt::Debug for SyncManager {
@@ -122,6 +161,12 @@ impl SyncManager {
     /// The run history cannot be read or written.
     pub fn new(parts: SyncManagerParts) -> Result<SyncManager, Error> {
         clean_tmp(&parts.data_dir.join("tmp"));
+        let pruner = Arc::new(HistoryPruner {
+            history: parts.history.clone(),
+            options: parts.options.clone(),
+            last: Mutex::new(None),
+        });
+        pruner.maybe_prune();
         for mut run in parts.history.unfinished()? {
             run.status = RunStatus::Failed;
             run.stage = RunStage::Done;
@@ -141,6 +186,7 @@ impl SyncManager {
             extraction_slots: Mutex::new(HashMap::new()),
             finished: broadcast::channel(256).0,
             failures: parts.failures,
+            pruner,
         })
     }
 
@@ -238,12 +284,14 @@ impl SyncManager {
         let active = Arc::clone(&self.active);
         let history = self.history.clone();
         let finished = self.finished.clone();
+        let pruner = Arc::clone(&self.pruner);
         let span = tracing::info_span!("sync_run", mapping_id = %mapping_id, run_id = %run_id);
         let task_run_id = run_id.clone();
         let handle = tokio::spawn(tracing::Instrument::instrument(
             async move {
                 runner.run().await;
                 active.remove(&task_run_id);
+                pruner.maybe_prune();
                 if let Ok(Some(run)) = history.get(&task_run_id) {
                     // No receiver (no scheduler) is fine.
                     let _ = finished.send(run);

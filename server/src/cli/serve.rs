@@ -20,6 +20,12 @@ pub struct ServeArgs {
     /// Read the API token from this file (first line); takes precedence over --token / RETL_TOKEN.
     #[arg(long)]
     pub token_file: Option<PathBuf>,
+    /// Keep at most this many finished runs per mapping in the run history.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub runs_kept: u64,
+    /// Forget finished runs older than this many days.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=36500))]
+    pub run_history_days: u64,
 }
 
 fn read_token_file(path: &PathBuf) -> Result<String, CliError> {
@@ -86,7 +92,11 @@ pub async fn run(args: ServeArgs, token: Option<String>) -> Result<(), CliError>
             addr: args.listen.clone(),
             source,
         })?;
-    let config = DaemonConfig::new(args.data_dir, token);
+    let mut config = DaemonConfig::new(args.data_dir, token);
+    config.engine_options.run_history_runs_kept =
+        usize::try_from(args.runs_kept).unwrap_or(usize::MAX);
+    config.engine_options.run_history_max_age =
+        std::time::Duration::from_secs(args.run_history_days * 24 * 3600);
     serve(listener, config, shutdown_signal()).await?;
     Ok(())
 }
