@@ -4,6 +4,7 @@
 
 mod api;
 mod bad_input;
+mod delivery;
 mod destinations;
 mod failures;
 mod mappings;

@@ -107,10 +107,17 @@ impl BoundAction {
                 ),
             ));
         }
-        let Some(first) = batch.first() else {
-            return Ok(());
-        };
-        for (name, _) in first.fields.iter() {
+        // Payloads of a mapping share their field names, except those `null_values: omit` left
+        // out: check every name once.
+        let mut names: Vec<&str> = Vec::new();
+        for payload in batch {
+            for (name, _) in payload.fields.iter() {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        for name in names {
             if name == table.key {
                 return Err(invalid_config(
                     "key_column",
