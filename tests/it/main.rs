@@ -9,6 +9,7 @@ mod destinations;
 mod failures;
 mod mappings;
 mod mysql;
+mod previews;
 mod recovery;
 mod schedules;
 mod sources;
