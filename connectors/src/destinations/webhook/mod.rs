@@ -6,8 +6,8 @@
 //! - `actions.rs`: the `upsert` and `delete` action specs, `WebhookAction`, body encoding,
 //!   idempotency key, and the `Action` impl that calls the client.
 //! - `client.rs`: headers, signature, the one request per batch, answer → `BatchOutcome`.
-//! - `tests.rs`: encoding/parsing unit tests, round-trips against
-//!   `retl_testkit::WebhookEmulator`, the config drift test.
+//! - `tests/`: encoding/parsing unit tests and the config drift test (`mod.rs`), round-trips
+//!   against `retl_testkit::WebhookEmulator` (`emulator.rs`).
 //!
 //! Its emulator is `tests/testkit/src/emulators/webhook.rs`; the conformance suite runs it in
 //! `tests/it/destinations/webhook.rs`.
