@@ -58,7 +58,7 @@ has_openssl_headers() {
   { has pkg-config && pkg-config --exists openssl; } || [ -f /usr/include/openssl/ssl.h ]
 }
 
-# The directories the testkit looks in besides PATH (tests/testkit/src/postgres.rs, mariadb.rs).
+# The directories the testkit looks in besides PATH (tests/testkit/src/postgres/mod.rs, mariadb/mod.rs).
 has_initdb() {
   has initdb || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
 }

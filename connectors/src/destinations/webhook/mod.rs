@@ -9,7 +9,7 @@
 //! - `tests/`: encoding/parsing unit tests and the config drift test (`mod.rs`), round-trips
 //!   against `retl_testkit::WebhookEmulator` (`emulator.rs`).
 //!
-//! Its emulator is `tests/testkit/src/emulators/webhook.rs`; the conformance suite runs it in
+//! Its emulator is `tests/testkit/src/emulators/webhook/mod.rs`; the conformance suite runs it in
 //! `tests/it/destinations/webhook.rs`.
 //!
 //! # Configuration
