@@ -3,9 +3,11 @@
 use clap::{Args, Subcommand, ValueEnum};
 use retl_proto::v1;
 
-use crate::cli::output::{Output, details, out, outln, print_json, table, time};
+use crate::cli::mapping_view::describe_selection;
+pub use crate::cli::mapping_view::print_mapping;
+use crate::cli::output::{Output, out, outln, print_json, table};
 use crate::cli::{CliError, Context, parse_pair};
-use crate::grpc::convert::{json_to_value, value_to_json};
+use crate::grpc::convert::json_to_value;
 use crate::grpc::json;
 
 /// Mapping commands.
@@ -271,92 +273,6 @@ pub fn selection(select: &[Change]) -> Option<v1::RecordSelection> {
     })
 }
 
-fn describe_selection(s: Option<&v1::RecordSelection>) -> String {
-    let Some(s) = s else {
-        return "-".into();
-    };
-    let names: Vec<&str> = [
-        (s.added, "added"),
-        (s.updated, "updated"),
-        (s.deleted, "deleted"),
-    ]
-    .into_iter()
-    .filter_map(|(on, n)| on.then_some(n))
-    .collect();
-    if names.is_empty() {
-        "none".into()
-    } else {
-        names.join(",")
-    }
-}
-
-fn describe_field(f: &v1::FieldMapping) -> String {
-    match &f.source {
-        Some(v1::field_mapping::Source::Column(c)) => format!("{} <- column {c}", f.field),
-        Some(v1::field_mapping::Source::Literal(v)) => {
-            format!("{} <- literal {}", f.field, value_to_json(v.clone()))
-        }
-        Some(v1::field_mapping::Source::Template(t)) => format!("{} <- template {t}", f.field),
-        Some(v1::field_mapping::Source::Expression(e)) => {
-            format!("{} <- expression {e}", f.field)
-        }
-        None => format!("{} <- ?", f.field),
-    }
-}
-
-/// Prints one mapping.
-pub fn print_mapping(out: Output, m: &v1::Mapping) {
-    match out {
-        Output::Json => print_json(&json::mapping(m)),
-        Output::Table => {
-            let initial = match v1::InitialSync::try_from(m.initial_sync) {
-                Ok(v1::InitialSync::MarkExistingSynced) => "mark-existing-synced",
-                _ => "backfill",
-            };
-            let mut pairs = vec![
-                ("id", m.id.clone()),
-                ("display name", m.display_name.clone()),
-                ("model", m.model_id.clone()),
-                ("destination", m.destination_id.clone()),
-                ("action", m.action.clone()),
-                ("selection", describe_selection(m.selection.as_ref())),
-                (
-                    "sync mode",
-                    v1::SyncMode::try_from(m.sync_mode)
-                        .ok()
-                        .filter(|mode| *mode != v1::SyncMode::Unspecified)
-                        .map_or("action default".to_string(), |mode| {
-                            mode.as_str_name()
-                                .trim_start_matches("SYNC_MODE_")
-                                .to_lowercase()
-                        }),
-                ),
-                (
-                    "null values",
-                    match v1::NullValues::try_from(m.null_values) {
-                        Ok(v1::NullValues::Omit) => "omit".to_string(),
-                        _ => "send".to_string(),
-                    },
-                ),
-                ("initial sync", initial.to_string()),
-                ("enabled", m.enabled.unwrap_or(false).to_string()),
-            ];
-            pairs.extend(crate::cli::schedule::rows(m));
-            pairs.extend([
-                ("created", time(m.create_time.as_ref())),
-                ("updated", time(m.update_time.as_ref())),
-            ]);
-            if m.fields.is_empty() {
-                pairs.push(("fields", "-".into()));
-            }
-            for (i, f) in m.fields.iter().enumerate() {
-                pairs.push((if i == 0 { "fields" } else { "" }, describe_field(f)));
-            }
-            out!("{}", details(&pairs));
-        }
-    }
-}
-
 /// Runs a mapping command.
 ///
 /// # Errors
@@ -582,6 +498,7 @@ async fn set_enabled(ctx: &Context, id: String, enabled: bool) -> Result<(), Cli
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::mapping_view::describe_field;
 
     #[test]
     fn fields_parse() {

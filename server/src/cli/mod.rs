@@ -11,6 +11,7 @@
 pub mod destination;
 pub mod failures;
 pub mod mapping;
+pub mod mapping_view;
 pub mod model;
 pub mod output;
 pub mod progress;
