@@ -23,8 +23,8 @@ fn day(name: &str) -> Option<u8> {
         .and_then(|i| u8::try_from(i + 1).ok())
 }
 
-/// `15m`, `2h`, `1d`, `90s` → seconds.
-fn duration_seconds(text: &str) -> Option<u64> {
+/// `15m`, `2h`, `1d`, `90s` (or `15 minutes`, `2 hours`, ...) → seconds.
+pub fn duration_seconds(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);

@@ -30,6 +30,49 @@ pub struct RetryArgs {
     pub keys: Vec<String>,
 }
 
+/// The retry policy options of `retl mapping create` and `update`.
+#[derive(Debug, Args)]
+pub struct RetryPolicyArgs {
+    /// Give a failing record up once it failed in this many runs (default 5).
+    #[arg(long, value_name = "RUNS")]
+    pub retry_runs: Option<u32>,
+    /// Give a failing record up this long after its first failure: `14d`, `36h`, `90m`
+    /// (default 14d).
+    #[arg(long, value_name = "DURATION")]
+    pub retry_for: Option<String>,
+}
+
+impl RetryPolicyArgs {
+    /// The policy as proto; `None` when neither option is given (the defaults apply).
+    ///
+    /// # Errors
+    /// [`CliError::Usage`] for a duration that is not one.
+    pub fn proto(&self) -> Result<Option<v1::RetryPolicy>, CliError> {
+        if self.retry_runs.is_none() && self.retry_for.is_none() {
+            return Ok(None);
+        }
+        let max_age = match &self.retry_for {
+            None => None,
+            Some(text) => {
+                let seconds =
+                    retl_engine::schedule::text::duration_seconds(text).ok_or_else(|| {
+                        CliError::Usage(format!(
+                            "--retry-for expects a duration such as 14d, 36h or 90m, got '{text}'"
+                        ))
+                    })?;
+                Some(prost_types::Duration {
+                    seconds: i64::try_from(seconds).unwrap_or(i64::MAX),
+                    nanos: 0,
+                })
+            }
+        };
+        Ok(Some(v1::RetryPolicy {
+            max_runs: self.retry_runs.unwrap_or(0),
+            max_age,
+        }))
+    }
+}
+
 /// The name of a change kind.
 fn change(raw: i32) -> &'static str {
     match v1::ChangeKind::try_from(raw) {

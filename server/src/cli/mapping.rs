@@ -189,6 +189,9 @@ pub struct CreateArgs {
     /// When it runs by itself.
     #[command(flatten)]
     pub schedule: crate::cli::schedule::ScheduleArgs,
+    /// When records that keep failing are given up.
+    #[command(flatten)]
+    pub retry: crate::cli::failures::RetryPolicyArgs,
 }
 
 /// Options of `retl mapping update`.
@@ -203,6 +206,9 @@ pub struct UpdateArgs {
     /// New human name.
     #[arg(long)]
     pub display_name: Option<String>,
+    /// New retry policy (both values are replaced; an omitted one takes its default).
+    #[command(flatten)]
+    pub retry: crate::cli::failures::RetryPolicyArgs,
 }
 
 /// Field mappings from `--field` and `--field-literal`.
@@ -311,6 +317,7 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                                 )
                             })
                             .transpose()?,
+                        retry_policy: args.retry.proto()?,
                         ..Default::default()
                     }),
                 })
@@ -387,9 +394,13 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
             if args.fields.null_values.is_some() {
                 paths.push("null_values".to_string());
             }
+            let retry_policy = args.retry.proto()?;
+            if retry_policy.is_some() {
+                paths.push("retry_policy".to_string());
+            }
             if paths.is_empty() {
                 return Err(CliError::Usage(
-                    "nothing to update: pass --field, --field-literal, --field-template, --field-expression, --select, --sync-mode, --null-values or --display-name"
+                    "nothing to update: pass --field, --field-literal, --field-template, --field-expression, --select, --sync-mode, --null-values, --retry-runs, --retry-for or --display-name"
                         .into(),
                 ));
             }
@@ -402,6 +413,7 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                         selection,
                         sync_mode: args.fields.sync_mode.map_or(0, |m| m.proto() as i32),
                         null_values: args.fields.null_values.map_or(0, |n| n.proto() as i32),
+                        retry_policy,
                         ..Default::default()
                     }),
                     update_mask: Some(prost_types::FieldMask { paths }),

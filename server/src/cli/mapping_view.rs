@@ -79,6 +79,16 @@ pub fn print_mapping(out: Output, m: &v1::Mapping) {
                 ("enabled", m.enabled.unwrap_or(false).to_string()),
             ];
             pairs.extend(crate::cli::schedule::rows(m));
+            if let Some(p) = &m.retry_policy {
+                let days = p.max_age.as_ref().map_or(0, |d| d.seconds) as f64 / 86_400.0;
+                pairs.push((
+                    "retry policy",
+                    format!(
+                        "give a failing record up after {} runs or {days:.1} days",
+                        p.max_runs
+                    ),
+                ));
+            }
             pairs.extend([
                 ("created", time(m.create_time.as_ref())),
                 ("updated", time(m.update_time.as_ref())),

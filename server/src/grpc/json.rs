@@ -179,6 +179,10 @@ pub fn mapping(m: &v1::Mapping) -> Value {
         "null_values": enum_name(m.null_values, v1::NullValues::as_str_name),
         "enabled": m.enabled.unwrap_or(false),
         "schedule": m.schedule.as_ref().map_or(Value::Null, schedule),
+        "retry_policy": m.retry_policy.as_ref().map_or(Value::Null, |p| json!({
+            "max_runs": p.max_runs,
+            "max_age": p.max_age.as_ref().map(|d| format!("{}s", d.seconds)),
+        })),
         "schedule_status": m.schedule_status.as_ref().map_or(Value::Null, |s| json!({
             "next_run_times": s.next_run_times.iter().map(|t| ts(Some(t))).collect::<Vec<_>>(),
             "last_tick_time": ts(s.last_tick_time.as_ref()),
