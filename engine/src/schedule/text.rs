@@ -39,6 +39,12 @@ pub fn duration_seconds(text: &str) -> Option<u64> {
     n.checked_mul(unit_seconds)
 }
 
+/// `HH:MM` (`9:05` too) → hour and minute, unchecked ranges; `None` when not of that shape.
+pub fn time_of_day(text: &str) -> Option<(u8, u8)> {
+    let (h, m) = text.split_once(':')?;
+    Some((h.trim().parse().ok()?, m.trim().parse().ok()?))
+}
+
 fn bad(text: &str) -> String {
     format!(
         "'{text}' is not a schedule; write one of: every 15m | daily 09:30 | mon,wed,fri 9h | cron 0 9 * * MON-FRI | after <mapping> ({ACCEPTED_FORMS})"
@@ -56,11 +62,8 @@ pub fn parse(text: &str, time_zone: Option<&str>) -> Result<Schedule, String> {
             seconds: duration_seconds(rest).ok_or_else(|| bad(text))?,
         },
         "daily" => {
-            let (h, m) = rest.split_once(':').ok_or_else(|| bad(text))?;
-            ScheduleKind::DailyAt {
-                hour: h.trim().parse().map_err(|_| bad(text))?,
-                minute: m.trim().parse().map_err(|_| bad(text))?,
-            }
+            let (hour, minute) = time_of_day(rest).ok_or_else(|| bad(text))?;
+            ScheduleKind::DailyAt { hour, minute }
         }
         "cron" if !rest.is_empty() => ScheduleKind::Cron {
             expression: rest.to_string(),

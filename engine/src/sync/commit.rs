@@ -52,6 +52,8 @@ pub struct Committer {
     mapping: MappingId,
     not_sent: Vec<StateWrite>,
     ledger: Option<Ledger>,
+    /// Failures waiting to be recorded in the ledger (written in chunks).
+    failures: Vec<Failure>,
     /// Time spent writing the state.
     pub time: Duration,
 }
@@ -72,6 +74,7 @@ impl Committer {
             mapping,
             not_sent: Vec::new(),
             ledger: None,
+            failures: Vec::new(),
             time: Duration::ZERO,
         }
     }
@@ -90,15 +93,27 @@ impl Committer {
         })
     }
 
-    /// Records failed records in the ledger (a warning on `run` when it cannot be written, or
-    /// when records were given up now).
+    /// Records failed records in the ledger, in chunks (the rest at [`Committer::sync`]).
     pub fn failed(&mut self, failures: Vec<Failure>, run: &mut SyncRun) {
+        if self.ledger.is_none() {
+            return;
+        }
+        self.failures.extend(failures);
+        if self.failures.len() >= NOT_SENT_CHUNK {
+            self.flush_failures(run);
+        }
+    }
+
+    /// Writes the buffered failures to the ledger (a warning on `run` when it cannot be
+    /// written; records given up now are counted).
+    fn flush_failures(&mut self, run: &mut SyncRun) {
         let Some(l) = self.ledger.as_mut() else {
             return;
         };
-        if failures.is_empty() {
+        if self.failures.is_empty() {
             return;
         }
+        let failures = std::mem::take(&mut self.failures);
         let run_id = run.id.to_string();
         match l.ledger.record(
             &self.mapping,
@@ -183,6 +198,7 @@ impl Committer {
             }
         }
         self.failed(failures, run);
+        self.flush_failures(run);
         if let Some(l) = self.ledger.as_mut() {
             let keys = writes.iter().map(|w| match w {
                 StateWrite::Put { key, .. } | StateWrite::Delete { key } => key.as_slice(),
@@ -208,6 +224,7 @@ impl Committer {
     /// Makes every commit of the run durable against a power loss; a failure is a warning
     /// (the records would only be sent again).
     pub fn sync(&mut self, run: &mut SyncRun) {
+        self.flush_failures(run);
         let t = Instant::now();
         if let Err(e) = self.state.sync() {
             tracing::error!(run_id = %run.id, error = %e, "could not sync the state to disk");

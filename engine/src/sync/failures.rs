@@ -252,6 +252,9 @@ impl FailureLedger {
         keys: impl IntoIterator<Item = &'a [u8]>,
         known: &mut HashMap<Vec<u8>, FailedRecord>,
     ) -> Result<(), StorageError> {
+        if known.is_empty() {
+            return Ok(());
+        }
         let mut batch = WriteBatch::default();
         let cf = self.store.cf(CF_FAILURES)?;
         for key in keys {

@@ -282,20 +282,17 @@ impl SyncManager {
         let progress = Progress::new(run.clone(), tx, self.history.clone());
         let runner = SyncRunner::new(env, inputs, progress, cancel);
         let active = Arc::clone(&self.active);
-        let history = self.history.clone();
         let finished = self.finished.clone();
         let pruner = Arc::clone(&self.pruner);
         let span = tracing::info_span!("sync_run", mapping_id = %mapping_id, run_id = %run_id);
         let task_run_id = run_id.clone();
         let handle = tokio::spawn(tracing::Instrument::instrument(
             async move {
-                runner.run().await;
+                let run = runner.run().await;
                 active.remove(&task_run_id);
                 pruner.maybe_prune();
-                if let Ok(Some(run)) = history.get(&task_run_id) {
-                    // No receiver (no scheduler) is fine.
-                    let _ = finished.send(run);
-                }
+                // No receiver (no scheduler) is fine.
+                let _ = finished.send(run);
             },
             span,
         ));

@@ -38,10 +38,7 @@ pub fn schedule_from(field: &str, schedule: v1::Schedule) -> Result<Option<Sched
             }
         }
         Kind::DailyAt(text) => {
-            let parsed = text.split_once(':').and_then(|(h, m)| {
-                Some((h.trim().parse::<u8>().ok()?, m.trim().parse::<u8>().ok()?))
-            });
-            let Some((hour, minute)) = parsed else {
+            let Some((hour, minute)) = retl_engine::schedule::text::time_of_day(&text) else {
                 return Err(invalid(
                     &format!("{field}.daily_at"),
                     format!("'{text}' is not a time of day; write HH:MM, e.g. 09:30"),
