@@ -41,6 +41,7 @@ pub mod config_field;
 #[cfg(any(test, feature = "test-util"))]
 pub mod config_fields;
 pub mod connector;
+pub mod crash_point;
 pub mod delivery;
 pub mod destination;
 pub mod diff;

@@ -463,6 +463,7 @@ impl SyncRunner {
     /// Waits for one request and commits what it acknowledged.
     async fn settle_one(&mut self) {
         if let Some((items, delivery)) = self.pipeline.next_settled().await {
+            crate::crash_point::reached(crate::crash_point::AFTER_ACK_BEFORE_COMMIT);
             let run = &mut self.progress.run;
             if let Some(fatal) = self.committer.settle(items, delivery, run) {
                 self.fatal.get_or_insert(fatal);
