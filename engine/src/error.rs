@@ -64,6 +64,12 @@ pub enum Error {
         /// Who or what cancelled it.
         reason: String,
     },
+    /// A run made no progress for the stall timeout and was stopped.
+    #[error("{message}")]
+    Stalled {
+        /// The stage, what it waited on, for how long, and what to do.
+        message: String,
+    },
     /// Declared in the API but not built yet.
     #[error("{what} is not implemented yet in this version of retl")]
     Unimplemented {
@@ -123,6 +129,7 @@ impl Error {
             Error::State(StateError::Corrupt { .. }) => ErrorCategory::FailedPrecondition,
             Error::State(_) => ErrorCategory::Internal,
             Error::Cancelled { .. } => ErrorCategory::Cancelled,
+            Error::Stalled { .. } => ErrorCategory::Unavailable,
             Error::Unimplemented { .. } => ErrorCategory::Unimplemented,
             Error::Internal { .. } => ErrorCategory::Internal,
         }

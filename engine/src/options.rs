@@ -23,6 +23,12 @@ pub struct EngineOptions {
     pub run_history_runs_kept: usize,
     /// Forget finished runs older than this.
     pub run_history_max_age: std::time::Duration,
+    /// A run whose stage and counts do not move for this long (a query that never returns, a
+    /// destination that never answers) is stopped and reported failed, naming the stage.
+    pub stall_timeout: std::time::Duration,
+    /// At shutdown, how long the requests in flight may take to finish (and their
+    /// acknowledged records to be committed) before they are given up.
+    pub shutdown_grace: std::time::Duration,
 }
 
 impl Default for EngineOptions {
@@ -36,6 +42,8 @@ impl Default for EngineOptions {
             extract_retry_backoff: std::time::Duration::from_secs(1),
             run_history_runs_kept: 1000,
             run_history_max_age: std::time::Duration::from_secs(90 * 24 * 3600),
+            stall_timeout: std::time::Duration::from_secs(600),
+            shutdown_grace: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -14,5 +14,6 @@ mod recovery;
 mod schedules;
 mod sources;
 mod sqlite;
+mod stalls;
 mod sync;
 mod warehouses;

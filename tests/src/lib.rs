@@ -118,22 +118,30 @@ pub struct Harness {
     pub work: tempfile::TempDir,
     /// A client with the right token.
     pub client: Client,
+    /// The engine options every (re)start uses.
+    options: retl_engine::EngineOptions,
 }
 
 impl Harness {
     /// Starts a daemon requiring [`TOKEN`].
     pub async fn start() -> Harness {
+        Harness::start_with(retl_engine::EngineOptions::default()).await
+    }
+
+    /// Starts a daemon requiring [`TOKEN`] with engine `options` (kept across restarts).
+    pub async fn start_with(options: retl_engine::EngineOptions) -> Harness {
         let data_dir = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
-        let daemon = spawn_in_process(DaemonConfig::new(data_dir.path(), Some(TOKEN.to_string())))
-            .await
-            .unwrap();
+        let mut config = DaemonConfig::new(data_dir.path(), Some(TOKEN.to_string()));
+        config.engine_options = options.clone();
+        let daemon = spawn_in_process(config).await.unwrap();
         let client = Client::connect(&daemon.url(), Some(TOKEN)).await.unwrap();
         Harness {
             daemon: Some(daemon),
             data_dir,
             work,
             client,
+            options,
         }
     }
 
@@ -144,13 +152,20 @@ impl Harness {
 
     /// Stops the daemon and starts a new one over the same data directory.
     pub async fn restart(&mut self) {
+        self.stop().await;
+        self.start_again().await;
+    }
+
+    /// Stops the daemon (as at SIGTERM: running syncs get the shutdown grace period).
+    pub async fn stop(&mut self) {
         self.daemon.take().unwrap().stop().await.unwrap();
-        let daemon = spawn_in_process(DaemonConfig::new(
-            self.data_dir.path(),
-            Some(TOKEN.to_string()),
-        ))
-        .await
-        .unwrap();
+    }
+
+    /// Starts a daemon over the data directory after [`Harness::stop`].
+    pub async fn start_again(&mut self) {
+        let mut config = DaemonConfig::new(self.data_dir.path(), Some(TOKEN.to_string()));
+        config.engine_options = self.options.clone();
+        let daemon = spawn_in_process(config).await.unwrap();
         self.client = Client::connect(&daemon.url(), Some(TOKEN)).await.unwrap();
         self.daemon = Some(daemon);
     }

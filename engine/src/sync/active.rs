@@ -5,17 +5,16 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
-
 use crate::error::Error;
 use crate::sync::run::SyncRun;
+use crate::sync::stop::RunStop;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// One run in progress.
 struct ActiveRun {
     mapping_id: String,
-    cancel: CancellationToken,
+    stop: RunStop,
     progress: watch::Receiver<SyncRun>,
     handle: Option<JoinHandle<()>>,
 }
@@ -54,7 +53,7 @@ impl ActiveRuns {
         &self,
         run_id: &str,
         mapping_id: &str,
-        cancel: CancellationToken,
+        stop: RunStop,
         progress: watch::Receiver<SyncRun>,
     ) -> Result<(), Error> {
         let mut runs = self.runs.lock().map_err(|_| lock_poisoned())?;
@@ -67,7 +66,7 @@ impl ActiveRuns {
             run_id.to_string(),
             ActiveRun {
                 mapping_id: mapping_id.to_string(),
-                cancel,
+                stop,
                 progress,
                 handle: None,
             },
@@ -107,19 +106,20 @@ impl ActiveRuns {
     pub fn cancel(&self, run_id: &str) -> Result<Option<SyncRun>, Error> {
         let runs = self.runs.lock().map_err(|_| lock_poisoned())?;
         Ok(runs.get(run_id).map(|a| {
-            a.cancel.cancel();
+            a.stop.cancel();
             a.progress.borrow().clone()
         }))
     }
 
-    /// Cancels every run and returns their tasks to wait for.
-    pub fn cancel_all(&self) -> Vec<JoinHandle<()>> {
+    /// Tells every run the daemon is shutting down (they send nothing new and let their
+    /// requests in flight finish); returns their stop handles and tasks to wait for.
+    pub fn shut_down_all(&self) -> Vec<(RunStop, JoinHandle<()>)> {
         match self.runs.lock() {
             Ok(mut runs) => runs
                 .values_mut()
                 .filter_map(|a| {
-                    a.cancel.cancel();
-                    a.handle.take()
+                    a.stop.shut_down();
+                    Some((a.stop.clone(), a.handle.take()?))
                 })
                 .collect(),
             Err(_) => Vec::new(),
@@ -137,19 +137,17 @@ mod tests {
         let runs = ActiveRuns::default();
         let run = SyncRun::queued(MappingId::new("m"), "manual");
         let (_tx, rx) = watch::channel(run.clone());
-        let cancel = CancellationToken::new();
-        runs.insert(run.id.as_str(), "m", cancel.clone(), rx.clone())
+        let stop = RunStop::new();
+        runs.insert(run.id.as_str(), "m", stop.clone(), rx.clone())
             .unwrap();
-        let err = runs
-            .insert("other", "m", CancellationToken::new(), rx)
-            .unwrap_err();
+        let err = runs.insert("other", "m", RunStop::new(), rx).unwrap_err();
         assert!(err.to_string().contains("already has run"), "{err}");
         assert_eq!(
             runs.of_mapping("m").unwrap().as_deref(),
             Some(run.id.as_str())
         );
         assert!(runs.cancel(run.id.as_str()).unwrap().is_some());
-        assert!(cancel.is_cancelled());
+        assert!(stop.aborting().is_cancelled());
         runs.remove(run.id.as_str());
         assert!(runs.of_mapping("m").unwrap().is_none());
         assert!(runs.cancel(run.id.as_str()).unwrap().is_none());

@@ -84,7 +84,15 @@ impl Extraction<'_> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let error = match self.once(index_path, progress).await {
+            // Planning and the first rows wait on the warehouse (a locked table, a busy
+            // cluster): a stopped run stops waiting.
+            let attempt_result = tokio::select! {
+                r = self.once(index_path, progress) => r,
+                _ = self.cancel.cancelled() => Err(Error::Cancelled {
+                    reason: "run stopped while extracting".to_string(),
+                }),
+            };
+            let error = match attempt_result {
                 Ok(extract) => return Ok(extract),
                 Err(error) => error,
             };

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use chrono::Utc;
 use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::catalog::Catalog;
 use crate::catalog::source::SourceDef;
@@ -27,6 +26,7 @@ use crate::sync::history::RunHistory;
 use crate::sync::progress::Progress;
 use crate::sync::run::{RunStage, RunStatus, SyncRun};
 use crate::sync::runner::{RunEnv, RunInputs, SyncRunner};
+use crate::sync::stop::RunStop;
 
 /// Options of one triggered sync.
 #[derive(Debug, Clone, Default)]
@@ -246,10 +246,9 @@ impl SyncManager {
             options.trigger.as_deref().unwrap_or("manual"),
         );
         let (tx, rx) = watch::channel(run.clone());
-        let cancel = CancellationToken::new();
+        let stop = RunStop::new();
         let run_id = run.id.to_string();
-        self.active
-            .insert(&run_id, mapping_id, cancel.clone(), rx)?;
+        self.active.insert(&run_id, mapping_id, stop.clone(), rx)?;
         if let Err(e) = self.history.put(&run) {
             self.active.remove(&run_id);
             return Err(e.into());
@@ -280,7 +279,7 @@ impl SyncManager {
             extraction_slots,
         };
         let progress = Progress::new(run.clone(), tx, self.history.clone());
-        let runner = SyncRunner::new(env, inputs, progress, cancel);
+        let runner = SyncRunner::new(env, inputs, progress, stop);
         let active = Arc::clone(&self.active);
         let finished = self.finished.clone();
         let pruner = Arc::clone(&self.pruner);
@@ -412,11 +411,31 @@ impl SyncManager {
         )))
     }
 
-    /// Cancels running syncs and waits for them to record their end.
+    /// Stops running syncs: they send nothing new, their requests in flight may finish (and
+    /// what they acknowledge is committed) within the shutdown grace period, after which those
+    /// requests are given up; waits for every run to record its end.
     pub async fn shutdown(&self) {
-        let handles: Vec<JoinHandle<()>> = self.active.cancel_all();
-        for h in handles {
-            let _ = h.await;
+        let runs: Vec<(RunStop, JoinHandle<()>)> = self.active.shut_down_all();
+        if runs.is_empty() {
+            return;
+        }
+        tracing::info!(
+            runs = runs.len(),
+            grace_s = self.options.shutdown_grace.as_secs_f64(),
+            "letting running syncs finish their requests in flight"
+        );
+        let deadline = tokio::time::Instant::now() + self.options.shutdown_grace;
+        for (stop, mut handle) in runs {
+            if tokio::time::timeout_at(deadline, &mut handle)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "shutdown grace period over: giving up the requests still in flight"
+                );
+                stop.abort();
+                let _ = handle.await;
+            }
         }
     }
 }

@@ -19,6 +19,8 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod runner;
+pub mod stop;
+pub mod watchdog;
 
 pub use manager::{SyncManager, TriggerOptions};
 pub use run::{RunCounts, RunStage, RunStatus, SyncRun};

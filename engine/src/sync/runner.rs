@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use chrono::Utc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio_util::sync::CancellationToken;
 
 use crate::catalog::model::ModelDef;
 use crate::catalog::source::ExtractionSettings;
@@ -42,6 +41,8 @@ use crate::sync::history::RunHistory;
 use crate::sync::progress::Progress;
 use crate::sync::report;
 use crate::sync::run::{RecordError, RunStage, RunStatus, SyncRun};
+use crate::sync::stop::RunStop;
+use crate::sync::watchdog::{self, WaitingOn};
 
 /// Everything a run needs, resolved from the catalog when it was triggered.
 pub struct RunInputs {
@@ -89,7 +90,9 @@ pub struct SyncRunner {
     env: RunEnv,
     inputs: RunInputs,
     progress: Progress,
-    cancel: CancellationToken,
+    stop: RunStop,
+    /// What the run waits on now (for the watchdog's message).
+    waiting_on: WaitingOn,
     committer: Committer,
     batcher: Batcher<Pending>,
     pipeline: Pipeline<Pending>,
@@ -105,12 +108,7 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
 
 impl SyncRunner {
     /// A runner for the run in `progress` (already saved as queued).
-    pub fn new(
-        env: RunEnv,
-        inputs: RunInputs,
-        progress: Progress,
-        cancel: CancellationToken,
-    ) -> Self {
+    pub fn new(env: RunEnv, inputs: RunInputs, progress: Progress, stop: RunStop) -> Self {
         let ctx = DeliveryContext {
             destination_id: inputs.mapping.destination_id.clone(),
             mapping_id: inputs.mapping.id.clone(),
@@ -126,7 +124,9 @@ impl SyncRunner {
             ctx,
             Arc::clone(&inputs.limiter),
             inputs.limits.clone(),
-            cancel.clone(),
+            // Requests in flight are given up only when the run aborts (cancel, stall, end of
+            // the shutdown grace); a shutdown lets them finish.
+            stop.aborting().clone(),
         );
         SyncRunner {
             committer: Committer::new(Arc::clone(&env.state), inputs.mapping.id.clone()),
@@ -135,7 +135,8 @@ impl SyncRunner {
             env,
             inputs,
             progress,
-            cancel,
+            stop,
+            waiting_on: WaitingOn::default(),
             fatal: None,
             extraction_slot: None,
         }
@@ -146,9 +147,15 @@ impl SyncRunner {
         // Runs beyond the source's limit of concurrent extractions queue here (`queued`):
         // several extractions at once can overload a warehouse.
         let slots = Arc::clone(&self.inputs.extraction_slots);
+        let watchdog = watchdog::spawn(
+            self.progress.sender().subscribe(),
+            self.env.options.stall_timeout,
+            self.waiting_on.clone(),
+            self.stop.clone(),
+        );
         let slot = tokio::select! {
             permit = slots.acquire_owned() => permit.ok(),
-            _ = self.cancel.cancelled() => None,
+            _ = self.stop.stopping().cancelled() => None,
         };
         let started = Instant::now();
         let now = Utc::now();
@@ -166,6 +173,11 @@ impl SyncRunner {
                 reason: "cancelled while queued for an extraction slot".to_string(),
             }),
         };
+        // A stopped run reports why it was stopped (a stall is a failure, not a cancel).
+        let result = match (result, self.stop.error()) {
+            (Err(Error::Cancelled { .. }), Some(why)) => Err(why),
+            (result, _) => result,
+        };
         // Whatever happened, settle what is in flight and record what was acknowledged.
         let drained = self.drain().await;
         let committed = self.committer.flush_not_sent();
@@ -174,17 +186,22 @@ impl SyncRunner {
         run.timings.deliver_ms = self.pipeline.waited.as_millis() as u64;
         run.timings.commit_ms = self.committer.time.as_millis() as u64;
         run.timings.total_ms = started.elapsed().as_millis() as u64;
+        let drained = match (drained, self.stop.error()) {
+            (Err(Error::Cancelled { .. }), Some(why)) => Err(why),
+            (drained, _) => drained,
+        };
         report::finish(run, result.and(drained).and(committed));
+        watchdog.abort();
         self.progress.save();
         self.progress.run
     }
 
     /// Stops the run when it was cancelled or a request failed for good.
     fn check_cancel(&self) -> Result<(), Error> {
-        if self.cancel.is_cancelled() {
-            return Err(Error::Cancelled {
-                reason: "CancelSyncRun was called".to_string(),
-            });
+        if self.stop.is_stopping() {
+            return Err(self.stop.error().unwrap_or_else(|| Error::Cancelled {
+                reason: "the run was stopped".to_string(),
+            }));
         }
         if let Some(fatal) = &self.fatal {
             return Err(Error::precondition(format!(
@@ -222,8 +239,13 @@ impl SyncRunner {
             spill_dir: &spill_dir,
             connection_retries: self.inputs.extraction.connection_retries,
             backoff: self.env.options.extract_retry_backoff,
-            cancel: &self.cancel,
+            cancel: self.stop.stopping(),
         };
+        let source_id = &self.inputs.model.source_id;
+        self.waiting_on.set(format!(
+            "the source '{source_id}' (the query of model '{}')",
+            self.inputs.model.id
+        ));
         let extract = extraction.run(&index_path, &mut self.progress).await;
         // Recorded for a failed extract too: the time spent trying is part of the report.
         self.progress.run.timings.extract_ms = t.elapsed().as_millis() as u64;
@@ -236,6 +258,8 @@ impl SyncRunner {
 
         // Diff (+ select), then map and deliver the changed rows.
         self.progress.set_stage(RunStage::Delivering);
+        self.waiting_on
+            .set("the comparison of the extract with the sync state");
         let t = Instant::now();
         let waited_before = self.pipeline.waited + self.committer.time;
         let deletes_path = spill_dir.join(format!("{run_id}.deletes"));
@@ -286,7 +310,7 @@ impl SyncRunner {
             selector: Selector::new(mapping.selection, first_run_marks_synced),
             changed: ChangedRows::new(extract.index.rows),
             deletes: DeleteSpillWriter::create(deletes_path)?,
-            cancel: &self.cancel,
+            cancel: self.stop.stopping(),
         };
         let input = DiffInput {
             mapping: &mapping.id,
@@ -449,19 +473,24 @@ impl SyncRunner {
     }
 
     /// Starts a request once one is free, unless the destination refused the run meanwhile
-    /// (e.g. its credentials): then nothing more is sent, and the batch's records count as
-    /// failed in the report.
+    /// (e.g. its credentials: nothing more is sent, and the batch's records count as failed in
+    /// the report) or the run was told to stop.
     async fn send(&mut self, batch: Batch<Pending>) {
         while !self.pipeline.has_room() {
             self.settle_one().await;
         }
-        if self.fatal.is_none() {
+        // A run told to stop sends nothing new (its records stay pending for the next run).
+        if self.fatal.is_none() && !self.stop.is_stopping() {
             self.pipeline.start(batch);
         }
     }
 
     /// Waits for one request and commits what it acknowledged.
     async fn settle_one(&mut self) {
+        self.waiting_on.set(format!(
+            "the destination '{}' to answer a request",
+            self.inputs.mapping.destination_id
+        ));
         if let Some((items, delivery)) = self.pipeline.next_settled().await {
             crate::crash_point::reached(crate::crash_point::AFTER_ACK_BEFORE_COMMIT);
             let run = &mut self.progress.run;
@@ -474,7 +503,7 @@ impl SyncRunner {
 
     /// Sends what is gathered (unless the run is stopping) and waits for every request.
     async fn drain(&mut self) -> Result<(), Error> {
-        if !self.cancel.is_cancelled() && self.fatal.is_none() {
+        if !self.stop.is_stopping() && self.fatal.is_none() {
             self.flush_batch().await;
         } else {
             self.batcher.clear();

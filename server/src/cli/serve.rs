@@ -26,6 +26,24 @@ pub struct ServeArgs {
     /// Forget finished runs older than this many days.
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=36500))]
     pub run_history_days: u64,
+    /// Stop a run whose stage and counts have not moved for this long (a query that never
+    /// returns, a destination that never answers) and report it failed: `10m`, `90s`, `1h`.
+    #[arg(long, default_value = "10m", value_parser = seconds_at_least_one)]
+    pub stall_timeout: std::time::Duration,
+    /// At shutdown (Ctrl-C, SIGTERM), let the requests in flight finish and commit what they
+    /// acknowledge for at most this long: `30s`, `2m`.
+    #[arg(long, default_value = "30s", value_parser = seconds_at_least_one)]
+    pub shutdown_grace: std::time::Duration,
+}
+
+/// `90s`, `10m`, `1h` -> a duration of at least one second.
+fn seconds_at_least_one(text: &str) -> Result<std::time::Duration, String> {
+    match retl_engine::schedule::text::duration_seconds(text) {
+        Some(s) if s >= 1 => Ok(std::time::Duration::from_secs(s)),
+        _ => Err(format!(
+            "expected a duration of at least 1s such as 90s, 10m or 1h, got '{text}'"
+        )),
+    }
 }
 
 fn read_token_file(path: &PathBuf) -> Result<String, CliError> {
@@ -97,6 +115,8 @@ pub async fn run(args: ServeArgs, token: Option<String>) -> Result<(), CliError>
         usize::try_from(args.runs_kept).unwrap_or(usize::MAX);
     config.engine_options.run_history_max_age =
         std::time::Duration::from_secs(args.run_history_days * 24 * 3600);
+    config.engine_options.stall_timeout = args.stall_timeout;
+    config.engine_options.shutdown_grace = args.shutdown_grace;
     serve(listener, config, shutdown_signal()).await?;
     Ok(())
 }

@@ -31,6 +31,16 @@ impl ChildDaemon {
         log_dir: &Path,
         env: &[(&str, &str)],
     ) -> ChildDaemon {
+        ChildDaemon::start_with(data_dir, log_dir, env, &[]).await
+    }
+
+    /// [`ChildDaemon::start`] with more `retl serve` arguments.
+    pub(crate) async fn start_with(
+        data_dir: &Path,
+        log_dir: &Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> ChildDaemon {
         for _attempt in 0..5 {
             let n = STARTS.fetch_add(1, Ordering::SeqCst);
             let log = log_dir.join(format!("daemon-{n:03}.log"));
@@ -40,6 +50,7 @@ impl ChildDaemon {
             let mut child = Command::new(env!("CARGO_BIN_EXE_retl"))
                 .args(["serve", "--listen", &addr, "--data-dir"])
                 .arg(data_dir)
+                .args(args)
                 .env("RETL_TOKEN", TOKEN)
                 .env("RETL_LOG", "warn")
                 .envs(env.iter().copied())
@@ -81,6 +92,15 @@ impl ChildDaemon {
     pub(crate) fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM (what `systemctl stop` and `docker stop` send).
+    pub(crate) fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed: {status}");
     }
 
     /// Waits up to `timeout` for the process to exit by itself.

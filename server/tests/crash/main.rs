@@ -45,6 +45,11 @@ fn to_struct(value: serde_json::Value) -> prost_types::Struct {
 /// Creates the source, the model, the webhook destination and the mappings `up` (upsert of
 /// email and plan) and `del` (delete).
 async fn set_up(client: &Client, warehouse: &Path, url: &str) {
+    set_up_with(client, warehouse, url, BATCH, IN_FLIGHT).await;
+}
+
+/// [`set_up`] with `batch` records per request and `in_flight` requests at once.
+async fn set_up_with(client: &Client, warehouse: &Path, url: &str, batch: usize, in_flight: usize) {
     client
         .sources()
         .create_source(v1::CreateSourceRequest {
@@ -73,8 +78,8 @@ async fn set_up(client: &Client, warehouse: &Path, url: &str) {
         .await
         .unwrap();
     let limits = json!({
-        "requests_per_second": 10_000, "burst": 100, "batch_size": BATCH,
-        "max_in_flight": IN_FLIGHT
+        "requests_per_second": 10_000, "burst": 100, "batch_size": batch,
+        "max_in_flight": in_flight
     });
     client
         .destinations()
@@ -380,4 +385,46 @@ async fn a_crash_between_acknowledgement_and_commit_resends_that_request_once() 
     let before = hook.request_count();
     sync_to_end(&daemon.client, "up").await;
     assert_eq!(hook.request_count(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_request_in_flight_finish_commits_it_and_exits() {
+    let work = tempfile::tempdir().unwrap();
+    let data_dir = work.path().join("data");
+    let logs = work.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
+    let wh = Warehouse::create(&work.path().join("warehouse.db"), 30, 3);
+    let mut daemon =
+        ChildDaemon::start_with(&data_dir, &logs, &[], &["--shutdown-grace", "20s"]).await;
+    set_up_with(&daemon.client, &wh.path, &hook.url(), 10, 1).await;
+    hook.respond_after(Duration::from_millis(1500));
+    let run = trigger(&daemon.client, "up").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hook.request_count() == 0 {
+        assert!(Instant::now() < deadline, "no request was sent");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    daemon.terminate();
+    let status = daemon
+        .exited_within(Duration::from_secs(15))
+        .await
+        .expect("the daemon exits after SIGTERM within the grace period");
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1000),
+        "it waited for the answer"
+    );
+    drop(daemon);
+    let daemon = ChildDaemon::start(&data_dir, &logs, &[]).await;
+    let stopped = get_run(&daemon.client, &run.id).await;
+    assert_eq!(stopped.status(), v1::RunStatus::Cancelled, "{stopped:?}");
+    assert_eq!(stopped.counts.unwrap_or_default().delivered, 10);
+    hook.respond_after(Duration::ZERO);
+    let run = sync_to_end(&daemon.client, "up").await;
+    assert_eq!(run.counts.unwrap_or_default().delivered, 20);
+    assert_eq!(hook.records().len(), 30, "nothing was sent twice");
 }
