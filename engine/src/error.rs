@@ -125,6 +125,8 @@ impl Error {
             Error::FailedPrecondition { .. } => ErrorCategory::FailedPrecondition,
             Error::Source(e) => e.category(),
             Error::Destination(e) => e.category(),
+            // Not a bug: a retry once space is back succeeds.
+            Error::Storage(e) if e.is_disk_full() => ErrorCategory::Unavailable,
             Error::Storage(_) => ErrorCategory::Internal,
             Error::State(StateError::Corrupt { .. }) => ErrorCategory::FailedPrecondition,
             Error::State(_) => ErrorCategory::Internal,
@@ -140,7 +142,7 @@ impl Error {
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     /// RocksDB reported an error.
-    #[error("local store error during {operation}: {source}")]
+    #[error("local store error during {operation}: {source}{}", disk_full_hint(source.as_ref()))]
     Rocks {
         /// What the engine was doing.
         operation: &'static str,
@@ -158,7 +160,7 @@ pub enum StorageError {
         message: String,
     },
     /// A local file operation failed.
-    #[error("local file error at {path}: {source}")]
+    #[error("local file error at {path}: {source}{}", disk_full_hint(&source.to_string()))]
     Io {
         /// The path involved.
         path: String,
@@ -167,7 +169,48 @@ pub enum StorageError {
     },
 }
 
+/// What to do when the data directory's disk is full.
+const DISK_FULL_HINT: &str = "; the disk of the data directory is full: free space on it (or move the data directory to a larger disk), then run the sync again; nothing that was not acknowledged was committed";
+
+/// What to do when RocksDB refuses writes after a failed write-ahead-log append.
+const STOPPED_WRITER_HINT: &str = "; the local store stopped accepting writes after an earlier write failed (most often a full disk): free space in the data directory, then restart the daemon; nothing that was not acknowledged was committed";
+
+fn disk_full_hint(message: &str) -> &'static str {
+    if is_stopped_writer_message(message) {
+        STOPPED_WRITER_HINT
+    } else if is_disk_full_message(message) {
+        DISK_FULL_HINT
+    } else {
+        ""
+    }
+}
+
+fn is_disk_full_message(message: &str) -> bool {
+    message.contains("No space left on device") || message.contains("Disk quota exceeded")
+}
+
+/// RocksDB's answer to every write after its write-ahead log failed to append.
+fn is_stopped_writer_message(message: &str) -> bool {
+    message.contains("Writer has previous error")
+}
+
 impl StorageError {
+    /// Whether the disk of the data directory is full (`ENOSPC`, `EDQUOT`), or the store stopped
+    /// accepting writes after a write failed on a full disk.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StorageError::Rocks { source, .. } => {
+                let message = source.to_string();
+                is_disk_full_message(&message) || is_stopped_writer_message(&message)
+            }
+            StorageError::Io { source, .. } => {
+                matches!(source.raw_os_error(), Some(28 | 122))
+                    || is_disk_full_message(&source.to_string())
+            }
+            StorageError::Decode { .. } => false,
+        }
+    }
+
     /// Wraps a RocksDB error with the operation that failed.
     pub fn rocks(operation: &'static str) -> impl FnOnce(rocksdb::Error) -> StorageError {
         move |source| StorageError::Rocks { operation, source }

@@ -6,6 +6,7 @@ mod api;
 mod bad_input;
 mod delivery;
 mod destinations;
+mod disk_full;
 mod failures;
 mod mappings;
 mod mysql;

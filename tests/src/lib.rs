@@ -130,7 +130,14 @@ impl Harness {
 
     /// Starts a daemon requiring [`TOKEN`] with engine `options` (kept across restarts).
     pub async fn start_with(options: retl_engine::EngineOptions) -> Harness {
-        let data_dir = tempfile::tempdir().unwrap();
+        Harness::start_in(tempfile::tempdir().unwrap(), options).await
+    }
+
+    /// Starts a daemon requiring [`TOKEN`] over `data_dir` with engine `options`.
+    pub async fn start_in(
+        data_dir: tempfile::TempDir,
+        options: retl_engine::EngineOptions,
+    ) -> Harness {
         let work = tempfile::tempdir().unwrap();
         let mut config = DaemonConfig::new(data_dir.path(), Some(TOKEN.to_string()));
         config.engine_options = options.clone();
