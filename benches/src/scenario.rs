@@ -336,6 +336,7 @@ async fn define(engine: &Engine, args: &ScenarioArgs, dir: &Path) -> Result<(), 
             enabled: None,
             schedule: None,
             retry_policy: None,
+            alerts: None,
         })
         .await?;
     Ok(())

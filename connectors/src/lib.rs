@@ -95,6 +95,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alerts;
 mod destinations;
 mod sources;
 
@@ -115,6 +116,12 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::hubspot::destination_type());
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
+    match alerts::WebhookAlertSink::new() {
+        Ok(sink) => {
+            registry.set_alert_sink(std::sync::Arc::new(sink));
+        }
+        Err(e) => tracing::warn!(error = %e, "alerts will only be logged"),
+    }
     registry
 }
 

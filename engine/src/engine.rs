@@ -42,6 +42,8 @@ struct Services {
     scheduler: Scheduler,
     /// The running scheduler task and how to stop it.
     scheduling: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
+    /// The alert task and how to stop it (`None` without an alert sink).
+    alerting: Mutex<Option<(CancellationToken, JoinHandle<()>)>>,
 }
 
 /// The retl engine over one data directory. Cheap to clone.
@@ -89,6 +91,15 @@ impl Engine {
             ScheduleStates::new(store.clone()),
             Arc::new(SystemClock),
         );
+        let alerter = registry.alert_sink().map(|sink| {
+            crate::alert::notifier::Alerter::new(
+                store.clone(),
+                catalog.clone(),
+                failures.clone(),
+                options.alert_webhooks.clone(),
+                sink,
+            )
+        });
         let syncs = SyncManager::new(SyncManagerParts {
             catalog,
             registry: Arc::clone(&registry),
@@ -100,6 +111,14 @@ impl Engine {
             limiters: Arc::clone(&limiters),
             failures: failures.clone(),
         })?;
+        // Alerts follow every finished run from now until shutdown.
+        let alerting = alerter.map(|alerter| {
+            let stop = CancellationToken::new();
+            let finished = syncs.subscribe_finished();
+            let token = stop.clone();
+            let handle = tokio::spawn(async move { alerter.run(finished, token).await });
+            (stop, handle)
+        });
         let services = Services {
             sources: SourceService::new(ctx.clone(), Arc::clone(&previews)),
             models: ModelService::new(ctx.clone(), options.clone(), previews),
@@ -115,6 +134,7 @@ impl Engine {
             syncs,
             scheduler,
             scheduling: Mutex::new(None),
+            alerting: Mutex::new(alerting),
             data_dir: data_dir.to_path_buf(),
             registry,
             options,
@@ -225,6 +245,18 @@ impl Engine {
             let _ = handle.await;
         }
         self.services.syncs.shutdown().await;
+        // After the runs: their ends still alert.
+        let alerting = self
+            .services
+            .alerting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some((stop, handle)) = alerting {
+            tokio::task::yield_now().await;
+            stop.cancel();
+            let _ = handle.await;
+        }
         // Written tables instead of a write-ahead log to replay: the next start opens at once
         // (replaying the log of a 10M-row sync took seconds and memory).
         if let Err(e) = self.services.store.flush_memtables() {

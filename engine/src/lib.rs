@@ -35,6 +35,7 @@
 
 #![deny(missing_docs)]
 
+pub mod alert;
 pub mod catalog;
 pub mod category;
 pub mod config_field;

@@ -29,6 +29,8 @@ pub struct EngineOptions {
     /// At shutdown, how long the requests in flight may take to finish (and their
     /// acknowledged records to be committed) before they are given up.
     pub shutdown_grace: std::time::Duration,
+    /// Webhook URLs that receive the alerts of every mapping.
+    pub alert_webhooks: Vec<String>,
 }
 
 impl Default for EngineOptions {
@@ -44,6 +46,7 @@ impl Default for EngineOptions {
             run_history_max_age: std::time::Duration::from_secs(90 * 24 * 3600),
             stall_timeout: std::time::Duration::from_secs(600),
             shutdown_grace: std::time::Duration::from_secs(30),
+            alert_webhooks: Vec::new(),
         }
     }
 }

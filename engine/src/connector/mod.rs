@@ -78,6 +78,7 @@ impl DestinationType {
 pub struct Registry {
     sources: BTreeMap<&'static str, SourceType>,
     destinations: BTreeMap<&'static str, DestinationType>,
+    alert_sink: Option<std::sync::Arc<dyn crate::alert::AlertSink>>,
 }
 
 impl Registry {
@@ -90,6 +91,20 @@ impl Registry {
     pub fn register_source(&mut self, source_type: SourceType) -> &mut Self {
         self.sources.insert(source_type.name, source_type);
         self
+    }
+
+    /// Sets how alerts reach their webhook targets.
+    pub fn set_alert_sink(
+        &mut self,
+        sink: std::sync::Arc<dyn crate::alert::AlertSink>,
+    ) -> &mut Self {
+        self.alert_sink = Some(sink);
+        self
+    }
+
+    /// How alerts reach their targets (`None`: alerts are only logged).
+    pub fn alert_sink(&self) -> Option<std::sync::Arc<dyn crate::alert::AlertSink>> {
+        self.alert_sink.clone()
     }
 
     /// Adds a destination type.

@@ -104,6 +104,9 @@ pub struct MappingDef {
     /// When records that keep failing are given up.
     #[serde(default)]
     pub retry_policy: RetryPolicy,
+    /// Where its alerts go and when failed records alert.
+    #[serde(default)]
+    pub alerts: crate::alert::AlertPolicy,
     /// When it was created.
     #[serde(with = "crate::timestamp")]
     pub create_time: DateTime<Utc>,
@@ -141,6 +144,8 @@ pub struct NewMapping {
     pub schedule: Option<Schedule>,
     /// When records that keep failing are given up (`None` = 5 runs or 14 days).
     pub retry_policy: Option<RetryPolicy>,
+    /// Alert targets and threshold (`None` = the defaults: global targets only, 10 %).
+    pub alerts: Option<crate::alert::AlertPolicy>,
 }
 
 /// Changes to a mapping; `None` keeps a value. Model, destination and action are fixed at
@@ -163,4 +168,6 @@ pub struct MappingPatch {
     pub schedule: Option<Option<Schedule>>,
     /// New retry policy.
     pub retry_policy: Option<RetryPolicy>,
+    /// New alert settings.
+    pub alerts: Option<crate::alert::AlertPolicy>,
 }

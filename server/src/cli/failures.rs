@@ -42,6 +42,31 @@ pub struct RetryPolicyArgs {
     pub retry_for: Option<String>,
 }
 
+/// `--alert-webhook` and `--alert-failed-share` of `retl mapping create|update`.
+#[derive(Debug, Args)]
+pub struct AlertArgs {
+    /// Send this mapping's alerts (a failed run, failed records above the share, deletes held
+    /// back, records given up) to this http(s) webhook; repeat for several (update: replaces).
+    #[arg(long = "alert-webhook", value_name = "URL")]
+    pub webhooks: Vec<String>,
+    /// Alert when more than this share of a run's selected records failed (default 0.1).
+    #[arg(long = "alert-failed-share", value_name = "SHARE")]
+    pub failed_share: Option<f64>,
+}
+
+impl AlertArgs {
+    /// The alert settings as proto; `None` when neither option is given.
+    pub fn proto(&self) -> Option<v1::AlertPolicy> {
+        if self.webhooks.is_empty() && self.failed_share.is_none() {
+            return None;
+        }
+        Some(v1::AlertPolicy {
+            webhook_urls: self.webhooks.clone(),
+            failed_record_share: self.failed_share.unwrap_or(0.0),
+        })
+    }
+}
+
 impl RetryPolicyArgs {
     /// The policy as proto; `None` when neither option is given (the defaults apply).
     ///

@@ -192,6 +192,9 @@ pub struct CreateArgs {
     /// When records that keep failing are given up.
     #[command(flatten)]
     pub retry: crate::cli::failures::RetryPolicyArgs,
+    /// Where alerts go.
+    #[command(flatten)]
+    pub alerts: crate::cli::failures::AlertArgs,
 }
 
 /// Options of `retl mapping update`.
@@ -209,6 +212,9 @@ pub struct UpdateArgs {
     /// New retry policy (both values are replaced; an omitted one takes its default).
     #[command(flatten)]
     pub retry: crate::cli::failures::RetryPolicyArgs,
+    /// New alert settings (both values are replaced; an omitted one takes its default).
+    #[command(flatten)]
+    pub alerts: crate::cli::failures::AlertArgs,
 }
 
 /// Field mappings from `--field` and `--field-literal`.
@@ -318,6 +324,7 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                             })
                             .transpose()?,
                         retry_policy: args.retry.proto()?,
+                        alerts: args.alerts.proto(),
                         ..Default::default()
                     }),
                 })
@@ -398,9 +405,13 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
             if retry_policy.is_some() {
                 paths.push("retry_policy".to_string());
             }
+            let alerts = args.alerts.proto();
+            if alerts.is_some() {
+                paths.push("alerts".to_string());
+            }
             if paths.is_empty() {
                 return Err(CliError::Usage(
-                    "nothing to update: pass --field, --field-literal, --field-template, --field-expression, --select, --sync-mode, --null-values, --retry-runs, --retry-for or --display-name"
+                    "nothing to update: pass --field, --field-literal, --field-template, --field-expression, --select, --sync-mode, --null-values, --retry-runs, --retry-for, --alert-webhook, --alert-failed-share or --display-name"
                         .into(),
                 ));
             }
@@ -414,6 +425,7 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                         sync_mode: args.fields.sync_mode.map_or(0, |m| m.proto() as i32),
                         null_values: args.fields.null_values.map_or(0, |n| n.proto() as i32),
                         retry_policy,
+                        alerts,
                         ..Default::default()
                     }),
                     update_mask: Some(prost_types::FieldMask { paths }),

@@ -89,6 +89,23 @@ pub fn print_mapping(out: Output, m: &v1::Mapping) {
                     ),
                 ));
             }
+            if let Some(a) = &m.alerts {
+                let targets = if a.webhook_urls.is_empty() {
+                    "the daemon's --alert-webhook targets".to_string()
+                } else {
+                    format!(
+                        "{} webhook(s) and the daemon's targets",
+                        a.webhook_urls.len()
+                    )
+                };
+                pairs.push((
+                    "alerts",
+                    format!(
+                        "to {targets}; failed records alert above {:.1} %",
+                        a.failed_record_share * 100.0
+                    ),
+                ));
+            }
             pairs.extend([
                 ("created", time(m.create_time.as_ref())),
                 ("updated", time(m.update_time.as_ref())),

@@ -34,6 +34,11 @@ pub struct ServeArgs {
     /// acknowledge for at most this long: `30s`, `2m`.
     #[arg(long, default_value = "30s", value_parser = seconds_at_least_one)]
     pub shutdown_grace: std::time::Duration,
+    /// Send the alerts of every mapping (failed runs, failed records, deletes held back,
+    /// records given up; one message per change) to this http(s) webhook; repeatable. A Slack
+    /// incoming-webhook URL works as is.
+    #[arg(long = "alert-webhook", value_name = "URL")]
+    pub alert_webhooks: Vec<String>,
 }
 
 /// `90s`, `10m`, `1h` -> a duration of at least one second.
@@ -117,6 +122,11 @@ pub async fn run(args: ServeArgs, token: Option<String>) -> Result<(), CliError>
         std::time::Duration::from_secs(args.run_history_days * 24 * 3600);
     config.engine_options.stall_timeout = args.stall_timeout;
     config.engine_options.shutdown_grace = args.shutdown_grace;
+    for url in &args.alert_webhooks {
+        retl_engine::alert::check_webhook_url("--alert-webhook", url)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+    }
+    config.engine_options.alert_webhooks = args.alert_webhooks;
     serve(listener, config, shutdown_signal()).await?;
     Ok(())
 }

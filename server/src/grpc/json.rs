@@ -183,6 +183,10 @@ pub fn mapping(m: &v1::Mapping) -> Value {
             "max_runs": p.max_runs,
             "max_age": p.max_age.as_ref().map(|d| format!("{}s", d.seconds)),
         })),
+        "alerts": m.alerts.as_ref().map_or(Value::Null, |a| json!({
+            "webhook_urls": a.webhook_urls,
+            "failed_record_share": a.failed_record_share,
+        })),
         "schedule_status": m.schedule_status.as_ref().map_or(Value::Null, |s| json!({
             "next_run_times": s.next_run_times.iter().map(|t| ts(Some(t))).collect::<Vec<_>>(),
             "last_tick_time": ts(s.last_tick_time.as_ref()),

@@ -109,6 +109,7 @@ impl MappingService for MappingApi {
                 .retry_policy
                 .map(convert::retry_policy_from)
                 .transpose()?,
+            alerts: mapping.alerts.map(convert::alert_policy_from),
         };
         let def = self.engine.mappings().create(new).await.map_err(status)?;
         tracing::info!(mapping_id = %def.id, model_id = %def.model_id, destination_id = %def.destination_id, action = %def.action, "mapping created");
@@ -170,6 +171,7 @@ impl MappingService for MappingApi {
                 "enabled",
                 "schedule",
                 "retry_policy",
+                "alerts",
             ],
             &[
                 "id",
@@ -236,6 +238,8 @@ impl MappingService for MappingApi {
             } else {
                 None
             },
+            alerts: touches(&paths, "alerts", mapping.alerts.is_some())
+                .then(|| convert::alert_policy_from(mapping.alerts.unwrap_or_default())),
         };
         let def = self
             .engine
@@ -376,6 +380,7 @@ fn unsaved_mapping(mapping: v1::Mapping) -> Result<MappingDef, Status> {
         enabled: mapping.enabled.unwrap_or(true),
         schedule: None,
         retry_policy: Default::default(),
+        alerts: Default::default(),
         create_time: now,
         update_time: now,
     })

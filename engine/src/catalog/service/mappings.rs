@@ -119,6 +119,9 @@ impl MappingService {
         if let Some(policy) = &new.retry_policy {
             check_retry_policy(policy)?;
         }
+        if let Some(alerts) = &new.alerts {
+            alerts.check()?;
+        }
         let _guard = self.ctx.write_lock().await;
         ensure_absent(&self.ctx.catalog, Kind::Mapping, &id)?;
         let model = self.ctx.catalog.model(&new.model_id).map_err(|e| match e {
@@ -175,6 +178,7 @@ impl MappingService {
             enabled: new.enabled.unwrap_or(true),
             schedule: new.schedule,
             retry_policy: new.retry_policy.unwrap_or_default(),
+            alerts: new.alerts.unwrap_or_default(),
             create_time: now,
             update_time: now,
         };
@@ -226,6 +230,10 @@ impl MappingService {
         if let Some(v) = patch.retry_policy {
             check_retry_policy(&v)?;
             def.retry_policy = v;
+        }
+        if let Some(v) = patch.alerts {
+            v.check()?;
+            def.alerts = v;
         }
         if let Some(v) = patch.schedule {
             self.validate_schedule(id, v.as_ref())?;

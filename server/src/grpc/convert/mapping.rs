@@ -150,10 +150,26 @@ pub fn mapping(def: MappingDef) -> v1::Mapping {
         schedule: def.schedule.as_ref().map(super::schedule),
         schedule_status: None,
         retry_policy: Some(retry_policy(def.retry_policy)),
+        alerts: Some(v1::AlertPolicy {
+            webhook_urls: def.alerts.webhook_urls.clone(),
+            failed_record_share: def.alerts.failed_record_share,
+        }),
         sync_mode: def.sync_mode.map_or(v1::SyncMode::Unspecified, sync_mode) as i32,
         null_values: null_values(def.null_values) as i32,
         create_time: Some(timestamp(def.create_time)),
         update_time: Some(timestamp(def.update_time)),
+    }
+}
+
+/// Alert settings from proto: a share of 0 takes the default (10 %).
+pub fn alert_policy_from(p: v1::AlertPolicy) -> retl_engine::alert::AlertPolicy {
+    retl_engine::alert::AlertPolicy {
+        webhook_urls: p.webhook_urls,
+        failed_record_share: if p.failed_record_share == 0.0 {
+            retl_engine::alert::DEFAULT_FAILED_RECORD_SHARE
+        } else {
+            p.failed_record_share
+        },
     }
 }
 
