@@ -99,6 +99,7 @@ impl Engine {
             active: Arc::clone(&active),
             limiters: Arc::clone(&limiters),
             failures: failures.clone(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })?;
         let services = Services {
             sources: SourceService::new(ctx.clone(), Arc::clone(&previews)),

@@ -8,6 +8,7 @@ mod delivery;
 mod destinations;
 mod failures;
 mod mappings;
+mod metrics;
 mod mysql;
 mod previews;
 mod recovery;

@@ -123,11 +123,17 @@ pub struct Harness {
 impl Harness {
     /// Starts a daemon requiring [`TOKEN`].
     pub async fn start() -> Harness {
+        Harness::start_with(|_| {}).await
+    }
+
+    /// Starts a daemon requiring [`TOKEN`], its config changed by `configure` (e.g. to serve
+    /// metrics on `127.0.0.1:0`).
+    pub async fn start_with(configure: impl FnOnce(&mut DaemonConfig)) -> Harness {
         let data_dir = tempfile::tempdir().unwrap();
         let work = tempfile::tempdir().unwrap();
-        let daemon = spawn_in_process(DaemonConfig::new(data_dir.path(), Some(TOKEN.to_string())))
-            .await
-            .unwrap();
+        let mut config = DaemonConfig::new(data_dir.path(), Some(TOKEN.to_string()));
+        configure(&mut config);
+        let daemon = spawn_in_process(config).await.unwrap();
         let client = Client::connect(&daemon.url(), Some(TOKEN)).await.unwrap();
         Harness {
             daemon: Some(daemon),
@@ -140,6 +146,15 @@ impl Harness {
     /// The daemon's URL.
     pub fn url(&self) -> String {
         self.daemon.as_ref().unwrap().url()
+    }
+
+    /// The daemon's Prometheus endpoint (started with metrics).
+    pub fn metrics_url(&self) -> String {
+        self.daemon
+            .as_ref()
+            .unwrap()
+            .metrics_url()
+            .expect("the daemon was started with metrics_listen")
     }
 
     /// Stops the daemon and starts a new one over the same data directory.

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::cli::CliError;
 use crate::daemon::{DaemonConfig, ServeError, serve};
@@ -26,6 +26,22 @@ pub struct ServeArgs {
     /// Forget finished runs older than this many days.
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=36500))]
     pub run_history_days: u64,
+    /// Serve Prometheus metrics on GET /metrics at this address (e.g. 127.0.0.1:9464); takes
+    /// the token like the API, and without one only a loopback address is allowed.
+    #[arg(long, env = "RETL_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Log format on stderr: `text`, or `json` (one JSON object a line, for log collectors).
+    #[arg(long, env = "RETL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How the daemon writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `fields`, `span`, `spans`.
+    Json,
 }
 
 fn read_token_file(path: &PathBuf) -> Result<String, CliError> {
@@ -93,6 +109,7 @@ pub async fn run(args: ServeArgs, token: Option<String>) -> Result<(), CliError>
             source,
         })?;
     let mut config = DaemonConfig::new(args.data_dir, token);
+    config.metrics_listen = args.metrics_listen;
     config.engine_options.run_history_runs_kept =
         usize::try_from(args.runs_kept).unwrap_or(usize::MAX);
     config.engine_options.run_history_max_age =
