@@ -10,6 +10,7 @@ mod failures;
 mod mappings;
 mod metrics;
 mod mysql;
+mod observe;
 mod previews;
 mod recovery;
 mod schedules;

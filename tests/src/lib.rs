@@ -20,6 +20,28 @@ use serde_json::{Value, json};
 /// The token every harness daemon requires.
 pub const TOKEN: &str = "test-token-7f3a9c";
 
+/// The `retl` binary for tests that run it as a child process: `RETL_BINARY`, else `retl` in the
+/// target directory of this test binary. `cargo test` does not build it (it belongs to another
+/// package): `scripts/test.sh` runs `cargo build --bin retl` first.
+pub fn retl_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("RETL_BINARY") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // <target>/debug/deps/it-<hash> -> <target>/debug/retl
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join(format!("retl{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build --bin retl` (scripts/test.sh does), or set RETL_BINARY",
+        bin.display()
+    );
+    bin
+}
+
 /// One customer row of the sample warehouse.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Customer {

@@ -21,6 +21,7 @@ pub mod serve;
 pub mod source;
 pub mod sync;
 pub mod test_record;
+pub mod top;
 
 use std::process::ExitCode;
 
@@ -93,6 +94,8 @@ pub enum ApiCommand {
     /// Run, watch and inspect syncs.
     #[command(subcommand)]
     Sync(sync::SyncCommand),
+    /// A live view of running syncs: stage, throughput, pending, throttling (q to quit).
+    Top(top::TopArgs),
 }
 
 /// A CLI failure.
@@ -477,6 +480,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 ApiCommand::Destination(c) => destination::run(&ctx, c).await,
                 ApiCommand::Mapping(c) => mapping::run(&ctx, c).await,
                 ApiCommand::Sync(c) => sync::run(&ctx, c).await,
+                ApiCommand::Top(args) => top::run(&ctx, args).await,
             }
         }
     }
