@@ -188,16 +188,17 @@ impl ChunkSender<'_> {
                     &scattered
                 }
             };
-            if attempt > 1 {
-                stats.retries += 1;
-                self.metrics.retried();
-            }
-            stats.sent += 1;
             let sent_at = std::time::Instant::now();
             let result = tokio::select! {
                 r = tokio::time::timeout(limits.timeout(), self.action.send(self.ctx, batch)) => r,
                 _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
             };
+            // Counted once settled (a request abandoned by a cancel is not).
+            stats.sent += 1;
+            if attempt > 1 {
+                stats.retries += 1;
+                self.metrics.retried();
+            }
             match &result {
                 Ok(Ok(_)) => self.metrics.answered(sent_at.elapsed()),
                 Ok(Err(e)) => {
