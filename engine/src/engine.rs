@@ -110,6 +110,7 @@ impl Engine {
             active: Arc::clone(&active),
             limiters: Arc::clone(&limiters),
             failures: failures.clone(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })?;
         // Alerts follow every finished run from now until shutdown.
         let alerting = alerter.map(|alerter| {

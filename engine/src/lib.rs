@@ -22,6 +22,7 @@
 //! - [`state`]: per-mapping sync state ([`state::StateStore`], RocksDB implementation).
 //! - [`mapping`]: record selection and field evaluation into payloads.
 //! - [`delivery`]: batching, rate limiting, retries.
+//! - [`metrics`]: the Prometheus metrics the sync manager and delivery update.
 //! - [`sync`]: the sync manager, the run, one module per step, run records and history.
 //! - [`schedule`]: schedules, their times, the scheduler and its persisted state.
 //! - [`error`] and [`category`]: errors by fault category; [`store`]: the RocksDB database;
@@ -50,6 +51,7 @@ pub mod engine;
 pub mod error;
 pub mod id;
 pub mod mapping;
+pub mod metrics;
 pub mod model;
 pub mod options;
 pub mod schedule;

@@ -69,32 +69,39 @@ impl TokenAuth {
     /// `UNAUTHENTICATED` when the header is missing, malformed or holds another token; the
     /// message says how to pass it and never echoes what was sent.
     pub fn check<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or_default());
+        self.check_header(header, HOW_TO)
+            .map_err(Status::unauthenticated)
+    }
+
+    /// Checks the value of an `authorization` header (any protocol); `how_to` tells the client
+    /// how to pass the token.
+    ///
+    /// # Errors
+    /// Why it was refused (missing, malformed or another token), followed by `how_to`; never
+    /// echoes what was sent.
+    pub fn check_header(&self, header: Option<&str>, how_to: &str) -> Result<(), String> {
         let Some(want) = &self.digest else {
             return Ok(());
         };
-        let Some(value) = request.metadata().get("authorization") else {
-            return Err(Status::unauthenticated(format!(
-                "missing credentials: {HOW_TO}"
-            )));
+        let Some(value) = header else {
+            return Err(format!("missing credentials: {how_to}"));
         };
         let presented = value
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                Status::unauthenticated(format!(
-                    "malformed authorization header (expected `Bearer <token>`): {HOW_TO}"
-                ))
+                format!("malformed authorization header (expected `Bearer <token>`): {how_to}")
             })?;
         if constant_time_eq(&digest(presented.as_bytes()), want) {
             Ok(())
         } else {
-            Err(Status::unauthenticated(format!("invalid token: {HOW_TO}")))
+            Err(format!("invalid token: {how_to}"))
         }
     }
 }

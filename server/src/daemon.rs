@@ -48,6 +48,9 @@ pub struct DaemonConfig {
     pub token: Option<String>,
     /// Engine settings.
     pub engine_options: EngineOptions,
+    /// Where to serve Prometheus `/metrics` (e.g. `127.0.0.1:9464`); `None` = not served.
+    /// Takes the token like the API; without one only a loopback address is allowed.
+    pub metrics_listen: Option<String>,
 }
 
 impl std::fmt::Debug for DaemonConfig {
@@ -56,6 +59,7 @@ impl std::fmt::Debug for DaemonConfig {
             .field("data_dir", &self.data_dir)
             .field("token", &self.token.as_ref().map(|_| "**REDACTED**"))
             .field("engine_options", &self.engine_options)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -67,6 +71,7 @@ impl DaemonConfig {
             data_dir: data_dir.into(),
             token,
             engine_options: EngineOptions::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -80,6 +85,14 @@ pub enum ServeError {
     )]
     TokenRequired {
         /// The listener's address.
+        addr: SocketAddr,
+    },
+    /// No token was configured and the metrics listener is reachable from other machines.
+    #[error(
+        "refusing to serve metrics on {addr} without a token: anyone who can reach it could read the names and volumes of every sync; pass --token, --token-file or RETL_TOKEN, or use a loopback address such as --metrics-listen 127.0.0.1:9464"
+    )]
+    MetricsTokenRequired {
+        /// The metrics listener's address.
         addr: SocketAddr,
     },
     /// Binding or inspecting the listener failed.
@@ -122,8 +135,19 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     check_listener(&listener, config.token.as_deref())?;
+    let metrics = bind_metrics(&config).await?;
     let engine = open_engine(&config).await?;
-    serve_engine(listener, engine, config.token.as_deref(), shutdown).await
+    serve_engine(listener, metrics, engine, config.token.as_deref(), shutdown).await
+}
+
+/// Binds the metrics listener when the config asks for one.
+async fn bind_metrics(config: &DaemonConfig) -> Result<Option<TcpListener>, ServeError> {
+    match &config.metrics_listen {
+        Some(addr) => Ok(Some(
+            crate::metrics::bind(addr, config.token.as_deref()).await?,
+        )),
+        None => Ok(None),
+    }
 }
 
 fn check_listener(listener: &TcpListener, token: Option<&str>) -> Result<SocketAddr, ServeError> {
@@ -150,9 +174,11 @@ async fn open_engine(config: &DaemonConfig) -> Result<Engine, ServeError> {
     })
 }
 
-/// Serves an opened engine (see [`serve`]); shuts the engine down when the server stops.
+/// Serves an opened engine (see [`serve`]), and its metrics when given a listener for them;
+/// shuts the engine down when the server stops.
 async fn serve_engine(
     listener: TcpListener,
+    metrics: Option<TcpListener>,
     engine: Engine,
     token: Option<&str>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -182,6 +208,18 @@ async fn serve_engine(
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
 
+    let metrics_stop = tokio_util::sync::CancellationToken::new();
+    if let Some(metrics) = metrics {
+        let metrics_addr = metrics.local_addr().ok();
+        tracing::info!(addr = ?metrics_addr, "serving Prometheus metrics on /metrics");
+        let stop = metrics_stop.clone().cancelled_owned();
+        let (engine, auth) = (engine.clone(), auth.clone());
+        tokio::spawn(async move {
+            if let Err(e) = crate::metrics::serve(metrics, engine, auth, stop).await {
+                tracing::error!(error = %e, "the metrics server stopped");
+            }
+        });
+    }
     engine.start_scheduler();
     tracing::info!(%addr, data_dir = %engine.data_dir().display(), authentication = auth.is_required(), "retl daemon listening");
     let result = tonic::transport::Server::builder()
@@ -214,6 +252,7 @@ async fn serve_engine(
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
+    metrics_stop.cancel();
     tracing::info!("retl daemon stopping: cancelling running syncs");
     engine.shutdown().await;
     tracing::info!("retl daemon stopped");
@@ -226,6 +265,7 @@ async fn serve_engine(
 #[derive(Debug)]
 pub struct InProcessDaemon {
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: JoinHandle<Result<(), ServeError>>,
 }
@@ -234,6 +274,12 @@ impl InProcessDaemon {
     /// The address it listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The URL of the Prometheus endpoint, e.g. `http://127.0.0.1:34568/metrics`, when the
+    /// config asked for one.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.metrics_addr.map(|a| format!("http://{a}/metrics"))
     }
 
     /// The URL clients connect to, e.g. `http://127.0.0.1:34567`.
@@ -255,7 +301,8 @@ impl InProcessDaemon {
     }
 }
 
-/// Opens the engine and serves it on `127.0.0.1:0` in a background task.
+/// Opens the engine and serves it on `127.0.0.1:0` in a background task (and its metrics on
+/// `config.metrics_listen`, e.g. `127.0.0.1:0`, when set).
 ///
 /// # Errors
 /// [`ServeError::Listen`] or [`ServeError::Engine`] when it cannot start; nothing runs then.
@@ -267,17 +314,20 @@ pub async fn spawn_in_process(config: DaemonConfig) -> Result<InProcessDaemon, S
             source,
         })?;
     let addr = check_listener(&listener, config.token.as_deref())?;
+    let metrics = bind_metrics(&config).await?;
+    let metrics_addr = metrics.as_ref().and_then(|l| l.local_addr().ok());
     let engine = open_engine(&config).await?;
     let (tx, rx) = oneshot::channel::<()>();
     let token = config.token.clone();
     let handle = tokio::spawn(async move {
-        serve_engine(listener, engine, token.as_deref(), async move {
+        serve_engine(listener, metrics, engine, token.as_deref(), async move {
             let _ = rx.await;
         })
         .await
     });
     Ok(InProcessDaemon {
         addr,
+        metrics_addr,
         shutdown: Some(tx),
         handle,
     })

@@ -9,6 +9,7 @@
 //!   [`daemon::spawn_in_process`] for tests and the quickstart.
 //! - [`auth`]: the bearer-token interceptors (server check, client header).
 //! - [`grpc`]: the six services over [`retl_engine::Engine`], proto conversion, error codes.
+//! - [`metrics`]: the Prometheus `/metrics` endpoint (its own listener, same token).
 //! - [`cli`]: clap commands, output formatting, progress display, `retl quickstart`.
 //!
 //! # Invariants
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod cli;
 pub mod daemon;
 pub mod grpc;
+pub mod metrics;
 
 pub use daemon::{DaemonConfig, InProcessDaemon, ServeError, serve, spawn_in_process};
 

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use retl_engine::EngineOptions;
 use retl_proto::v1;
 use retl_testkit::emulators::alert_receiver::AlertReceiver;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
@@ -50,11 +49,8 @@ fn pair(alert: &str, state: &str) -> (String, String) {
 async fn alerts_go_out_once_per_transition_to_global_and_mapping_targets() {
     let global = AlertReceiver::start().await.unwrap();
     let own = AlertReceiver::start().await.unwrap();
-    let h = Harness::start_with(EngineOptions {
-        alert_webhooks: vec![global.url()],
-        ..EngineOptions::default()
-    })
-    .await;
+    let global_url = global.url();
+    let h = Harness::start_with(|c| c.engine_options.alert_webhooks = vec![global_url]).await;
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await
         .unwrap();

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use retl_engine::EngineOptions;
 use retl_proto::v1;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
 use retl_tests::{Customer, Harness, customers, write_parquet};
@@ -97,7 +96,7 @@ async fn a_full_disk_fails_the_run_cleanly_and_loses_nothing() {
         return;
     };
     let filler = data_dir.path().join("filler");
-    let mut h = Harness::start_in(data_dir, EngineOptions::default()).await;
+    let mut h = Harness::start_in(data_dir, |_| {}).await;
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await
         .unwrap();

@@ -42,7 +42,10 @@ async fn webhook_sync(h: &Harness, hook: &WebhookEmulator, rows: i64, batch: usi
 
 #[tokio::test]
 async fn a_destination_that_never_answers_fails_the_run_naming_the_stage() {
-    let h = Harness::start_with(options(Duration::from_secs(1), Duration::from_secs(30))).await;
+    let h = Harness::start_with(|c| {
+        c.engine_options = options(Duration::from_secs(1), Duration::from_secs(30))
+    })
+    .await;
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await
         .unwrap();
@@ -77,7 +80,10 @@ async fn a_query_that_never_returns_fails_the_run_naming_the_source() {
     pg.psql("CREATE TABLE customers (id bigint PRIMARY KEY, email text); INSERT INTO customers SELECT i, 'u' || i FROM generate_series(1, 30) i;")
         .await
         .unwrap();
-    let h = Harness::start_with(options(Duration::from_secs(1), Duration::from_secs(30))).await;
+    let h = Harness::start_with(|c| {
+        c.engine_options = options(Duration::from_secs(1), Duration::from_secs(30))
+    })
+    .await;
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await
         .unwrap();
@@ -146,8 +152,10 @@ async fn stop_during_a_request(h: &mut Harness, hook: &WebhookEmulator) -> (Dura
 
 #[tokio::test]
 async fn shutdown_lets_the_request_in_flight_finish_and_commits_it() {
-    let mut h =
-        Harness::start_with(options(Duration::from_secs(600), Duration::from_secs(20))).await;
+    let mut h = Harness::start_with(|c| {
+        c.engine_options = options(Duration::from_secs(600), Duration::from_secs(20))
+    })
+    .await;
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await
         .unwrap();
@@ -182,10 +190,9 @@ async fn shutdown_lets_the_request_in_flight_finish_and_commits_it() {
 
 #[tokio::test]
 async fn shutdown_gives_up_a_request_that_outlasts_the_grace_period() {
-    let mut h = Harness::start_with(options(
-        Duration::from_secs(600),
-        Duration::from_millis(300),
-    ))
+    let mut h = Harness::start_with(|c| {
+        c.engine_options = options(Duration::from_secs(600), Duration::from_millis(300))
+    })
     .await;
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await

@@ -20,6 +20,28 @@ use serde_json::{Value, json};
 /// The token every harness daemon requires.
 pub const TOKEN: &str = "test-token-7f3a9c";
 
+/// The `retl` binary for tests that run it as a child process: `RETL_BINARY`, else `retl` in the
+/// target directory of this test binary. `cargo test` does not build it (it belongs to another
+/// package): `scripts/test.sh` runs `cargo build --bin retl` first.
+pub fn retl_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("RETL_BINARY") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().unwrap();
+    // <target>/debug/deps/it-<hash> -> <target>/debug/retl
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join(format!("retl{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: build it first with `cargo build --bin retl` (scripts/test.sh does), or set RETL_BINARY",
+        bin.display()
+    );
+    bin
+}
+
 /// One customer row of the sample warehouse.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Customer {
@@ -118,43 +140,53 @@ pub struct Harness {
     pub work: tempfile::TempDir,
     /// A client with the right token.
     pub client: Client,
-    /// The engine options every (re)start uses.
-    options: retl_engine::EngineOptions,
+    /// The config every (re)start uses.
+    config: DaemonConfig,
 }
 
 impl Harness {
     /// Starts a daemon requiring [`TOKEN`].
     pub async fn start() -> Harness {
-        Harness::start_with(retl_engine::EngineOptions::default()).await
+        Harness::start_with(|_| {}).await
     }
 
-    /// Starts a daemon requiring [`TOKEN`] with engine `options` (kept across restarts).
-    pub async fn start_with(options: retl_engine::EngineOptions) -> Harness {
-        Harness::start_in(tempfile::tempdir().unwrap(), options).await
+    /// Starts a daemon requiring [`TOKEN`], its config changed by `configure` (e.g. engine
+    /// options, or metrics on `127.0.0.1:0`); restarts use the same config.
+    pub async fn start_with(configure: impl FnOnce(&mut DaemonConfig)) -> Harness {
+        Harness::start_in(tempfile::tempdir().unwrap(), configure).await
     }
 
-    /// Starts a daemon requiring [`TOKEN`] over `data_dir` with engine `options`.
+    /// [`Harness::start_with`] over `data_dir`.
     pub async fn start_in(
         data_dir: tempfile::TempDir,
-        options: retl_engine::EngineOptions,
+        configure: impl FnOnce(&mut DaemonConfig),
     ) -> Harness {
         let work = tempfile::tempdir().unwrap();
         let mut config = DaemonConfig::new(data_dir.path(), Some(TOKEN.to_string()));
-        config.engine_options = options.clone();
-        let daemon = spawn_in_process(config).await.unwrap();
+        configure(&mut config);
+        let daemon = spawn_in_process(config.clone()).await.unwrap();
         let client = Client::connect(&daemon.url(), Some(TOKEN)).await.unwrap();
         Harness {
             daemon: Some(daemon),
             data_dir,
             work,
             client,
-            options,
+            config,
         }
     }
 
     /// The daemon's URL.
     pub fn url(&self) -> String {
         self.daemon.as_ref().unwrap().url()
+    }
+
+    /// The daemon's Prometheus endpoint (started with metrics).
+    pub fn metrics_url(&self) -> String {
+        self.daemon
+            .as_ref()
+            .unwrap()
+            .metrics_url()
+            .expect("the daemon was started with metrics_listen")
     }
 
     /// Stops the daemon and starts a new one over the same data directory.
@@ -170,9 +202,7 @@ impl Harness {
 
     /// Starts a daemon over the data directory after [`Harness::stop`].
     pub async fn start_again(&mut self) {
-        let mut config = DaemonConfig::new(self.data_dir.path(), Some(TOKEN.to_string()));
-        config.engine_options = self.options.clone();
-        let daemon = spawn_in_process(config).await.unwrap();
+        let daemon = spawn_in_process(self.config.clone()).await.unwrap();
         self.client = Client::connect(&daemon.url(), Some(TOKEN)).await.unwrap();
         self.daemon = Some(daemon);
     }

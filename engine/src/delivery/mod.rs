@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::destination::spec::{DeliveryLimits, Payload};
 use crate::destination::{Action, DeliveryContext, DestinationError, RecordOutcome};
+use crate::metrics::RequestMetrics;
 pub use limiter::{DestinationLimiter, Limiters};
 
 /// The settled outcome of one record.
@@ -31,6 +32,19 @@ pub enum Delivered {
     Failed(String),
 }
 
+/// The requests one batch took (a batch is one request unless retried or split).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestStats {
+    /// Requests sent.
+    pub sent: u64,
+    /// Requests that failed as a whole (error answer, timeout, no connection).
+    pub errors: u64,
+    /// Requests the destination answered with a throttle (HTTP 429 or its equivalent).
+    pub throttled: u64,
+    /// Requests that were re-sends of records not yet settled.
+    pub retries: u64,
+}
+
 /// The result of delivering one batch.
 #[derive(Debug)]
 pub struct BatchDelivery {
@@ -38,6 +52,8 @@ pub struct BatchDelivery {
     pub outcomes: Vec<Delivered>,
     /// A failure that must stop the run (bad credentials): every later batch would fail too.
     pub fatal: Option<DestinationError>,
+    /// The requests it took.
+    pub requests: RequestStats,
 }
 
 /// How delivering one chunk of a batch ended.
@@ -50,20 +66,50 @@ enum ChunkEnd {
     Fatal(DestinationError),
 }
 
+/// What [`deliver_batch`] sends through: the action, paced by the destination's limiter, counted
+/// in the run's request metrics.
+#[derive(Clone)]
+pub struct Sender {
+    /// The destination action.
+    pub action: Arc<dyn Action>,
+    /// The run's delivery context.
+    pub ctx: DeliveryContext,
+    /// The destination's shared rate limiter.
+    pub limiter: Arc<DestinationLimiter>,
+    /// The destination's limits.
+    pub limits: DeliveryLimits,
+    /// Where requests, throttled answers, retries and latency are counted.
+    pub metrics: RequestMetrics,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("ctx", &self.ctx)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Delivers one batch with rate limiting, retries and a per-request timeout. A batch the
 /// destination refuses as too large (HTTP 413) is split in halves until it fits.
 pub async fn deliver_batch(
-    action: Arc<dyn Action>,
-    ctx: DeliveryContext,
-    limiter: Arc<DestinationLimiter>,
-    limits: DeliveryLimits,
+    sender: Sender,
     payloads: Vec<Payload>,
     cancel: CancellationToken,
 ) -> BatchDelivery {
+    let Sender {
+        action,
+        ctx,
+        limiter,
+        limits,
+        metrics,
+    } = sender;
     let n = payloads.len();
     let mut outcomes: Vec<Option<Delivered>> = vec![None; n];
     let mut chunks: VecDeque<Vec<usize>> = VecDeque::from([(0..n).collect::<Vec<_>>()]);
     let mut fatal = None;
+    let mut stats = RequestStats::default();
     while let Some(chunk) = chunks.pop_front() {
         if let Some(err) = &fatal {
             let msg = format!("not sent: {err}");
@@ -79,8 +125,9 @@ pub async fn deliver_batch(
             limits: &limits,
             payloads: &payloads,
             cancel: &cancel,
+            metrics: &metrics,
         };
-        match sender.send(chunk, &mut outcomes).await {
+        match sender.send(chunk, &mut outcomes, &mut stats).await {
             ChunkEnd::Done => {}
             ChunkEnd::Split(first, second) => {
                 chunks.push_front(second);
@@ -95,6 +142,7 @@ pub async fn deliver_batch(
             .map(|o| o.unwrap_or_else(|| Delivered::Failed("not attempted".to_string())))
             .collect(),
         fatal,
+        requests: stats,
     }
 }
 
@@ -106,11 +154,17 @@ struct ChunkSender<'a> {
     limits: &'a DeliveryLimits,
     payloads: &'a [Payload],
     cancel: &'a CancellationToken,
+    metrics: &'a RequestMetrics,
 }
 
 impl ChunkSender<'_> {
     /// Sends the records `chunk` (indexes into the batch), retrying what was not answered.
-    async fn send(&self, chunk: Vec<usize>, outcomes: &mut [Option<Delivered>]) -> ChunkEnd {
+    async fn send(
+        &self,
+        chunk: Vec<usize>,
+        outcomes: &mut [Option<Delivered>],
+        stats: &mut RequestStats,
+    ) -> ChunkEnd {
         let limits = self.limits;
         let cancel = self.cancel;
         let mut pending = chunk;
@@ -134,10 +188,36 @@ impl ChunkSender<'_> {
                     &scattered
                 }
             };
+            let sent_at = std::time::Instant::now();
             let result = tokio::select! {
                 r = tokio::time::timeout(limits.timeout(), self.action.send(self.ctx, batch)) => r,
                 _ = cancel.cancelled() => { last_error = "run cancelled".to_string(); break; }
             };
+            // Counted once settled (a request abandoned by a cancel is not).
+            stats.sent += 1;
+            if attempt > 1 {
+                stats.retries += 1;
+                self.metrics.retried();
+            }
+            match &result {
+                Ok(Ok(_)) => self.metrics.answered(sent_at.elapsed()),
+                Ok(Err(e)) => {
+                    let throttled = matches!(
+                        e,
+                        DestinationError::Transient {
+                            throttled: true,
+                            ..
+                        }
+                    );
+                    stats.errors += 1;
+                    stats.throttled += u64::from(throttled);
+                    self.metrics.failed(sent_at.elapsed(), throttled);
+                }
+                Err(_) => {
+                    stats.errors += 1;
+                    self.metrics.failed(sent_at.elapsed(), false);
+                }
+            }
             let mut wait = retry::backoff(limits, attempt);
             let mut still_pending = Vec::new();
             match result {

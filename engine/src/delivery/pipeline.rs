@@ -2,7 +2,6 @@
 //! delivered by [`deliver_batch`] (rate limit, retries, timeout), settling in whatever order the
 //! destination answers. Draining waits for every request still in flight.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -11,19 +10,14 @@ use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 
 use crate::delivery::batcher::Batch;
-use crate::delivery::{BatchDelivery, DestinationLimiter, deliver_batch};
-use crate::destination::spec::DeliveryLimits;
-use crate::destination::{Action, DeliveryContext};
+use crate::delivery::{BatchDelivery, Sender, deliver_batch};
 
 /// A settled request: the caller's items and each record's outcome, in the same order.
 pub type Settled<T> = (Vec<T>, BatchDelivery);
 
 /// Requests in flight to one destination action.
 pub struct Pipeline<T> {
-    action: Arc<dyn Action>,
-    ctx: DeliveryContext,
-    limiter: Arc<DestinationLimiter>,
-    limits: DeliveryLimits,
+    sender: Sender,
     cancel: CancellationToken,
     in_flight: FuturesUnordered<BoxFuture<'static, Settled<T>>>,
     /// Time spent waiting for answers (the run's delivery time).
@@ -39,19 +33,11 @@ impl<T> std::fmt::Debug for Pipeline<T> {
 }
 
 impl<T: Send + 'static> Pipeline<T> {
-    /// A pipeline sending through `action`, paced by the destination's shared `limiter`.
-    pub fn new(
-        action: Arc<dyn Action>,
-        ctx: DeliveryContext,
-        limiter: Arc<DestinationLimiter>,
-        limits: DeliveryLimits,
-        cancel: CancellationToken,
-    ) -> Self {
+    /// A pipeline sending through `sender` (the action, paced by the destination's shared
+    /// limiter).
+    pub fn new(sender: Sender, cancel: CancellationToken) -> Self {
         Pipeline {
-            action,
-            ctx,
-            limiter,
-            limits,
+            sender,
             cancel,
             in_flight: FuturesUnordered::new(),
             waited: Duration::ZERO,
@@ -65,19 +51,12 @@ impl<T: Send + 'static> Pipeline<T> {
 
     /// Whether another request may start now.
     pub fn has_room(&self) -> bool {
-        self.in_flight.len() < self.limits.max_in_flight.max(1)
+        self.in_flight.len() < self.sender.limits.max_in_flight.max(1)
     }
 
     /// Starts sending a batch. Call only when [`Pipeline::has_room`]; otherwise settle first.
     pub fn start(&mut self, batch: Batch<T>) {
-        let delivery = deliver_batch(
-            Arc::clone(&self.action),
-            self.ctx.clone(),
-            Arc::clone(&self.limiter),
-            self.limits.clone(),
-            batch.payloads,
-            self.cancel.clone(),
-        );
+        let delivery = deliver_batch(self.sender.clone(), batch.payloads, self.cancel.clone());
         let items = batch.items;
         self.in_flight
             .push(Box::pin(async move { (items, delivery.await) }));
@@ -95,10 +74,13 @@ impl<T: Send + 'static> Pipeline<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::Delivered;
-    use crate::destination::spec::{ActionSpec, ChangeKind, Payload};
-    use crate::destination::{BatchOutcome, DestinationError, RecordOutcome};
+    use crate::delivery::{Delivered, DestinationLimiter};
+    use crate::destination::spec::{ActionSpec, ChangeKind, DeliveryLimits, Payload};
+    use crate::destination::{
+        Action, BatchOutcome, DeliveryContext, DestinationError, RecordOutcome,
+    };
     use crate::id::{DestinationId, MappingId, RunId};
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Answers every record as accepted after a short pause, counting requests in flight.
@@ -146,13 +128,14 @@ mod tests {
             sync_mode: None,
             trace: None,
         };
-        let mut pipeline = Pipeline::new(
-            Arc::clone(&action) as Arc<dyn Action>,
+        let sender = Sender {
+            action: Arc::clone(&action) as Arc<dyn Action>,
             ctx,
-            Arc::new(DestinationLimiter::new(&limits)),
+            limiter: Arc::new(DestinationLimiter::new(&limits)),
             limits,
-            CancellationToken::new(),
-        );
+            metrics: Default::default(),
+        };
+        let mut pipeline = Pipeline::new(sender, CancellationToken::new());
         let mut settled = Vec::new();
         for i in 0..6u32 {
             while !pipeline.has_room() {

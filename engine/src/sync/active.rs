@@ -96,6 +96,14 @@ impl ActiveRuns {
         Ok(runs.get(run_id).map(|a| a.progress.borrow().clone()))
     }
 
+    /// The live records of every run in progress.
+    pub fn snapshots(&self) -> Vec<SyncRun> {
+        match self.runs.lock() {
+            Ok(runs) => runs.values().map(|a| a.progress.borrow().clone()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
     /// A receiver of a run's live records.
     pub fn watch(&self, run_id: &str) -> Result<Option<watch::Receiver<SyncRun>>, Error> {
         let runs = self.runs.lock().map_err(|_| lock_poisoned())?;

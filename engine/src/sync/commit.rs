@@ -166,6 +166,11 @@ impl Committer {
         delivery: BatchDelivery,
         run: &mut SyncRun,
     ) -> Option<DestinationError> {
+        let requests = delivery.requests;
+        run.counts.requests += requests.sent;
+        run.counts.request_errors += requests.errors;
+        run.counts.throttled += requests.throttled;
+        run.counts.retries += requests.retries;
         let mut writes = Vec::new();
         let mut failures = Vec::new();
         for (item, outcome) in items.into_iter().zip(delivery.outcomes) {
@@ -280,6 +285,7 @@ mod tests {
                 Delivered::Accepted,
             ],
             fatal: None,
+            requests: Default::default(),
         };
         assert!(committer.settle(items, delivery, &mut run).is_none());
         assert_eq!((run.counts.delivered, run.counts.failed), (2, 2));

@@ -296,6 +296,41 @@ impl FailureLedger {
         Ok(count)
     }
 
+    /// How many records of a mapping are pending (failed, sent again by later runs) and how
+    /// many were given up, in one scan that decodes only the `given_up` flag.
+    ///
+    /// # Errors
+    /// The store cannot be read or holds a record it cannot decode.
+    pub fn counts(&self, mapping: &MappingId) -> Result<(u64, u64), StorageError> {
+        #[derive(Deserialize)]
+        struct Flag {
+            #[serde(default)]
+            given_up: bool,
+        }
+        let prefix = prefix(mapping);
+        let iter = self.store.db().iterator_cf(
+            self.store.cf(CF_FAILURES)?,
+            IteratorMode::From(&prefix, rocksdb::Direction::Forward),
+        );
+        let (mut pending, mut given_up) = (0, 0);
+        for item in iter {
+            let (key, value) = item.map_err(StorageError::rocks("scan failures"))?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let flag: Flag = serde_json::from_slice(&value).map_err(|e| StorageError::Decode {
+                what: "failed record",
+                message: e.to_string(),
+            })?;
+            if flag.given_up {
+                given_up += 1;
+            } else {
+                pending += 1;
+            }
+        }
+        Ok((pending, given_up))
+    }
+
     /// Forgets a mapping's ledger (the mapping was created anew or deleted).
     ///
     /// # Errors

@@ -18,6 +18,7 @@ use crate::connector::build::{build_destination, build_source};
 use crate::delivery::Limiters;
 use crate::diff::{Differ, LocalDiffer};
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::options::EngineOptions;
 use crate::state::StateStore;
 use crate::sync::active::ActiveRuns;
@@ -121,6 +122,8 @@ pub struct SyncManager {
     failures: FailureLedger,
     /// Applies the run-history retention.
     pruner: Arc<HistoryPruner>,
+    /// The Prometheus metrics runs update.
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for SyncManager {
@@ -151,6 +154,25 @@ pub struct SyncManagerParts {
     pub limiters: Arc<Limiters>,
     /// Records that failed, across runs.
     pub failures: FailureLedger,
+    /// The Prometheus metrics runs update.
+    pub metrics: Arc<Metrics>,
+}
+
+/// Sets a mapping's pending and given-up gauges from the failure ledger; a failure is logged.
+fn update_failure_gauges(
+    metrics: &Metrics,
+    failures: &FailureLedger,
+    mapping: &crate::id::MappingId,
+    destination: &str,
+) {
+    match failures.counts(mapping) {
+        Ok((pending, given_up)) => {
+            metrics.failed_records(mapping.as_str(), destination, pending, given_up);
+        }
+        Err(e) => {
+            tracing::warn!(mapping_id = %mapping, error = %e, "could not count the failed records for the metrics");
+        }
+    }
 }
 
 impl SyncManager {
@@ -174,7 +196,25 @@ impl SyncManager {
             run.error = Some("the daemon stopped during this run; acknowledged records were committed and the rest will be sent by the next run".to_string());
             parts.history.put(&run)?;
         }
+        // The gauges start from the ledger, not at zero, after a restart.
+        match parts.catalog.mappings() {
+            Ok(mappings) => {
+                for m in mappings {
+                    parts
+                        .metrics
+                        .mapping_seen(m.id.as_str(), m.destination_id.as_str());
+                    update_failure_gauges(
+                        &parts.metrics,
+                        &parts.failures,
+                        &m.id,
+                        m.destination_id.as_str(),
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not list the mappings for the metrics"),
+        }
         Ok(SyncManager {
+            metrics: parts.metrics,
             catalog: parts.catalog,
             registry: parts.registry,
             history: parts.history,
@@ -277,18 +317,28 @@ impl SyncManager {
             limits: built.limits,
             confirm_mass_delete: options.confirm_mass_delete,
             extraction_slots,
+            request_metrics: self
+                .metrics
+                .requests(mapping_id, destination_def.id.as_str()),
         };
+        self.metrics
+            .mapping_seen(mapping_id, destination_def.id.as_str());
         let progress = Progress::new(run.clone(), tx, self.history.clone());
         let runner = SyncRunner::new(env, inputs, progress, stop);
         let active = Arc::clone(&self.active);
         let finished = self.finished.clone();
         let pruner = Arc::clone(&self.pruner);
+        let metrics = Arc::clone(&self.metrics);
+        let failures = self.failures.clone();
+        let destination_id = destination_def.id.to_string();
         let span = tracing::info_span!("sync_run", mapping_id = %mapping_id, run_id = %run_id);
         let task_run_id = run_id.clone();
         let handle = tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let run = runner.run().await;
                 active.remove(&task_run_id);
+                metrics.run_finished(&run, &destination_id);
+                update_failure_gauges(&metrics, &failures, &run.mapping_id, &destination_id);
                 pruner.maybe_prune();
                 // No receiver (no scheduler) is fine.
                 let _ = finished.send(run);
@@ -332,7 +382,26 @@ impl SyncManager {
     /// `NotFound` for an unknown mapping; the store cannot be written.
     pub fn retry_failed(&self, mapping_id: &str, keys: &[String]) -> Result<u64, Error> {
         let mapping = self.catalog.mapping(mapping_id)?;
-        Ok(self.failures.retry(&mapping.id, keys)?)
+        let n = self.failures.retry(&mapping.id, keys)?;
+        update_failure_gauges(
+            &self.metrics,
+            &self.failures,
+            &mapping.id,
+            mapping.destination_id.as_str(),
+        );
+        Ok(n)
+    }
+
+    /// The Prometheus metrics as OpenMetrics text ([`crate::metrics::CONTENT_TYPE`]), with the
+    /// running and queued gauges taken from the runs in progress now.
+    ///
+    /// # Errors
+    /// Formatting the exposition failed (not expected).
+    pub fn metrics_text(&self) -> Result<String, Error> {
+        self.metrics.set_live(&self.active.snapshots());
+        self.metrics
+            .encode()
+            .map_err(|_| Error::internal("could not format the metrics exposition"))
     }
 
     /// Every run's final record from now on, as each ends.

@@ -110,6 +110,18 @@ pub struct RunCounts {
     /// Records of `failed` given up in this run (the mapping's retry policy was reached).
     #[serde(default)]
     pub newly_given_up: u64,
+    /// Requests sent to the destination (retries included).
+    #[serde(default)]
+    pub requests: u64,
+    /// Requests that failed as a whole (error answer, timeout, no connection).
+    #[serde(default)]
+    pub request_errors: u64,
+    /// Requests the destination answered with a throttle (HTTP 429 or its equivalent).
+    #[serde(default)]
+    pub throttled: u64,
+    /// Requests that re-sent records not yet settled.
+    #[serde(default)]
+    pub retries: u64,
 }
 
 /// Wall-clock milliseconds spent per stage.

@@ -14,9 +14,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::catalog::model::ModelDef;
 use crate::catalog::source::ExtractionSettings;
-use crate::delivery::DestinationLimiter;
 use crate::delivery::batcher::{Batch, Batcher};
 use crate::delivery::pipeline::Pipeline;
+use crate::delivery::{DestinationLimiter, Sender};
 use crate::destination::spec::{ActionSpec, ChangeKind, DeliveryLimits, Payload};
 use crate::destination::{Action, DeliveryContext, DestinationError};
 use crate::diff::changed::ChangedRows;
@@ -28,6 +28,7 @@ use crate::error::{Error, StorageError};
 use crate::mapping::plan::resolve_sync_mode;
 use crate::mapping::select::Selector;
 use crate::mapping::spec::{InitialSync, MappingDef};
+use crate::metrics::RequestMetrics;
 use crate::options::EngineOptions;
 use crate::source::Source;
 use crate::staging;
@@ -66,6 +67,8 @@ pub struct RunInputs {
     pub confirm_mass_delete: bool,
     /// The source's extraction slots (its maximum of concurrent extractions).
     pub extraction_slots: Arc<Semaphore>,
+    /// Where the run's requests are counted.
+    pub request_metrics: RequestMetrics,
 }
 
 /// Shared services a run uses.
@@ -119,15 +122,16 @@ impl SyncRunner {
                 .unwrap_or_else(|_| inputs.action.spec().default_sync_mode()),
             trace: None,
         };
-        let pipeline = Pipeline::new(
-            Arc::clone(&inputs.action),
+        let sender = Sender {
+            action: Arc::clone(&inputs.action),
             ctx,
-            Arc::clone(&inputs.limiter),
-            inputs.limits.clone(),
-            // Requests in flight are given up only when the run aborts (cancel, stall, end of
-            // the shutdown grace); a shutdown lets them finish.
-            stop.aborting().clone(),
-        );
+            limiter: Arc::clone(&inputs.limiter),
+            limits: inputs.limits.clone(),
+            metrics: inputs.request_metrics.clone(),
+        };
+        // Requests in flight are given up only when the run aborts (cancel, stall, end of the
+        // shutdown grace); a shutdown lets them finish.
+        let pipeline = Pipeline::new(sender, stop.aborting().clone());
         SyncRunner {
             committer: Committer::new(Arc::clone(&env.state), inputs.mapping.id.clone()),
             batcher: Batcher::new(&inputs.limits),

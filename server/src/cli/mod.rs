@@ -21,6 +21,7 @@ pub mod serve;
 pub mod source;
 pub mod sync;
 pub mod test_record;
+pub mod top;
 
 use std::process::ExitCode;
 
@@ -93,6 +94,8 @@ pub enum ApiCommand {
     /// Run, watch and inspect syncs.
     #[command(subcommand)]
     Sync(sync::SyncCommand),
+    /// A live view of running syncs: stage, throughput, pending, throttling (q to quit).
+    Top(top::TopArgs),
 }
 
 /// A CLI failure.
@@ -403,24 +406,35 @@ pub fn parse_pair(flag: &str, pair: &str) -> Result<(String, serde_json::Value),
     Ok((key.to_string(), value))
 }
 
-/// Installs the log subscriber: `RETL_LOG` (env-filter syntax) or `default`, to stderr.
+/// Installs the log subscriber: `RETL_LOG` (env-filter syntax) or `default`, to stderr, as text.
 pub fn init_logging(default: &str) {
+    init_logging_as(default, serve::LogFormat::Text);
+}
+
+/// Installs the log subscriber: `RETL_LOG` (env-filter syntax) or `default`, to stderr, as
+/// text or as one JSON object a line (`timestamp`, `level`, `target`, `fields`, `span`,
+/// `spans`).
+pub fn init_logging_as(default: &str, format: serve::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RETL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        serve::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        serve::LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 /// Runs a parsed command line; prints errors to stderr and returns the exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    let default_log = match cli.command {
-        Command::Serve(_) => "info",
-        _ => "warn",
+    let (default_log, log_format) = match &cli.command {
+        Command::Serve(args) => ("info", args.log_format),
+        _ => ("warn", serve::LogFormat::Text),
     };
-    init_logging(default_log);
+    init_logging_as(default_log, log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -466,6 +480,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 ApiCommand::Destination(c) => destination::run(&ctx, c).await,
                 ApiCommand::Mapping(c) => mapping::run(&ctx, c).await,
                 ApiCommand::Sync(c) => sync::run(&ctx, c).await,
+                ApiCommand::Top(args) => top::run(&ctx, args).await,
             }
         }
     }

@@ -152,6 +152,15 @@ pub fn summary(run: &v1::SyncRun) -> String {
         ));
     }
     out.push('\n');
+    if c.requests > 0 {
+        out.push_str(&format!(
+            "  requests {}  errors {}  throttled {}  retries {}\n",
+            n(c.requests),
+            n(c.request_errors),
+            n(c.throttled),
+            n(c.retries)
+        ));
+    }
     out.push_str(&format!(
         "  timings: extract {}  diff {}  deliver {}  commit {}  total {}\n",
         duration_ms(t.extract_ms),

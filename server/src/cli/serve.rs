@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use crate::cli::CliError;
 use crate::daemon::{DaemonConfig, ServeError, serve};
@@ -39,6 +39,13 @@ pub struct ServeArgs {
     /// incoming-webhook URL works as is.
     #[arg(long = "alert-webhook", value_name = "URL")]
     pub alert_webhooks: Vec<String>,
+    /// Serve Prometheus metrics on GET /metrics at this address (e.g. 127.0.0.1:9464); takes
+    /// the token like the API, and without one only a loopback address is allowed.
+    #[arg(long, env = "RETL_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
+    /// Log format on stderr: `text`, or `json` (one JSON object a line, for log collectors).
+    #[arg(long, env = "RETL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// `90s`, `10m`, `1h` -> a duration of at least one second.
@@ -49,6 +56,15 @@ fn seconds_at_least_one(text: &str) -> Result<std::time::Duration, String> {
             "expected a duration of at least 1s such as 90s, 10m or 1h, got '{text}'"
         )),
     }
+}
+
+/// How the daemon writes its logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line: `timestamp`, `level`, `target`, `fields`, `span`, `spans`.
+    Json,
 }
 
 fn read_token_file(path: &PathBuf) -> Result<String, CliError> {
@@ -116,6 +132,7 @@ pub async fn run(args: ServeArgs, token: Option<String>) -> Result<(), CliError>
             source,
         })?;
     let mut config = DaemonConfig::new(args.data_dir, token);
+    config.metrics_listen = args.metrics_listen;
     config.engine_options.run_history_runs_kept =
         usize::try_from(args.runs_kept).unwrap_or(usize::MAX);
     config.engine_options.run_history_max_age =

@@ -245,6 +245,10 @@ pub fn sync_run(r: &v1::SyncRun) -> Value {
             "failed": counts.failed,
             "given_up": counts.given_up,
             "newly_given_up": counts.newly_given_up,
+            "requests": counts.requests,
+            "request_errors": counts.request_errors,
+            "throttled": counts.throttled,
+            "retries": counts.retries,
         },
         "timings": {
             "queued_ms": timings.queued_ms,

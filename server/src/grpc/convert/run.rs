@@ -53,6 +53,10 @@ fn counts(c: RunCounts) -> v1::RunCounts {
         failed: c.failed,
         given_up: c.given_up,
         newly_given_up: c.newly_given_up,
+        requests: c.requests,
+        request_errors: c.request_errors,
+        throttled: c.throttled,
+        retries: c.retries,
     }
 }
 
