@@ -25,6 +25,7 @@ pub mod cli;
 pub mod daemon;
 pub mod grpc;
 pub mod metrics;
+pub mod serve_error;
 
 pub use daemon::{DaemonConfig, InProcessDaemon, ServeError, serve, spawn_in_process};
 

@@ -19,7 +19,7 @@ use retl_engine::metrics::CONTENT_TYPE;
 use tokio::net::TcpListener;
 
 use crate::auth::TokenAuth;
-use crate::daemon::ServeError;
+use crate::serve_error::ServeError;
 
 /// How a scraper passes the token; part of every 401 answer.
 const HOW_TO: &str = "send the daemon's token as `Authorization: Bearer <token>` (Prometheus scrape config: `authorization: { credentials_file: /path/to/token }`)";
