@@ -75,24 +75,24 @@ impl Alerter {
         self.store.write(batch)
     }
 
-    /// The alerts `run`'s end causes (state changes are saved); sends nothing.
+    /// The alerts `run`'s end causes under its mapping's `policy` (state changes are saved);
+    /// sends nothing.
     ///
     /// # Errors
     /// The store cannot be read or written.
-    pub fn transitions(&self, run: &SyncRun) -> Result<Vec<Alert>, StorageError> {
+    pub fn transitions(
+        &self,
+        run: &SyncRun,
+        policy: &AlertPolicy,
+    ) -> Result<Vec<Alert>, StorageError> {
         let mapping_id = run.mapping_id.as_str();
-        let policy = self
-            .catalog
-            .mapping(mapping_id)
-            .map(|m| m.alerts)
-            .unwrap_or_else(|_| AlertPolicy::default());
         let given_up_left = !self
             .failures
             .list(&run.mapping_id, None, 1, true)?
             .is_empty();
         let mut alerts = Vec::new();
         for condition in AlertCondition::ALL {
-            let Some((now, message)) = judge(condition, run, &policy, given_up_left) else {
+            let Some((now, message)) = judge(condition, run, policy, given_up_left) else {
                 continue;
             };
             if now == self.firing(mapping_id, condition)? {
@@ -119,7 +119,13 @@ impl Alerter {
 
     /// Handles one finished run: saves the transitions and sends them to every target.
     pub async fn on_finished(&self, run: &SyncRun) {
-        let alerts = match self.transitions(run) {
+        // A mapping deleted meanwhile alerts under the defaults, to the global targets.
+        let policy = self
+            .catalog
+            .mapping(run.mapping_id.as_str())
+            .map(|m| m.alerts)
+            .unwrap_or_default();
+        let alerts = match self.transitions(run, &policy) {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(run_id = %run.id, error = %e, "could not evaluate alerts");
@@ -130,9 +136,7 @@ impl Alerter {
             return;
         }
         let mut urls = self.global_urls.clone();
-        if let Ok(m) = self.catalog.mapping(run.mapping_id.as_str()) {
-            urls.extend(m.alerts.webhook_urls);
-        }
+        urls.extend(policy.webhook_urls);
         urls.dedup();
         for alert in &alerts {
             tracing::info!(mapping_id = %alert.mapping_id, alert = alert.alert.as_str(), state = %alert.state, "alert");

@@ -89,9 +89,9 @@ impl ChildDaemon {
     }
 
     /// Kills the process with SIGKILL and reaps it.
-    pub(crate) fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub(crate) fn kill(self) {
+        // Drop kills with SIGKILL and reaps.
+        drop(self);
     }
 
     /// Sends SIGTERM (what `systemctl stop` and `docker stop` send).

@@ -163,6 +163,15 @@ async fn sync_to_end(client: &Client, mapping: &str) -> v1::SyncRun {
     }
 }
 
+/// A work dir with the daemon's data dir and a log dir in it.
+fn dirs() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let work = tempfile::tempdir().unwrap();
+    let data_dir = work.path().join("data");
+    let logs = work.path().join("logs");
+    std::fs::create_dir_all(&logs).unwrap();
+    (work, data_dir, logs)
+}
+
 /// Where a kill is aimed.
 #[derive(Debug, Clone, Copy)]
 enum Aim {
@@ -209,10 +218,7 @@ async fn sigkill_at_random_points_loses_nothing_and_deletes_no_live_key() {
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(rand::random::<u64>);
     println!("crash test seed: {seed} (RETL_CRASH_SEED={seed} replays it)");
-    let work = tempfile::tempdir().unwrap();
-    let data_dir = work.path().join("data");
-    let logs = work.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
+    let (work, data_dir, logs) = dirs();
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await
         .unwrap();
@@ -337,10 +343,7 @@ async fn sigkill_at_random_points_loses_nothing_and_deletes_no_live_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_between_acknowledgement_and_commit_resends_that_request_once() {
-    let work = tempfile::tempdir().unwrap();
-    let data_dir = work.path().join("data");
-    let logs = work.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
+    let (work, data_dir, logs) = dirs();
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await
         .unwrap();
@@ -389,10 +392,7 @@ async fn a_crash_between_acknowledgement_and_commit_resends_that_request_once() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_request_in_flight_finish_commits_it_and_exits() {
-    let work = tempfile::tempdir().unwrap();
-    let data_dir = work.path().join("data");
-    let logs = work.path().join("logs");
-    std::fs::create_dir_all(&logs).unwrap();
+    let (work, data_dir, logs) = dirs();
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await
         .unwrap();
