@@ -70,6 +70,10 @@ pub enum Error {
         /// The stage, what it waited on, for how long, and what to do.
         message: String,
     },
+    /// The error of a step several runs shared (one extraction for the mappings of a model
+    /// due together): each run reports it.
+    #[error(transparent)]
+    Shared(std::sync::Arc<Error>),
     /// Declared in the API but not built yet.
     #[error("{what} is not implemented yet in this version of retl")]
     Unimplemented {
@@ -132,6 +136,7 @@ impl Error {
             Error::State(_) => ErrorCategory::Internal,
             Error::Cancelled { .. } => ErrorCategory::Cancelled,
             Error::Stalled { .. } => ErrorCategory::Unavailable,
+            Error::Shared(e) => e.category(),
             Error::Unimplemented { .. } => ErrorCategory::Unimplemented,
             Error::Internal { .. } => ErrorCategory::Internal,
         }

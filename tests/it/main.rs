@@ -16,6 +16,7 @@ mod observe;
 mod previews;
 mod recovery;
 mod schedules;
+mod shared_extract;
 mod sources;
 mod sqlite;
 mod stalls;

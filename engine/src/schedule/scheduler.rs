@@ -74,6 +74,7 @@ impl Scheduler {
     pub async fn tick(&self, syncs: &SyncManager) -> Result<Option<DateTime<Utc>>, Error> {
         let now = self.clock.now();
         let mut earliest: Option<DateTime<Utc>> = None;
+        let mut due_now = Vec::new();
         for mapping in self.catalog.list::<MappingDef>(Kind::Mapping)? {
             let id = mapping.id.as_str();
             let Some(schedule) = &mapping.schedule else {
@@ -89,7 +90,7 @@ impl Scheduler {
             if compiled.after_mapping().is_some() {
                 continue;
             }
-            let mut state = match self.states.get(id)? {
+            let state = match self.states.get(id)? {
                 Some(state) if state.schedule == *schedule => state,
                 _ => {
                     let fresh = ScheduleState {
@@ -105,16 +106,27 @@ impl Scheduler {
                 && due <= now
             {
                 let missed = missed_between(&compiled, due, now);
-                let outcome = self.fire(syncs, &mapping).await;
-                state.record(Tick {
-                    due,
-                    handled: now,
-                    missed,
-                    outcome,
-                });
-                state.next_due = compiled.next_after(now);
-                self.states.put(id, &state)?;
+                let next = compiled.next_after(now);
+                due_now.push((mapping, state, due, missed, next));
+                continue;
             }
+            if let Some(next) = state.next_due {
+                earliest = Some(earliest.map_or(next, |e| e.min(next)));
+            }
+        }
+        // Mappings of one model due together share one extraction.
+        let mappings: Vec<&MappingDef> = due_now.iter().map(|d| &d.0).collect();
+        let outcomes = self.fire(syncs, &mappings).await;
+        for ((mapping, mut state, due, missed, next), outcome) in due_now.into_iter().zip(outcomes)
+        {
+            state.record(Tick {
+                due,
+                handled: now,
+                missed,
+                outcome,
+            });
+            state.next_due = next;
+            self.states.put(mapping.id.as_str(), &state)?;
             if let Some(next) = state.next_due {
                 earliest = Some(earliest.map_or(next, |e| e.min(next)));
             }
@@ -131,17 +143,23 @@ impl Scheduler {
             return Ok(());
         }
         let now = self.clock.now();
-        for mapping in self.catalog.list::<MappingDef>(Kind::Mapping)? {
+        let chained: Vec<MappingDef> = self
+            .catalog
+            .list::<MappingDef>(Kind::Mapping)?
+            .into_iter()
+            .filter(|mapping| {
+                mapping
+                    .schedule
+                    .as_ref()
+                    .and_then(|s| s.compile(mapping.id.as_str()).ok())
+                    .is_some_and(|c| c.after_mapping() == Some(&run.mapping_id))
+            })
+            .collect();
+        let outcomes = self.fire(syncs, &chained.iter().collect::<Vec<_>>()).await;
+        for (mapping, outcome) in chained.iter().zip(outcomes) {
             let Some(schedule) = &mapping.schedule else {
                 continue;
             };
-            let Ok(compiled) = schedule.compile(mapping.id.as_str()) else {
-                continue;
-            };
-            if compiled.after_mapping() != Some(&run.mapping_id) {
-                continue;
-            }
-            let outcome = self.fire(syncs, &mapping).await;
             let mut state = match self.states.get(mapping.id.as_str())? {
                 Some(state) if state.schedule == *schedule => state,
                 _ => ScheduleState {
@@ -161,54 +179,75 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Starts a run of `mapping`, or says why not.
-    async fn fire(&self, syncs: &SyncManager, mapping: &MappingDef) -> TickOutcome {
-        let id = mapping.id.as_str();
-        if !mapping.enabled {
-            return TickOutcome::SkippedDisabled {
-                reason: format!("mapping '{id}' is disabled (retl mapping enable {id})"),
-            };
-        }
-        match self
-            .catalog
-            .get::<DestinationDef>(Kind::Destination, mapping.destination_id.as_str())
-        {
-            Ok(Some(destination)) if !destination.enabled => {
-                return TickOutcome::SkippedDisabled {
-                    reason: format!(
-                        "destination '{}' is disabled (retl destination enable {})",
-                        destination.id, destination.id
-                    ),
-                };
-            }
-            _ => {}
-        }
-        match syncs.running_run_of(id) {
-            Ok(Some(run_id)) => return TickOutcome::SkippedRunning { run_id },
-            Ok(None) => {}
-            Err(e) => {
-                return TickOutcome::Failed {
-                    message: e.to_string(),
-                };
-            }
-        }
+    /// Starts runs of `mappings` (the mappings of one model share one extraction), or says
+    /// why not; one outcome per mapping, in order.
+    async fn fire(&self, syncs: &SyncManager, mappings: &[&MappingDef]) -> Vec<TickOutcome> {
+        let mut outcomes: Vec<Option<TickOutcome>> =
+            mappings.iter().map(|m| self.blocked(syncs, m)).collect();
+        let ready: Vec<&str> = mappings
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, blocked)| blocked.is_none())
+            .map(|(m, _)| m.id.as_str())
+            .collect();
         let options = TriggerOptions {
             confirm_mass_delete: false,
             trigger: Some("schedule".to_string()),
         };
-        match syncs.trigger(id, options).await {
-            Ok(run) => {
-                tracing::info!(mapping_id = id, run_id = %run.id, "scheduled run started");
-                TickOutcome::Started {
-                    run_id: run.id.to_string(),
-                }
+        let mut started = syncs.trigger_together(&ready, options).await.into_iter();
+        for (mapping, outcome) in mappings.iter().zip(outcomes.iter_mut()) {
+            if outcome.is_some() {
+                continue;
             }
-            Err(e) => {
-                tracing::warn!(mapping_id = id, error = %e, "scheduled run could not start");
-                TickOutcome::Failed {
-                    message: e.to_string(),
+            let id = mapping.id.as_str();
+            *outcome = Some(match started.next() {
+                Some(Ok(run)) => {
+                    tracing::info!(mapping_id = id, run_id = %run.id, "scheduled run started");
+                    TickOutcome::Started {
+                        run_id: run.id.to_string(),
+                    }
                 }
-            }
+                Some(Err(e)) => {
+                    tracing::warn!(mapping_id = id, error = %e, "scheduled run could not start");
+                    TickOutcome::Failed {
+                        message: e.to_string(),
+                    }
+                }
+                None => TickOutcome::Failed {
+                    message: "the run was not started".to_string(),
+                },
+            });
+        }
+        outcomes.into_iter().flatten().collect()
+    }
+
+    /// Why `mapping` must not start now (disabled, its destination disabled, already
+    /// running), if it must not.
+    fn blocked(&self, syncs: &SyncManager, mapping: &MappingDef) -> Option<TickOutcome> {
+        let id = mapping.id.as_str();
+        if !mapping.enabled {
+            return Some(TickOutcome::SkippedDisabled {
+                reason: format!("mapping '{id}' is disabled (retl mapping enable {id})"),
+            });
+        }
+        if let Ok(Some(destination)) = self
+            .catalog
+            .get::<DestinationDef>(Kind::Destination, mapping.destination_id.as_str())
+            && !destination.enabled
+        {
+            return Some(TickOutcome::SkippedDisabled {
+                reason: format!(
+                    "destination '{}' is disabled (retl destination enable {})",
+                    destination.id, destination.id
+                ),
+            });
+        }
+        match syncs.running_run_of(id) {
+            Ok(Some(run_id)) => Some(TickOutcome::SkippedRunning { run_id }),
+            Ok(None) => None,
+            Err(e) => Some(TickOutcome::Failed {
+                message: e.to_string(),
+            }),
         }
     }
 

@@ -1,12 +1,14 @@
 //! The extract step: run the model on a fresh DataFusion session, stage its rows as Parquet and
-//! write the key index as they go; start again from scratch when the source reports its
-//! connection lost or refused, up to the source's `connection_retries`.
+//! write the key index of every mapping it serves as they go (mappings of one model due together
+//! share one extraction, see [`super::extract_job`]); start again from scratch when the source
+//! reports its connection lost or refused, up to the source's `connection_retries`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::Schema;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::model::ModelDef;
@@ -20,7 +22,7 @@ use crate::mapping::spec::MappingDef;
 use crate::model::plan::{ModelSession, validate_output};
 use crate::source::Source;
 use crate::staging;
-use crate::sync::progress::Progress;
+use crate::sync::run::SyncRun;
 
 /// The longest wait between two attempts of an extract.
 const MAX_EXTRACT_BACKOFF: Duration = Duration::from_secs(30);
@@ -47,37 +49,70 @@ pub struct Fingerprinted {
     pub fingerprinter: Fingerprinter,
 }
 
-/// What the extract step needs.
+/// A mapping whose key index an extraction writes: the mapped columns are fingerprinted per
+/// mapping, so mappings of one model share the staged rows but not the index.
+#[derive(Debug, Clone)]
+pub struct IndexTarget {
+    /// The mapping.
+    pub mapping: MappingDef,
+    /// The mapping's action.
+    pub action_spec: &'static ActionSpec,
+    /// Where its key index is written.
+    pub index_path: PathBuf,
+}
+
+/// Where an extraction reports as it goes: the live records of the runs it serves (their
+/// `extracted` count) and the warnings those runs will carry.
+#[derive(Debug, Default)]
+pub struct ExtractReport {
+    /// The live records of the runs served.
+    pub records: Vec<watch::Sender<SyncRun>>,
+    /// What the runs should know (an attempt that failed and was started again).
+    pub warnings: Vec<String>,
+}
+
+impl ExtractReport {
+    fn update(&self, change: impl Fn(&mut SyncRun)) {
+        for record in &self.records {
+            record.send_modify(&change);
+        }
+    }
+}
+
+/// The extract step: one query of a model, staged once, indexed for every target.
 pub struct Extraction<'a> {
     /// The model's source, built.
     pub source: Arc<dyn Source>,
     /// The model.
     pub model: &'a ModelDef,
-    /// The mapping.
-    pub mapping: &'a MappingDef,
-    /// The mapping's action.
-    pub action_spec: &'static ActionSpec,
+    /// The mappings whose key indexes are written.
+    pub targets: &'a [IndexTarget],
     /// Memory a model's query may use before it spills.
     pub memory_bytes: usize,
     /// Where the extract is staged.
     pub staging_dir: PathBuf,
-    /// Where spill files and the key index go.
+    /// Where spill files go.
     pub spill_dir: &'a Path,
     /// How often an extract whose connection was lost starts again.
     pub connection_retries: u32,
     /// Wait before the first retry (doubling, up to 30 s).
     pub backoff: Duration,
-    /// The run's cancellation.
+    /// Stops the extraction (every run it serves has stopped).
     pub cancel: &'a CancellationToken,
 }
 
+/// What an extraction gives each target, in the targets' order: its extract, or why the
+/// mapping does not fit the model's output.
+pub type PerTarget = Vec<Result<Extract, Error>>;
+
 impl Extraction<'_> {
-    /// Runs the model and stages its rows with retries; the key index goes to `index_path`.
+    /// Runs the model and stages its rows with retries, writing each target's key index.
     ///
     /// # Errors
-    /// The source's error (after the retries for a lost connection), a model that no longer
-    /// fits the mapping (`FailedPrecondition`), a local I/O failure, or cancellation.
-    pub async fn run(&self, index_path: &Path, progress: &mut Progress) -> Result<Extract, Error> {
+    /// The source's error (after the retries for a lost connection), a local I/O failure, or
+    /// cancellation: the extraction failed for every target. A mapping that no longer fits the
+    /// model (`FailedPrecondition`) fails in its own entry only.
+    pub async fn run(&self, report: &mut ExtractReport) -> Result<PerTarget, Error> {
         let attempts = self.connection_retries + 1;
         let mut backoff = self.backoff;
         let started = Instant::now();
@@ -87,13 +122,13 @@ impl Extraction<'_> {
             // Planning and the first rows wait on the warehouse (a locked table, a busy
             // cluster): a stopped run stops waiting.
             let attempt_result = tokio::select! {
-                r = self.once(index_path, progress) => r,
+                r = self.once(report) => r,
                 _ = self.cancel.cancelled() => Err(Error::Cancelled {
                     reason: "run stopped while extracting".to_string(),
                 }),
             };
             let error = match attempt_result {
-                Ok(extract) => return Ok(extract),
+                Ok(extracts) => return Ok(extracts),
                 Err(error) => error,
             };
             let Error::Source(source_error) = error else {
@@ -121,12 +156,15 @@ impl Extraction<'_> {
                 retry_in_ms = backoff.as_millis() as u64,
                 "extract lost its connection; starting it again"
             );
-            progress.run.warnings.push(format!(
+            let warning = format!(
                 "extract attempt {attempt} of {attempts} failed and was started again after {} ms: {source_error}",
                 backoff.as_millis()
-            ));
-            progress.run.counts.extracted = 0;
-            progress.publish_now();
+            );
+            report.update(|run| {
+                run.counts.extracted = 0;
+                run.warnings.push(warning.clone());
+            });
+            report.warnings.push(warning);
             tokio::select! {
                 _ = tokio::time::sleep(backoff) => {}
                 _ = self.cancel.cancelled() => {
@@ -139,12 +177,18 @@ impl Extraction<'_> {
         }
     }
 
-    /// The mapping plan for the model's output `schema`.
-    pub fn compile_plan(&self, schema: &Schema) -> Result<MappingPlan, Error> {
+    /// The mapping plan of `target` for the model's output `schema`.
+    ///
+    /// # Errors
+    /// `FailedPrecondition` when the model's output no longer fits the mapping.
+    pub fn compile_plan(
+        &self,
+        target: &IndexTarget,
+        schema: &Schema,
+    ) -> Result<MappingPlan, Error> {
         // The model's output may have drifted since the mapping was validated.
         validate_output(schema, &self.model.unique_id)?;
-        MappingPlan::compile(self.mapping.rules(), schema, self.action_spec)
-        .map_err(|e| match e {
+        MappingPlan::compile(target.mapping.rules(), schema, target.action_spec).map_err(|e| match e {
             Error::InvalidArgument { field, message } => Error::precondition(format!(
                 "the mapping no longer fits its model ({field}: {message}); update the mapping or the model"
             )),
@@ -152,45 +196,76 @@ impl Extraction<'_> {
         })
     }
 
+    /// A target's plan and key index writer for the staged `schema`.
+    fn open_target(
+        &self,
+        target: &IndexTarget,
+        schema: &Schema,
+    ) -> Result<(MappingPlan, KeyIndexWriter), Error> {
+        let plan = self.compile_plan(target, schema)?;
+        let fingerprinted = fingerprinted(schema, &self.model.unique_id, &plan)?;
+        let writer = KeyIndexWriter::create(
+            &target.index_path,
+            schema,
+            fingerprinted.key_column,
+            fingerprinted.columns,
+            fingerprinted.fingerprinter,
+        )?;
+        Ok((plan, writer))
+    }
+
     /// One attempt: plans the model on a fresh session and stages its rows, writing the key
-    /// index as they go.
-    async fn once(&self, index_path: &Path, progress: &mut Progress) -> Result<Extract, Error> {
+    /// indexes as they go.
+    async fn once(&self, report: &ExtractReport) -> Result<PerTarget, Error> {
         let source = Arc::clone(&self.source);
         let session =
             ModelSession::new(source.as_ref(), self.memory_bytes, Some(self.spill_dir)).await?;
         let plan = session.plan(&self.model.sql).await?;
         let stream = session.execute(plan).await?;
         let schema = staging::staged_schema(&stream.schema());
-        let mapping_plan = self.compile_plan(&schema)?;
-        let fingerprinted = fingerprinted(&schema, &self.model.unique_id, &mapping_plan)?;
-        let mut index = KeyIndexWriter::create(
-            index_path,
-            &schema,
-            fingerprinted.key_column,
-            fingerprinted.columns,
-            fingerprinted.fingerprinter,
-        )?;
-        progress.run.staging_path = Some(self.staging_dir.display().to_string());
-        let sender = progress.sender();
-        let classify = |e: &datafusion::error::DataFusionError| {
-            source.classify_read_error(e as &(dyn std::error::Error + 'static))
-        };
-        let staged = staging::stage(
-            stream,
-            &self.staging_dir,
-            self.cancel,
-            &classify,
-            &mut |batch| index.append(batch),
-            |rows| {
-                sender.send_modify(|r| r.counts.extracted = rows);
-            },
-        )
-        .await?;
-        Ok(Extract {
-            staged,
-            index: index.finish()?,
-            plan: mapping_plan,
-        })
+        let mut results: Vec<Option<Result<Extract, Error>>> = Vec::new();
+        let mut live: Vec<(usize, MappingPlan, KeyIndexWriter)> = Vec::new();
+        for (i, target) in self.targets.iter().enumerate() {
+            match self.open_target(target, &schema) {
+                Ok((plan, writer)) => {
+                    results.push(None);
+                    live.push((i, plan, writer));
+                }
+                Err(e) => results.push(Some(Err(e))),
+            }
+        }
+        if !live.is_empty() {
+            let classify = |e: &datafusion::error::DataFusionError| {
+                source.classify_read_error(e as &(dyn std::error::Error + 'static))
+            };
+            let staged = staging::stage(
+                stream,
+                &self.staging_dir,
+                self.cancel,
+                &classify,
+                &mut |batch| {
+                    for (_, _, writer) in live.iter_mut() {
+                        writer.append(batch)?;
+                    }
+                    Ok(())
+                },
+                |rows| report.update(|run| run.counts.extracted = rows),
+            )
+            .await?;
+            for (i, plan, writer) in live {
+                results[i] = Some(writer.finish().map(|index| Extract {
+                    staged: staged.clone(),
+                    index,
+                    plan,
+                }));
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Err(Error::internal("an extraction target got no result")))
+            })
+            .collect())
     }
 }
 

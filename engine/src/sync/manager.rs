@@ -12,16 +12,24 @@ use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::catalog::Catalog;
-use crate::catalog::source::SourceDef;
+use crate::catalog::model::ModelDef;
+use crate::catalog::source::{ExtractionSettings, SourceDef};
 use crate::connector::Registry;
 use crate::connector::build::{build_destination, build_source};
-use crate::delivery::Limiters;
+use crate::delivery::{DestinationLimiter, Limiters};
+use crate::destination::Action;
+use crate::destination::spec::{ActionSpec, DeliveryLimits};
 use crate::diff::{Differ, LocalDiffer};
 use crate::error::Error;
-use crate::metrics::Metrics;
+use crate::mapping::spec::MappingDef;
+use crate::metrics::{Metrics, RequestMetrics};
 use crate::options::EngineOptions;
+use crate::source::Source;
+use crate::staging;
 use crate::state::StateStore;
 use crate::sync::active::ActiveRuns;
+use crate::sync::extract::IndexTarget;
+use crate::sync::extract_job::{ExtractJob, ExtractTicket, JobMember};
 use crate::sync::failures::{FailedRecord, FailureLedger};
 use crate::sync::history::RunHistory;
 use crate::sync::progress::Progress;
@@ -104,6 +112,29 @@ impl HistoryPruner {
 
 /// Extraction slots per source id, with the limit they were made for.
 type Slots = HashMap<String, (usize, Arc<Semaphore>)>;
+
+/// What a run uses besides its extraction, resolved from the catalog.
+struct PreparedInputs {
+    mapping: MappingDef,
+    model: ModelDef,
+    action: Arc<dyn Action>,
+    action_spec: &'static ActionSpec,
+    limiter: Arc<DestinationLimiter>,
+    limits: DeliveryLimits,
+    confirm_mass_delete: bool,
+    request_metrics: RequestMetrics,
+}
+
+/// A run recorded as queued, not started yet.
+struct PreparedRun {
+    source: Arc<dyn Source>,
+    extraction: ExtractionSettings,
+    extraction_slots: Arc<Semaphore>,
+    inputs: PreparedInputs,
+    progress: Progress,
+    stop: RunStop,
+    destination_id: String,
+}
 
 /// Sync runs: trigger, get, list, watch, cancel.
 pub struct SyncManager {
@@ -257,6 +288,46 @@ impl SyncManager {
         mapping_id: &str,
         options: TriggerOptions,
     ) -> Result<SyncRun, Error> {
+        self.trigger_together(&[mapping_id], options)
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(Error::internal("a trigger returned no run")))
+    }
+
+    /// Starts syncs of several mappings at once (mappings due at the same tick): the mappings
+    /// of one model share one extraction, each diffing against its own state. Returns each
+    /// mapping's new run, or why it did not start, in the order given.
+    pub async fn trigger_together(
+        &self,
+        mapping_ids: &[&str],
+        options: TriggerOptions,
+    ) -> Vec<Result<SyncRun, Error>> {
+        let mut results: Vec<Result<SyncRun, Error>> = Vec::with_capacity(mapping_ids.len());
+        let mut groups: Vec<Vec<(usize, PreparedRun)>> = Vec::new();
+        for (i, mapping_id) in mapping_ids.iter().enumerate() {
+            match self.prepare(mapping_id, &options) {
+                Ok(prepared) => {
+                    results.push(Ok(prepared.progress.run.clone()));
+                    let model_id = prepared.inputs.model.id.clone();
+                    match groups.iter_mut().find(|g| {
+                        g.first()
+                            .is_some_and(|(_, p)| p.inputs.model.id == model_id)
+                    }) {
+                        Some(group) => group.push((i, prepared)),
+                        None => groups.push(vec![(i, prepared)]),
+                    }
+                }
+                Err(e) => results.push(Err(e)),
+            }
+        }
+        for group in groups {
+            self.launch(group);
+        }
+        results
+    }
+
+    /// Resolves a run of a mapping from the catalog and records it as queued.
+    fn prepare(&self, mapping_id: &str, options: &TriggerOptions) -> Result<PreparedRun, Error> {
         let mapping = self.catalog.mapping(mapping_id)?;
         if !mapping.enabled {
             return Err(Error::precondition(format!(
@@ -293,6 +364,81 @@ impl SyncManager {
             self.active.remove(&run_id);
             return Err(e.into());
         }
+        let request_metrics = self
+            .metrics
+            .requests(mapping_id, destination_def.id.as_str());
+        self.metrics
+            .mapping_seen(mapping_id, destination_def.id.as_str());
+        Ok(PreparedRun {
+            source,
+            extraction: source_def.extraction,
+            extraction_slots,
+            inputs: PreparedInputs {
+                mapping,
+                model,
+                action,
+                action_spec,
+                limiter,
+                limits: built.limits,
+                confirm_mass_delete: options.confirm_mass_delete,
+                request_metrics,
+            },
+            progress: Progress::new(run, tx, self.history.clone()),
+            stop,
+            destination_id: destination_def.id.to_string(),
+        })
+    }
+
+    /// Starts one extraction for a group of prepared runs of one model, and the runs.
+    fn launch(&self, group: Vec<(usize, PreparedRun)>) {
+        let Some((_, first)) = group.first() else {
+            return;
+        };
+        let spill_dir = self.data_dir.join("tmp");
+        let job = ExtractJob {
+            source: Arc::clone(&first.source),
+            model: first.inputs.model.clone(),
+            settings: first.extraction,
+            slots: Arc::clone(&first.extraction_slots),
+            memory_bytes: self.options.sort_memory_bytes,
+            spill_dir: spill_dir.clone(),
+            // Named after the first run: run ids sort by time, so pruning keeps the newest.
+            staging_dir: staging::run_dir(
+                &self.data_dir,
+                first.inputs.model.id.as_str(),
+                first.progress.run.id.as_str(),
+            ),
+            backoff: self.options.extract_retry_backoff,
+        };
+        let members = group
+            .iter()
+            .map(|(_, p)| JobMember {
+                target: IndexTarget {
+                    mapping: p.inputs.mapping.clone(),
+                    action_spec: p.inputs.action_spec,
+                    index_path: spill_dir.join(format!("{}.keys", p.progress.run.id)),
+                },
+                record: p.progress.sender(),
+                stopping: p.stop.stopping().clone(),
+            })
+            .collect();
+        let tickets = job.spawn(members);
+        for ((_, prepared), ticket) in group.into_iter().zip(tickets) {
+            self.spawn_run(prepared, ticket);
+        }
+    }
+
+    /// Starts the runner of a prepared run.
+    fn spawn_run(&self, prepared: PreparedRun, extract: ExtractTicket) {
+        let PreparedRun {
+            inputs: p,
+            progress,
+            stop,
+            destination_id,
+            ..
+        } = prepared;
+        let mapping_id = p.mapping.id.to_string();
+        let run_id = progress.run.id.to_string();
         let differ: Arc<dyn Differ> = Arc::new(LocalDiffer::new(
             Arc::clone(&self.state),
             self.options.key_sort_memory_bytes,
@@ -307,30 +453,22 @@ impl SyncManager {
             failures: self.failures.clone(),
         };
         let inputs = RunInputs {
-            mapping,
-            model,
-            source,
-            extraction: source_def.extraction,
-            action,
-            action_spec,
-            limiter,
-            limits: built.limits,
-            confirm_mass_delete: options.confirm_mass_delete,
-            extraction_slots,
-            request_metrics: self
-                .metrics
-                .requests(mapping_id, destination_def.id.as_str()),
+            mapping: p.mapping,
+            model: p.model,
+            extract,
+            action: p.action,
+            action_spec: p.action_spec,
+            limiter: p.limiter,
+            limits: p.limits,
+            confirm_mass_delete: p.confirm_mass_delete,
+            request_metrics: p.request_metrics,
         };
-        self.metrics
-            .mapping_seen(mapping_id, destination_def.id.as_str());
-        let progress = Progress::new(run.clone(), tx, self.history.clone());
         let runner = SyncRunner::new(env, inputs, progress, stop);
         let active = Arc::clone(&self.active);
         let finished = self.finished.clone();
         let pruner = Arc::clone(&self.pruner);
         let metrics = Arc::clone(&self.metrics);
         let failures = self.failures.clone();
-        let destination_id = destination_def.id.to_string();
         let span = tracing::info_span!("sync_run", mapping_id = %mapping_id, run_id = %run_id);
         let task_run_id = run_id.clone();
         let handle = tokio::spawn(tracing::Instrument::instrument(
@@ -346,7 +484,6 @@ impl SyncManager {
             span,
         ));
         self.active.set_handle(&run_id, handle);
-        Ok(run)
     }
 
     /// The run of a mapping in progress, if any.

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`manager`]: trigger, get, list, watch, cancel; limiters and extraction slots; recovery.
 //! - [`runner`]: one run, the orchestration of the steps below.
-//! - [`extract`] (extract + stage + key index), [`collect`] (the diff's sink: select),
+//! - [`extract_job`] (one extraction of a model for one run or for the runs of the mappings of
+//!   that model due together), [`extract`] (extract + stage + key indexes), [`collect`] (the diff's sink: select),
 //!   [`commit`] (the single writer of state), [`report`] (final status), [`progress`] (the live
 //!   record, saved and published).
 //! - [`run`]: the run record; [`history`]: stored run records; [`active`]: runs in progress.
@@ -12,6 +13,7 @@ pub mod active;
 pub mod collect;
 pub mod commit;
 pub mod extract;
+pub mod extract_job;
 pub mod failures;
 pub mod history;
 pub mod manager;

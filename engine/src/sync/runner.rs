@@ -10,10 +10,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::Utc;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::catalog::model::ModelDef;
-use crate::catalog::source::ExtractionSettings;
 use crate::delivery::batcher::{Batch, Batcher};
 use crate::delivery::pipeline::Pipeline;
 use crate::delivery::{DestinationLimiter, Sender};
@@ -30,13 +28,13 @@ use crate::mapping::select::Selector;
 use crate::mapping::spec::{InitialSync, MappingDef};
 use crate::metrics::RequestMetrics;
 use crate::options::EngineOptions;
-use crate::source::Source;
 use crate::staging;
 use crate::staging::read::StagedRows;
 use crate::state::StateWrite;
 use crate::sync::collect::ChangeCollector;
 use crate::sync::commit::{Committer, Ledger, Pending};
-use crate::sync::extract::{Extract, Extraction, fingerprinted};
+use crate::sync::extract::{Extract, fingerprinted};
+use crate::sync::extract_job::ExtractTicket;
 use crate::sync::failures::{Failure, FailureLedger};
 use crate::sync::history::RunHistory;
 use crate::sync::progress::Progress;
@@ -51,10 +49,9 @@ pub struct RunInputs {
     pub mapping: MappingDef,
     /// Its model.
     pub model: ModelDef,
-    /// The model's source, built.
-    pub source: Arc<dyn Source>,
-    /// How the engine extracts from that source.
-    pub extraction: ExtractionSettings,
+    /// The run's side of its extraction (shared with the runs of the mappings of the same
+    /// model due together).
+    pub extract: ExtractTicket,
     /// The destination action, built.
     pub action: Arc<dyn Action>,
     /// The action's spec.
@@ -65,8 +62,6 @@ pub struct RunInputs {
     pub limits: DeliveryLimits,
     /// Send deletes even past the safety-stop fraction.
     pub confirm_mass_delete: bool,
-    /// The source's extraction slots (its maximum of concurrent extractions).
-    pub extraction_slots: Arc<Semaphore>,
     /// Where the run's requests are counted.
     pub request_metrics: RequestMetrics,
 }
@@ -101,8 +96,6 @@ pub struct SyncRunner {
     pipeline: Pipeline<Pending>,
     /// A failure that stops the run (refused credentials): every later request would fail.
     fatal: Option<DestinationError>,
-    /// Held while the run extracts from its source.
-    extraction_slot: Option<OwnedSemaphorePermit>,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -142,40 +135,32 @@ impl SyncRunner {
             stop,
             waiting_on: WaitingOn::default(),
             fatal: None,
-            extraction_slot: None,
         }
     }
 
     /// Runs to the end and returns the final run record (also saved and published).
     pub async fn run(mut self) -> SyncRun {
-        // Runs beyond the source's limit of concurrent extractions queue here (`queued`):
-        // several extractions at once can overload a warehouse.
-        let slots = Arc::clone(&self.inputs.extraction_slots);
         let watchdog = watchdog::spawn(
             self.progress.sender().subscribe(),
             self.env.options.stall_timeout,
             self.waiting_on.clone(),
             self.stop.clone(),
         );
-        let slot = tokio::select! {
-            permit = slots.acquire_owned() => permit.ok(),
-            _ = self.stop.stopping().cancelled() => None,
-        };
+        // Extractions beyond the source's limit of concurrent extractions queue (the run is
+        // `queued`): several extractions at once can overload a warehouse.
+        let slot = self.inputs.extract.started(self.stop.stopping()).await;
         let started = Instant::now();
         let now = Utc::now();
         let run = &mut self.progress.run;
         run.timings.queued_ms = (now - run.create_time).num_milliseconds().max(0) as u64;
         run.start_time = Some(now);
         let result = match slot {
-            Some(slot) => {
-                self.extraction_slot = Some(slot);
+            Ok(()) => {
                 self.progress.run.status = RunStatus::Running;
                 self.progress.save();
                 self.execute().await
             }
-            None => Err(Error::Cancelled {
-                reason: "cancelled while queued for an extraction slot".to_string(),
-            }),
+            Err(e) => Err(e),
         };
         // A stopped run reports why it was stopped (a stall is a failure, not a cancel).
         let result = match (result, self.stop.error()) {
@@ -228,37 +213,26 @@ impl SyncRunner {
         // Extract + stage (+ key index).
         self.progress.set_stage(RunStage::Extracting);
         let t = Instant::now();
-        let index_path = spill_dir.join(format!("{run_id}.keys"));
-        let extraction = Extraction {
-            source: Arc::clone(&self.inputs.source),
-            model: &self.inputs.model,
-            mapping: &self.inputs.mapping,
-            action_spec: self.inputs.action_spec,
-            memory_bytes: self.env.options.sort_memory_bytes,
-            staging_dir: staging::run_dir(
-                &self.env.data_dir,
-                self.inputs.model.id.as_str(),
-                &run_id,
-            ),
-            spill_dir: &spill_dir,
-            connection_retries: self.inputs.extraction.connection_retries,
-            backoff: self.env.options.extract_retry_backoff,
-            cancel: self.stop.stopping(),
-        };
+        self.progress.run.staging_path =
+            Some(self.inputs.extract.staging_dir.display().to_string());
         let source_id = &self.inputs.model.source_id;
         self.waiting_on.set(format!(
             "the source '{source_id}' (the query of model '{}')",
             self.inputs.model.id
         ));
-        let extract = extraction.run(&index_path, &mut self.progress).await;
+        let extracted = self.inputs.extract.extracted(self.stop.stopping()).await;
         // Recorded for a failed extract too: the time spent trying is part of the report.
         self.progress.run.timings.extract_ms = t.elapsed().as_millis() as u64;
-        let extract = extract.inspect_err(|_| {
-            let _ = std::fs::remove_file(&index_path);
-        })?;
-        self.progress.run.counts.extracted = extract.staged.rows;
-        // The warehouse is done with; let the next queued extraction of this source start.
-        self.extraction_slot = None;
+        let extract = match extracted {
+            Ok(extracted) => {
+                self.progress.run.warnings.extend(extracted.warnings);
+                extracted.extract
+            }
+            Err(e) => Err(e),
+        };
+        self.progress.run.counts.extracted = extract.as_ref().map_or(0, |e| e.staged.rows);
+        let extract = extract?;
+        let index_path = extract.index.path.clone();
 
         // Diff (+ select), then map and deliver the changed rows.
         self.progress.set_stage(RunStage::Delivering);
