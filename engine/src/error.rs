@@ -178,7 +178,7 @@ pub enum StorageError {
 const DISK_FULL_HINT: &str = "; the disk of the data directory is full: free space on it (or move the data directory to a larger disk), then run the sync again; nothing that was not acknowledged was committed";
 
 /// What to do when RocksDB refuses writes after a failed write-ahead-log append.
-const STOPPED_WRITER_HINT: &str = "; the local store stopped accepting writes after an earlier write failed (most often a full disk): free space in the data directory, then restart the daemon; nothing that was not acknowledged was committed";
+const STOPPED_WRITER_HINT: &str = "; the local store stopped accepting writes after an earlier write failed (most often a full disk): free space in the data directory, and the store reopens itself at the next write (no restart needed); nothing that was not acknowledged was committed";
 
 fn disk_full_hint(message: &str) -> &'static str {
     if is_stopped_writer_message(message) {

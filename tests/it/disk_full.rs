@@ -1,7 +1,7 @@
 //! A full disk: the data directory on a small tmpfs, filled while a run stages its extract and
 //! while it commits; the run fails with the operating system's reason and loses nothing, and the
-//! next run succeeds once space is back (after a failed commit: once the daemon restarted, as
-//! RocksDB refuses writes after a failed log append until it is reopened).
+//! next run succeeds once space is back, without a restart (after a failed log append the store
+//! reopens RocksDB in place).
 //!
 //! Mounting a tmpfs needs root (or CAP_SYS_ADMIN); without it the test says so and does
 //! nothing else.
@@ -96,7 +96,7 @@ async fn a_full_disk_fails_the_run_cleanly_and_loses_nothing() {
         return;
     };
     let filler = data_dir.path().join("filler");
-    let mut h = Harness::start_in(data_dir, |_| {}).await;
+    let h = Harness::start_in(data_dir, |_| {}).await;
     let hook = WebhookEmulator::start(WebhookOptions::default())
         .await
         .unwrap();
@@ -157,20 +157,15 @@ async fn a_full_disk_fails_the_run_cleanly_and_loses_nothing() {
     fill(&filler, 0);
     let run = h.wait(&run.id).await;
     assert_ne!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
-    std::fs::remove_file(&filler).unwrap();
-    hook.respond_after(Duration::ZERO);
-    // A failed write-ahead-log append leaves RocksDB refusing writes until it is reopened
-    // (the C API has no `Resume`): the API says so, as UNAVAILABLE naming the fix.
+    // Still full: the store stays shut and says what to do (UNAVAILABLE, not INTERNAL).
     let err = h.trigger("up", false).await.unwrap_err();
     assert_eq!(err.code(), tonic::Code::Unavailable, "{err:?}");
-    assert!(
-        err.message().contains("restart the daemon"),
-        "{}",
-        err.message()
-    );
-    // Space is back and the daemon restarted: the next run delivers every change that was
-    // not committed, and the destination ends up with every row's latest email.
-    h.restart().await;
+    assert!(err.message().contains("free space"), "{}", err.message());
+    std::fs::remove_file(&filler).unwrap();
+    hook.respond_after(Duration::ZERO);
+    // A failed write-ahead-log append leaves RocksDB refusing writes; with space back, the
+    // store reopens itself at the next write: no restart. The next run delivers every change
+    // that was not committed, and the destination ends up with every row's latest email.
     let run = h.sync("up").await;
     assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
     let mut latest = std::collections::BTreeMap::new();

@@ -109,7 +109,10 @@ impl Catalog {
             .put_json(&mut batch, CF_CATALOG, &kind.key(id), value)?;
         if let Some(secrets) = secrets {
             if secrets.is_empty() {
-                batch.delete_cf(self.store.cf(CF_SECRETS)?, kind.key(id).as_bytes());
+                batch.delete_cf(
+                    self.store.handle()?.cf(CF_SECRETS)?,
+                    kind.key(id).as_bytes(),
+                );
             } else {
                 self.store
                     .put_json(&mut batch, CF_SECRETS, &kind.key(id), secrets)?;
@@ -121,8 +124,14 @@ impl Catalog {
     /// Removes a definition and its secrets.
     pub fn delete(&self, kind: Kind, id: &str) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        batch.delete_cf(self.store.cf(CF_CATALOG)?, kind.key(id).as_bytes());
-        batch.delete_cf(self.store.cf(CF_SECRETS)?, kind.key(id).as_bytes());
+        batch.delete_cf(
+            self.store.handle()?.cf(CF_CATALOG)?,
+            kind.key(id).as_bytes(),
+        );
+        batch.delete_cf(
+            self.store.handle()?.cf(CF_SECRETS)?,
+            kind.key(id).as_bytes(),
+        );
         self.store.write(batch)
     }
 

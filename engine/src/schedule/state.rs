@@ -127,7 +127,10 @@ impl ScheduleStates {
     /// Forgets a mapping's state (its schedule was removed, or the mapping deleted).
     pub fn delete(&self, mapping_id: &str) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        batch.delete_cf(self.store.cf(CF_META)?, key(mapping_id).as_bytes());
+        batch.delete_cf(
+            self.store.handle()?.cf(CF_META)?,
+            key(mapping_id).as_bytes(),
+        );
         self.store.write(batch)
     }
 }

@@ -58,11 +58,12 @@ impl StateStore for RocksStateStore {
             Some(a) => Self::full_key(&prefix, a),
             None => prefix.clone(),
         };
-        let cf = self.store.cf(CF_STATE).map_err(backend("state scan"))?;
+        let db = self.store.handle().map_err(backend("state scan"))?;
+        let cf = db.cf(CF_STATE).map_err(backend("state scan"))?;
         // A raw iterator lends each entry's bytes: one allocation per key (the page's copy)
         // instead of three (the boxed key and value of the iterator, then the copy). The state
         // scan is most of an incremental run's merge.
-        let mut iter = self.store.db().raw_iterator_cf(cf);
+        let mut iter = db.db().raw_iterator_cf(cf);
         iter.seek(&start);
         let mut out = Vec::with_capacity(limit.min(4096));
         while let (Some(k), Some(v)) = (iter.key(), iter.value()) {
@@ -104,7 +105,8 @@ impl StateStore for RocksStateStore {
             return Ok(());
         }
         let prefix = Self::prefix(mapping);
-        let cf = self.store.cf(CF_STATE).map_err(backend("commit"))?;
+        let db = self.store.handle().map_err(backend("commit"))?;
+        let cf = db.cf(CF_STATE).map_err(backend("commit"))?;
         let mut batch = WriteBatch::default();
         for w in writes {
             match w {
@@ -116,6 +118,8 @@ impl StateStore for RocksStateStore {
                 StateWrite::Delete { key } => batch.delete_cf(cf, Self::full_key(&prefix, key)),
             }
         }
+        // A write may reopen the database: no handle is held across it.
+        drop(db);
         // Not synced one by one: a run commits after every acknowledged batch and syncs once
         // at its end (`sync`), which is what an fsync per batch cost (0.6 s per 1M rows).
         self.store.write_unsynced(batch).map_err(backend("commit"))
@@ -132,9 +136,11 @@ impl StateStore for RocksStateStore {
         if let Some(last) = end.last_mut() {
             *last = 1;
         }
-        let cf = self.store.cf(CF_STATE).map_err(backend("reset"))?;
+        let db = self.store.handle().map_err(backend("reset"))?;
+        let cf = db.cf(CF_STATE).map_err(backend("reset"))?;
         let mut batch = WriteBatch::default();
         batch.delete_range_cf(cf, prefix, end);
+        drop(db);
         self.store.write(batch).map_err(backend("reset"))
     }
 

@@ -131,8 +131,9 @@ impl FailureLedger {
     ) -> Result<Vec<FailedRecord>, StorageError> {
         let prefix = prefix(mapping);
         let start = after.map_or_else(|| prefix.clone(), |k| full_key(mapping, k));
-        let iter = self.store.db().iterator_cf(
-            self.store.cf(CF_FAILURES)?,
+        let db = self.store.handle()?;
+        let iter = db.db().iterator_cf(
+            db.cf(CF_FAILURES)?,
             IteratorMode::From(&start, rocksdb::Direction::Forward),
         );
         let mut out = Vec::new();
@@ -256,12 +257,15 @@ impl FailureLedger {
             return Ok(());
         }
         let mut batch = WriteBatch::default();
-        let cf = self.store.cf(CF_FAILURES)?;
+        let db = self.store.handle()?;
+        let cf = db.cf(CF_FAILURES)?;
         for key in keys {
             if known.remove(key).is_some() {
                 batch.delete_cf(cf, full_key(mapping, key));
             }
         }
+        // A write may reopen the database: no handle is held across it.
+        drop(db);
         if !batch.is_empty() {
             self.store.write_unsynced(batch)?;
         }
@@ -308,8 +312,9 @@ impl FailureLedger {
             given_up: bool,
         }
         let prefix = prefix(mapping);
-        let iter = self.store.db().iterator_cf(
-            self.store.cf(CF_FAILURES)?,
+        let db = self.store.handle()?;
+        let iter = db.db().iterator_cf(
+            db.cf(CF_FAILURES)?,
             IteratorMode::From(&prefix, rocksdb::Direction::Forward),
         );
         let (mut pending, mut given_up) = (0, 0);
@@ -342,7 +347,7 @@ impl FailureLedger {
             *last = 1;
         }
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(self.store.cf(CF_FAILURES)?, start, end);
+        batch.delete_range_cf(self.store.handle()?.cf(CF_FAILURES)?, start, end);
         self.store.write(batch)
     }
 }

@@ -83,10 +83,13 @@ impl RunHistory {
             return Ok(0);
         }
         let mut batch = WriteBatch::default();
-        let cf = self.store.cf(CF_RUNS)?;
+        let db = self.store.handle()?;
+        let cf = db.cf(CF_RUNS)?;
         for id in &doomed {
             batch.delete_cf(cf, id.as_bytes());
         }
+        // A write may reopen the database: no handle is held across it.
+        drop(db);
         self.store.write(batch)?;
         Ok(doomed.len() as u64)
     }
@@ -126,7 +129,7 @@ impl RunHistory {
     pub fn clear_initialized(&self, mapping: &MappingId) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
         batch.delete_cf(
-            self.store.cf(CF_META)?,
+            self.store.handle()?.cf(CF_META)?,
             Self::initialized_key(mapping).as_bytes(),
         );
         self.store.write(batch)
