@@ -20,6 +20,8 @@ pub enum ErrorCategory {
     PermissionDenied,
     /// An external system is unreachable or failing; a retry later may help (`UNAVAILABLE`).
     Unavailable,
+    /// The operation ran past its time limit (`DEADLINE_EXCEEDED`).
+    DeadlineExceeded,
     /// The operation was cancelled (`CANCELLED`).
     Cancelled,
     /// The feature is declared but not built yet (`UNIMPLEMENTED`).

@@ -15,6 +15,8 @@ use crate::delivery::Limiters;
 use crate::error::{Error, StorageError};
 use crate::model::preview::Previews;
 use crate::options::EngineOptions;
+use crate::query::system::SystemSources;
+use crate::query::{QueryLimits, QueryService};
 use crate::schedule::state::ScheduleStates;
 use crate::schedule::{Clock, Scheduler, SystemClock};
 use crate::state::StateStore;
@@ -38,6 +40,8 @@ struct Services {
     destinations: DestinationService,
     mappings: MappingService,
     syncs: SyncManager,
+    /// Read-only SQL over staging and the system tables.
+    query: QueryService,
     /// The scheduler (on the system clock).
     scheduler: Scheduler,
     /// The running scheduler task and how to stop it.
@@ -100,6 +104,21 @@ impl Engine {
                 sink,
             )
         });
+        let query = QueryService::new(
+            SystemSources {
+                catalog: catalog.clone(),
+                history: history.clone(),
+                active: Arc::clone(&active),
+                failures: failures.clone(),
+                state: Arc::clone(&state_store),
+            },
+            data_dir.to_path_buf(),
+            QueryLimits {
+                max_rows: options.query_max_rows,
+                timeout: options.query_timeout,
+                memory_bytes: options.sort_memory_bytes,
+            },
+        );
         let syncs = SyncManager::new(SyncManagerParts {
             catalog,
             registry: Arc::clone(&registry),
@@ -133,6 +152,7 @@ impl Engine {
                 failures,
             ),
             syncs,
+            query,
             scheduler,
             scheduling: Mutex::new(None),
             alerting: Mutex::new(alerting),
@@ -190,6 +210,11 @@ impl Engine {
     /// Sync runs.
     pub fn syncs(&self) -> &SyncManager {
         &self.services.syncs
+    }
+
+    /// Read-only SQL over the staged extracts and the system tables.
+    pub fn query(&self) -> &QueryService {
+        &self.services.query
     }
 
     /// The scheduler (its state per mapping, one pass on demand).

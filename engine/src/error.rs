@@ -70,6 +70,12 @@ pub enum Error {
         /// The stage, what it waited on, for how long, and what to do.
         message: String,
     },
+    /// An operation ran past its time limit (a query's timeout).
+    #[error("{message}")]
+    DeadlineExceeded {
+        /// What ran too long and what to do.
+        message: String,
+    },
     /// The error of a step several runs shared (one extraction for the mappings of a model
     /// due together): each run reports it.
     #[error(transparent)]
@@ -137,6 +143,7 @@ impl Error {
             Error::Cancelled { .. } => ErrorCategory::Cancelled,
             Error::Stalled { .. } => ErrorCategory::Unavailable,
             Error::Shared(e) => e.category(),
+            Error::DeadlineExceeded { .. } => ErrorCategory::DeadlineExceeded,
             Error::Unimplemented { .. } => ErrorCategory::Unimplemented,
             Error::Internal { .. } => ErrorCategory::Internal,
         }

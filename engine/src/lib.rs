@@ -17,7 +17,8 @@
 //! - [`model`]: planning and validating model SQL, executing extracts, previews.
 //!   `config_fields` (feature `test-util`): the drift check of a connector's typed config
 //!   against its declared config fields.
-//! - [`staging`]: extracts written as Parquet.
+//! - [`staging`]: extracts written as Parquet; [`query`]: read-only SQL over them and the
+//!   system tables (runs, errors, pending records, state, catalog).
 //! - [`diff`]: key encoding, fingerprints, key validation, the sort-merge differ, mass-delete guard.
 //! - [`state`]: per-mapping sync state ([`state::StateStore`], RocksDB implementation).
 //! - [`mapping`]: record selection and field evaluation into payloads.
@@ -54,6 +55,7 @@ pub mod mapping;
 pub mod metrics;
 pub mod model;
 pub mod options;
+pub mod query;
 pub mod schedule;
 pub mod secret;
 pub mod source;

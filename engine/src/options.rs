@@ -31,6 +31,10 @@ pub struct EngineOptions {
     pub shutdown_grace: std::time::Duration,
     /// Webhook URLs that receive the alerts of every mapping.
     pub alert_webhooks: Vec<String>,
+    /// Most rows one SQL query returns.
+    pub query_max_rows: u64,
+    /// Longest one SQL query may run.
+    pub query_timeout: std::time::Duration,
 }
 
 impl Default for EngineOptions {
@@ -47,6 +51,8 @@ impl Default for EngineOptions {
             stall_timeout: std::time::Duration::from_secs(600),
             shutdown_grace: std::time::Duration::from_secs(30),
             alert_webhooks: Vec::new(),
+            query_max_rows: 1_000_000,
+            query_timeout: std::time::Duration::from_secs(300),
         }
     }
 }

@@ -14,6 +14,7 @@ mod metrics;
 mod mysql;
 mod observe;
 mod previews;
+mod query;
 mod recovery;
 mod schedules;
 mod shared_extract;

@@ -43,6 +43,16 @@ pub fn session_context(
     memory_bytes: usize,
     spill_dir: Option<&Path>,
 ) -> Result<SessionContext, Error> {
+    let config = SessionConfig::new().with_information_schema(false);
+    session_context_with(config, memory_bytes, spill_dir)
+}
+
+/// [`session_context`] from `config` (catalog names, information schema).
+pub fn session_context_with(
+    config: SessionConfig,
+    memory_bytes: usize,
+    spill_dir: Option<&Path>,
+) -> Result<SessionContext, Error> {
     let pool = TrackConsumersPool::new(FairSpillPool::new(memory_bytes), TRACKED_CONSUMERS);
     let mut runtime = RuntimeEnvBuilder::new().with_memory_pool(Arc::new(pool));
     if let Some(dir) = spill_dir {
@@ -51,9 +61,7 @@ pub fn session_context(
     let runtime = runtime
         .build_arc()
         .map_err(|e| Error::internal(format!("building the query runtime: {e}")))?;
-    let mut config = SessionConfig::new()
-        .with_target_partitions(2)
-        .with_information_schema(false);
+    let mut config = config.with_target_partitions(2);
     // Each sorter sets this much aside for merging its spills: DataFusion's 10 MB, or a 16th of
     // a smaller budget so that two sorters' reservations never take most of it.
     let reservation = &mut config.options_mut().execution.sort_spill_reservation_bytes;

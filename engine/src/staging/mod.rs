@@ -107,6 +107,14 @@ fn read_failure(error: DataFusionError, rows: u64, classify: ReadErrorClassifier
     Error::Source(source_error.with_prefix(&format!("the extract failed after {rows} rows: ")))
 }
 
+/// The file that marks a staged extract complete (written after the Parquet file is closed).
+pub const COMPLETE_MARKER: &str = "_complete";
+
+/// Whether `dir` holds a complete staged extract.
+pub fn is_complete(dir: &Path) -> bool {
+    dir.join(COMPLETE_MARKER).is_file() && staged_file(dir).is_file()
+}
+
 /// The staged file of a run's staging directory.
 pub fn staged_file(dir: &Path) -> PathBuf {
     dir.join("part-0.parquet")
@@ -178,6 +186,9 @@ pub async fn stage(
         .and_then(|r| r);
     read?;
     written?;
+    // Only now may SQL read it as a complete extract.
+    let marker = dir.join(COMPLETE_MARKER);
+    File::create(&marker).map_err(StorageError::io(&marker))?;
     Ok(StagedExtract {
         dir: dir.to_path_buf(),
         rows,

@@ -93,7 +93,7 @@ pub struct UpdateArgs {
 pub fn print_destination(out: Output, d: &v1::Destination) {
     match out {
         Output::Json => print_json(&json::destination(d)),
-        Output::Table => {
+        Output::Table | Output::Csv => {
             let config = json::destination(d)["config"].to_string();
             out!(
                 "{}",
@@ -256,7 +256,7 @@ pub async fn run(ctx: &Context, command: DestinationCommand) -> Result<(), CliEr
                     "destination_types": types.iter().map(json::destination_type).collect::<Vec<_>>()
                 })),
                 Output::Table if name.is_some() => types.iter().for_each(print_type_details),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     let rows: Vec<Vec<String>> = types
                         .iter()
                         .map(|t| {
@@ -311,7 +311,7 @@ pub async fn run(ctx: &Context, command: DestinationCommand) -> Result<(), CliEr
                 Output::Json => print_json(&serde_json::json!({
                     "destinations": all.iter().map(json::destination).collect::<Vec<_>>()
                 })),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     let rows: Vec<Vec<String>> = all
                         .iter()
                         .map(|d| {
@@ -370,7 +370,7 @@ pub async fn run(ctx: &Context, command: DestinationCommand) -> Result<(), CliEr
                 .into_inner();
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({"message": r.message})),
-                Output::Table => outln!("ok: {}", r.message),
+                Output::Table | Output::Csv => outln!("ok: {}", r.message),
             }
         }
         DestinationCommand::Fields { id, action } => {
@@ -385,7 +385,7 @@ pub async fn run(ctx: &Context, command: DestinationCommand) -> Result<(), CliEr
                 Output::Json => print_json(&serde_json::json!({
                     "fields": r.fields.iter().map(json::field_spec).collect::<Vec<_>>()
                 })),
-                Output::Table => out!(
+                Output::Table | Output::Csv => out!(
                     "{}",
                     table(
                         &["FIELD", "TYPE", "FLAGS", "DESCRIPTION"],
@@ -418,7 +418,7 @@ async fn set_enabled(ctx: &Context, id: String, enabled: bool) -> Result<(), Cli
         .into_inner();
     match ctx.output {
         Output::Json => print_json(&json::destination(&d)),
-        Output::Table => outln!(
+        Output::Table | Output::Csv => outln!(
             "destination {} is now {}",
             d.id,
             if enabled { "enabled" } else { "disabled" }

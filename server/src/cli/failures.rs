@@ -151,7 +151,7 @@ pub async fn list(ctx: &Context, args: FailuresArgs) -> Result<(), CliError> {
         Output::Table if records.is_empty() => {
             outln!("no failed records for mapping {}", args.mapping);
         }
-        Output::Table => {
+        Output::Table | Output::Csv => {
             let rows: Vec<Vec<String>> = records
                 .iter()
                 .map(|r| {
@@ -200,7 +200,7 @@ pub async fn retry(ctx: &Context, args: RetryArgs) -> Result<(), CliError> {
         .into_inner();
     match ctx.output {
         Output::Json => print_json(&serde_json::json!({"records": answer.records})),
-        Output::Table => outln!(
+        Output::Table | Output::Csv => outln!(
             "{} given-up records of mapping {} will be sent by its next run",
             answer.records,
             args.mapping

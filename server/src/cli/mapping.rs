@@ -351,7 +351,7 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                 Output::Json => print_json(&serde_json::json!({
                     "mappings": all.iter().map(json::mapping).collect::<Vec<_>>()
                 })),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     let rows: Vec<Vec<String>> = all
                         .iter()
                         .map(|m| {
@@ -441,7 +441,7 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
             .await?;
             match ctx.output {
                 Output::Json => print_json(&serde_json::json!({})),
-                Output::Table => outln!("deleted mapping {id} and its sync state"),
+                Output::Table | Output::Csv => outln!("deleted mapping {id} and its sync state"),
             }
         }
         MappingCommand::Suggest {
@@ -463,7 +463,7 @@ pub async fn run(ctx: &Context, command: MappingCommand) -> Result<(), CliError>
                         "field": s.field, "column": s.column, "score": s.score, "reason": s.reason,
                     })).collect::<Vec<_>>()
                 })),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     let rows: Vec<Vec<String>> = r
                         .suggestions
                         .iter()
@@ -510,7 +510,7 @@ async fn set_enabled(ctx: &Context, id: String, enabled: bool) -> Result<(), Cli
         .into_inner();
     match ctx.output {
         Output::Json => print_json(&json::mapping(&m)),
-        Output::Table => outln!(
+        Output::Table | Output::Csv => outln!(
             "mapping {} is now {}",
             m.id,
             if enabled { "enabled" } else { "disabled" }

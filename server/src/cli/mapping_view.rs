@@ -45,7 +45,7 @@ pub fn describe_field(f: &v1::FieldMapping) -> String {
 pub fn print_mapping(out: Output, m: &v1::Mapping) {
     match out {
         Output::Json => print_json(&json::mapping(m)),
-        Output::Table => {
+        Output::Table | Output::Csv => {
             let initial = match v1::InitialSync::try_from(m.initial_sync) {
                 Ok(v1::InitialSync::MarkExistingSynced) => "mark-existing-synced",
                 _ => "backfill",

@@ -7,6 +7,7 @@
 //! - [`output`]: human tables and `--output json`.
 //! - [`progress`]: live progress of a sync run (indicatif) and its summary.
 //! - [`quickstart`]: `retl quickstart`, an end-to-end demo with no external service.
+//! - [`sql`]: `retl sql`, queries and the interactive prompt.
 
 pub mod destination;
 pub mod failures;
@@ -19,6 +20,7 @@ pub mod quickstart;
 pub mod schedule;
 pub mod serve;
 pub mod source;
+pub mod sql;
 pub mod sync;
 pub mod test_record;
 pub mod top;
@@ -29,6 +31,7 @@ use clap::{Args, Parser, Subcommand};
 use retl_proto::v1::destination_service_client::DestinationServiceClient;
 use retl_proto::v1::mapping_service_client::MappingServiceClient;
 use retl_proto::v1::model_service_client::ModelServiceClient;
+use retl_proto::v1::query_service_client::QueryServiceClient;
 use retl_proto::v1::source_service_client::SourceServiceClient;
 use retl_proto::v1::sync_service_client::SyncServiceClient;
 use tonic::service::interceptor::InterceptedService;
@@ -96,6 +99,10 @@ pub enum ApiCommand {
     Sync(sync::SyncCommand),
     /// A live view of running syncs: stage, throughput, pending, throttling (q to quit).
     Top(top::TopArgs),
+    /// Read-only SQL over the staged extracts (`<model>`, `"<model>@<run id>"`) and the system
+    /// tables (`retl.sync_runs`, `retl.run_errors`, `retl.pending`, `retl.state`, ...); without
+    /// a query, an interactive prompt.
+    Sql(sql::SqlArgs),
 }
 
 /// A CLI failure.
@@ -256,6 +263,11 @@ impl Client {
     pub fn syncs(&self) -> SyncServiceClient<AuthChannel> {
         SyncServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
+
+    /// The query service.
+    pub fn query(&self) -> QueryServiceClient<AuthChannel> {
+        QueryServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+    }
 }
 
 /// What every client command gets.
@@ -350,7 +362,7 @@ where
 pub fn print_deleted(out: Output, kind: &str, id: &str) {
     match out {
         Output::Json => output::print_json(&serde_json::json!({})),
-        Output::Table => output::outln!("deleted {kind} {id}"),
+        Output::Table | Output::Csv => output::outln!("deleted {kind} {id}"),
     }
 }
 
@@ -481,6 +493,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 ApiCommand::Mapping(c) => mapping::run(&ctx, c).await,
                 ApiCommand::Sync(c) => sync::run(&ctx, c).await,
                 ApiCommand::Top(args) => top::run(&ctx, args).await,
+                ApiCommand::Sql(args) => sql::run(&ctx, args).await,
             }
         }
     }

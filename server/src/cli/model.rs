@@ -93,7 +93,7 @@ pub struct PreviewArgs {
 pub fn print_model(out: Output, m: &v1::Model) {
     match out {
         Output::Json => print_json(&json::model(m)),
-        Output::Table => {
+        Output::Table | Output::Csv => {
             out!(
                 "{}",
                 details(&[
@@ -165,7 +165,7 @@ pub async fn run(ctx: &Context, command: ModelCommand) -> Result<(), CliError> {
                 Output::Json => print_json(&serde_json::json!({
                     "models": all.iter().map(json::model).collect::<Vec<_>>()
                 })),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     let rows: Vec<Vec<String>> = all
                         .iter()
                         .map(|m| {
@@ -264,7 +264,7 @@ pub async fn run(ctx: &Context, command: ModelCommand) -> Result<(), CliError> {
 pub fn print_preview(out: Output, preview: &v1::PreviewModelResponse) {
     match out {
         Output::Json => print_json(&json::preview(preview)),
-        Output::Table => {
+        Output::Table | Output::Csv => {
             let headers: Vec<&str> = preview.columns.iter().map(|c| c.name.as_str()).collect();
             let rows: Vec<Vec<String>> = preview
                 .rows

@@ -31,8 +31,11 @@ pub(crate) use {out, outln};
 pub enum Output {
     /// Aligned tables and summaries for people.
     Table,
-    /// The API's messages as pretty JSON (proto field names), for scripts and `jq`.
+    /// The API's messages as pretty JSON (proto field names), for scripts and `jq`; `retl sql`
+    /// prints one JSON object per row.
     Json,
+    /// CSV with a header line (`retl sql`; other commands print tables).
+    Csv,
 }
 
 /// Renders rows under headers as an aligned table (two spaces between columns).

@@ -118,7 +118,7 @@ pub async fn run(ctx: &Context, args: ScheduleCommand) -> Result<(), CliError> {
         .into_inner();
     match ctx.output {
         Output::Json => print_json(&json::mapping(&m)),
-        Output::Table => out!("{}", details(&rows(&m))),
+        Output::Table | Output::Csv => out!("{}", details(&rows(&m))),
     }
     Ok(())
 }
@@ -140,7 +140,7 @@ pub fn preview(args: &ScheduleCommand, output: Output) -> Result<(), CliError> {
             "schedule": text::format(&parsed),
             "next_run_times": next.iter().map(|t| t.to_rfc3339()).collect::<Vec<_>>(),
         })),
-        Output::Table => {
+        Output::Table | Output::Csv => {
             let mut pairs = vec![("schedule", text::format(&parsed))];
             if next.is_empty() {
                 pairs.push((

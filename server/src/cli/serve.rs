@@ -34,6 +34,16 @@ pub struct ServeArgs {
     /// acknowledge for at most this long: `30s`, `2m`.
     #[arg(long, default_value = "30s", value_parser = seconds_at_least_one)]
     pub shutdown_grace: std::time::Duration,
+    /// Staged extracts kept per model (queryable as `"<model>@<run id>"`); older ones are
+    /// deleted after each run.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub staging_runs_kept: u64,
+    /// Longest a SQL query (`retl sql`, `ExecuteQuery`) may run: `5m`, `30s`.
+    #[arg(long, default_value = "5m", value_parser = seconds_at_least_one)]
+    pub query_timeout: std::time::Duration,
+    /// Most rows a SQL query returns.
+    #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub query_max_rows: u64,
     /// Send the alerts of every mapping (failed runs, failed records, deletes held back,
     /// records given up; one message per change) to this http(s) webhook; repeatable. A Slack
     /// incoming-webhook URL works as is.
@@ -139,6 +149,10 @@ pub async fn run(args: ServeArgs, token: Option<String>) -> Result<(), CliError>
         std::time::Duration::from_secs(args.run_history_days * 24 * 3600);
     config.engine_options.stall_timeout = args.stall_timeout;
     config.engine_options.shutdown_grace = args.shutdown_grace;
+    config.engine_options.staging_runs_kept =
+        usize::try_from(args.staging_runs_kept).unwrap_or(usize::MAX);
+    config.engine_options.query_timeout = args.query_timeout;
+    config.engine_options.query_max_rows = args.query_max_rows;
     for url in &args.alert_webhooks {
         retl_engine::alert::check_webhook_url("--alert-webhook", url)
             .map_err(|e| CliError::Usage(e.to_string()))?;

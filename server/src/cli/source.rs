@@ -72,7 +72,7 @@ pub struct UpdateArgs {
 pub fn print_source(out: Output, s: &v1::Source) {
     match out {
         Output::Json => print_json(&json::source(s)),
-        Output::Table => {
+        Output::Table | Output::Csv => {
             let config = json::source(s)["config"].to_string();
             out!(
                 "{}",
@@ -132,7 +132,7 @@ pub async fn run(ctx: &Context, command: SourceCommand) -> Result<(), CliError> 
                 Output::Json => print_json(&serde_json::json!({
                     "sources": all.iter().map(json::source).collect::<Vec<_>>()
                 })),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     let rows: Vec<Vec<String>> = all
                         .iter()
                         .map(|s| {
@@ -192,7 +192,7 @@ pub async fn run(ctx: &Context, command: SourceCommand) -> Result<(), CliError> 
                 Output::Json => print_json(&serde_json::json!({
                     "message": report.message, "warnings": report.warnings,
                 })),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     outln!("ok: {}", report.message);
                     for w in &report.warnings {
                         outln!("warning: {w}");
@@ -210,7 +210,7 @@ pub async fn run(ctx: &Context, command: SourceCommand) -> Result<(), CliError> 
                 Output::Json => print_json(&serde_json::json!({
                     "tables": tables.iter().map(json::table).collect::<Vec<_>>()
                 })),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     let rows: Vec<Vec<String>> = tables
                         .iter()
                         .map(|t| {

@@ -67,7 +67,7 @@ pub struct ListArgs {
 pub fn finish(out: Output, run: &v1::SyncRun) -> Result<(), CliError> {
     match out {
         Output::Json => print_json(&json::sync_run(run)),
-        Output::Table => out!("{}", progress::summary(run)),
+        Output::Table | Output::Csv => out!("{}", progress::summary(run)),
     }
     if run.status() == v1::RunStatus::Succeeded {
         Ok(())
@@ -104,7 +104,7 @@ pub async fn run(ctx: &Context, command: SyncCommand) -> Result<(), CliError> {
             }
             match ctx.output {
                 Output::Json => print_json(&json::sync_run(&run)),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     outln!("started run {}", run.id);
                     outln!("follow it with: retl sync watch {}", run.id);
                 }
@@ -125,7 +125,7 @@ pub async fn run(ctx: &Context, command: SyncCommand) -> Result<(), CliError> {
                 Output::Json => print_json(&serde_json::json!({
                     "sync_runs": runs.iter().map(json::sync_run).collect::<Vec<_>>()
                 })),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     let rows: Vec<Vec<String>> = runs
                         .iter()
                         .map(|r| {
@@ -172,7 +172,7 @@ pub async fn run(ctx: &Context, command: SyncCommand) -> Result<(), CliError> {
                 .into_inner();
             match ctx.output {
                 Output::Json => print_json(&json::sync_run(&r)),
-                Output::Table => {
+                Output::Table | Output::Csv => {
                     out!("{}", progress::summary(&r));
                     outln!("  stage: {}", stage_name(r.stage));
                     outln!(
@@ -200,7 +200,7 @@ pub async fn run(ctx: &Context, command: SyncCommand) -> Result<(), CliError> {
                 .into_inner();
             match ctx.output {
                 Output::Json => print_json(&json::sync_run(&r)),
-                Output::Table => outln!(
+                Output::Table | Output::Csv => outln!(
                     "cancellation requested for run {} (now {}); acknowledged records stay committed",
                     r.id,
                     status_name(r.status)

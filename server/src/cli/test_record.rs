@@ -31,7 +31,7 @@ pub fn print_test_record(out: Output, r: &v1::SendTestRecordResponse) {
             "payload": json_text(&r.payload_json),
             "exchanges": exchanges,
         })),
-        Output::Table => {
+        Output::Table | Output::Csv => {
             outln!("record:\n{}", pretty(&json_text(&r.payload_json)));
             for e in &exchanges {
                 outln!("\nrequest: {}", e["request"].as_str().unwrap_or(""));

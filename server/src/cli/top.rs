@@ -229,7 +229,7 @@ pub async fn run(ctx: &Context, args: TopArgs) -> Result<(), CliError> {
             Output::Json => print_json(&serde_json::Value::Array(
                 runs.iter().map(json::sync_run).collect(),
             )),
-            Output::Table => print!(
+            Output::Table | Output::Csv => print!(
                 "{}",
                 render(&runs, now_secs(), &Previous::new(), Instant::now())
             ),

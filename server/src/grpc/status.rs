@@ -16,6 +16,7 @@ pub fn code(category: ErrorCategory) -> Code {
         ErrorCategory::ExternalAuth => Code::FailedPrecondition,
         ErrorCategory::PermissionDenied => Code::PermissionDenied,
         ErrorCategory::Unavailable => Code::Unavailable,
+        ErrorCategory::DeadlineExceeded => Code::DeadlineExceeded,
         ErrorCategory::Cancelled => Code::Cancelled,
         ErrorCategory::Unimplemented => Code::Unimplemented,
         ErrorCategory::Internal => Code::Internal,

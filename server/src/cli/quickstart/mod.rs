@@ -122,7 +122,7 @@ async fn sync_and_watch(client: &Client, out: Output) -> Result<v1::SyncRun, Cli
     let done = progress::watch(client, &run.id, out == Output::Table).await?;
     match out {
         Output::Json => print_json(&json::sync_run(&done)),
-        Output::Table => out!("{}", progress::summary(&done)),
+        Output::Table | Output::Csv => out!("{}", progress::summary(&done)),
     }
     if done.status() != v1::RunStatus::Succeeded {
         return Err(CliError::RunNotSucceeded {
