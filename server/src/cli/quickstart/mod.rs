@@ -45,6 +45,34 @@ const MAPPING_ID: &str = "customers_to_files";
 const MODEL_SQL: &str =
     "SELECT id, email, name, plan, country, ltv, signup_at FROM customers WHERE active";
 
+/// The query the quickstart runs over the staged extract.
+const COUNT_SQL: &str = "SELECT count(*) FROM active_customers";
+
+/// Rows of the model's newest staged extract, counted with SQL through the API.
+async fn staged_rows(client: &Client) -> Result<u64, CliError> {
+    let ctx = crate::cli::Context {
+        client: client.clone(),
+        output: Output::Table,
+    };
+    let batches = crate::cli::sql::query_batches(&ctx, COUNT_SQL, 0).await?;
+    let count = batches
+        .first()
+        .filter(|b| b.num_rows() == 1)
+        .and_then(|b| {
+            datafusion::arrow::compute::cast(
+                b.column(0),
+                &datafusion::arrow::datatypes::DataType::UInt64,
+            )
+            .ok()
+        })
+        .and_then(|c| {
+            c.as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+                .map(|a| a.value(0))
+        });
+    count.ok_or_else(|| fail(format!("{COUNT_SQL} did not answer one count")))
+}
+
 fn fail(msg: impl Into<String>) -> CliError {
     CliError::Quickstart(msg.into())
 }
@@ -346,6 +374,13 @@ async fn drive(
     say(out, "6/6 second sync (only the changes are sent)");
     let second = sync_and_watch(&client, out).await?;
     check_counts("second sync", &second, ins, upd, del)?;
+    let staged = staged_rows(&client).await?;
+    let extracted = second.counts.unwrap_or_default().extracted;
+    if staged != extracted {
+        return Err(fail(format!(
+            "SQL over the staged extract counted {staged} rows; the run extracted {extracted}"
+        )));
+    }
 
     if out == Output::Table {
         let mapping_dir = output_dir.join(MAPPING_ID);
@@ -380,6 +415,14 @@ async fn drive(
                 last.display()
             );
         }
+        outln!(
+            "\nSQL over the staged extract: {COUNT_SQL} -> {}",
+            n(staged)
+        );
+        outln!(
+            "query it yourself (the model is a table, so are runs, errors, pending records and state):\n  retl serve --data-dir {} &\n  retl sql \"{COUNT_SQL}\"\n  retl sql \"SELECT run_id, status, added, updated, deleted, delivered FROM retl.sync_runs\"",
+            dir.join("retl-data").display()
+        );
         outln!(
             "\neverything lives in {}; run `retl quickstart --dir {}` again to start over.",
             dir.display(),
