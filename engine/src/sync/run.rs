@@ -77,7 +77,8 @@ impl RunStage {
 
 /// Record counts of a run. They add up:
 /// `extracted = added + updated + unchanged + rejected` and
-/// `selected = delivered + failed` (once the run has ended).
+/// `selected = delivered + failed + given_up` (once the run has ended; `given_up` counts the
+/// selected records skipped because earlier runs gave them up).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunCounts {
     /// Rows the model returned.
