@@ -16,6 +16,7 @@ pub mod extract;
 pub mod extract_job;
 pub mod failures;
 pub mod history;
+pub mod housekeeping;
 pub mod manager;
 pub mod progress;
 pub mod report;
