@@ -101,6 +101,11 @@ impl QueryService {
     /// # Errors
     /// `Internal` when the session cannot be built.
     pub fn session(&self) -> Result<SessionContext, Error> {
+        self.session_over(Arc::new(StagedSchema::scan(&self.data_dir)))
+    }
+
+    /// A session over `staged` and the system tables.
+    fn session_over(&self, staged: Arc<StagedSchema>) -> Result<SessionContext, Error> {
         let config = SessionConfig::new()
             .with_default_catalog_and_schema(CATALOG, STAGING_SCHEMA)
             .with_create_default_catalog_and_schema(true)
@@ -118,7 +123,7 @@ impl QueryService {
                 .register_schema(name, schema)
                 .map_err(|e| Error::internal(format!("registering schema {name}: {e}")))
         };
-        register(STAGING_SCHEMA, Arc::new(StagedSchema::scan(&self.data_dir)))?;
+        register(STAGING_SCHEMA, staged)?;
         register(
             SYSTEM_SCHEMA,
             Arc::new(SystemSchema::new(self.sources.clone())),
@@ -128,13 +133,7 @@ impl QueryService {
 
     /// The tables a query can read now, as `schema.table`.
     pub fn table_names(&self) -> Vec<String> {
-        let staged = StagedSchema::scan(&self.data_dir);
-        let mut names: Vec<String> = datafusion::catalog::SchemaProvider::table_names(&staged)
-            .into_iter()
-            .map(|t| format!("{STAGING_SCHEMA}.{}", quote_if_needed(&t)))
-            .collect();
-        names.extend(SYSTEM_TABLES.iter().map(|t| format!("{SYSTEM_SCHEMA}.{t}")));
-        names
+        table_names(&StagedSchema::scan(&self.data_dir))
     }
 
     /// Runs one read-only statement; at most `limit` rows (0: the service's maximum).
@@ -153,8 +152,10 @@ impl QueryService {
         };
         let timeout = self.limits.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        let ctx = self.session()?;
-        let tables = self.table_names();
+        // One look at the staging directory serves the session and the error messages.
+        let staged = Arc::new(StagedSchema::scan(&self.data_dir));
+        let tables = table_names(&staged);
+        let ctx = self.session_over(staged)?;
         let sql = sql.to_string();
         let planned = on_sql_runtime(async move {
             let state = ctx.state();
@@ -206,6 +207,16 @@ impl QueryService {
             stream: with_deadline(stream, deadline, timeout),
         })
     }
+}
+
+/// The tables of `staged` and the system tables, as `schema.table`.
+fn table_names(staged: &StagedSchema) -> Vec<String> {
+    let mut names: Vec<String> = datafusion::catalog::SchemaProvider::table_names(staged)
+        .into_iter()
+        .map(|t| format!("{STAGING_SCHEMA}.{}", quote_if_needed(&t)))
+        .collect();
+    names.extend(SYSTEM_TABLES.iter().map(|t| format!("{SYSTEM_SCHEMA}.{t}")));
+    names
 }
 
 fn timed_out(timeout: Duration) -> Error {

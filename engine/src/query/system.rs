@@ -155,11 +155,16 @@ impl Columns {
         self
     }
 
-    fn key(self, name: &str, values: Vec<String>) -> Self {
-        let mut s = self;
-        s.fields.push(Field::new(name, DataType::Utf8, false));
-        s.arrays.push(Arc::new(StringArray::from(values)));
-        s
+    fn key(mut self, name: &str, values: Vec<String>) -> Self {
+        self.fields.push(Field::new(name, DataType::Utf8, false));
+        self.arrays.push(Arc::new(StringArray::from(values)));
+        self
+    }
+
+    /// `create_time` and `update_time` of catalog definitions.
+    fn times(self, times: impl Iterator<Item = (DateTime<Utc>, DateTime<Utc>)> + Clone) -> Self {
+        self.time("create_time", times.clone().map(|(c, _)| Some(c)).collect())
+            .time("update_time", times.map(|(_, u)| Some(u)).collect())
     }
 
     fn count(mut self, name: &str, values: Vec<u64>) -> Self {
@@ -350,14 +355,7 @@ fn sources(s: &SystemSources) -> Result<Columns, Error> {
                 .map(|d| d.extraction.max_concurrent_extractions as u64)
                 .collect(),
         )
-        .time(
-            "create_time",
-            defs.iter().map(|d| Some(d.create_time)).collect(),
-        )
-        .time(
-            "update_time",
-            defs.iter().map(|d| Some(d.update_time)).collect(),
-        ))
+        .times(defs.iter().map(|d| (d.create_time, d.update_time))))
 }
 
 fn models(s: &SystemSources) -> Result<Columns, Error> {
@@ -377,14 +375,7 @@ fn models(s: &SystemSources) -> Result<Columns, Error> {
             "unique_id",
             defs.iter().map(|d| Some(d.unique_id.clone())).collect(),
         )
-        .time(
-            "create_time",
-            defs.iter().map(|d| Some(d.create_time)).collect(),
-        )
-        .time(
-            "update_time",
-            defs.iter().map(|d| Some(d.update_time)).collect(),
-        ))
+        .times(defs.iter().map(|d| (d.create_time, d.update_time))))
 }
 
 fn destinations(s: &SystemSources) -> Result<Columns, Error> {
@@ -419,14 +410,7 @@ fn destinations(s: &SystemSources) -> Result<Columns, Error> {
             defs.iter().map(|d| json_text(&d.limits)).collect(),
         )
         .flag("enabled", defs.iter().map(|d| d.enabled).collect())
-        .time(
-            "create_time",
-            defs.iter().map(|d| Some(d.create_time)).collect(),
-        )
-        .time(
-            "update_time",
-            defs.iter().map(|d| Some(d.update_time)).collect(),
-        ))
+        .times(defs.iter().map(|d| (d.create_time, d.update_time))))
 }
 
 fn mappings(s: &SystemSources) -> Result<Columns, Error> {
@@ -469,12 +453,5 @@ fn mappings(s: &SystemSources) -> Result<Columns, Error> {
             "fields",
             defs.iter().map(|d| json_text(&d.fields)).collect(),
         )
-        .time(
-            "create_time",
-            defs.iter().map(|d| Some(d.create_time)).collect(),
-        )
-        .time(
-            "update_time",
-            defs.iter().map(|d| Some(d.update_time)).collect(),
-        ))
+        .times(defs.iter().map(|d| (d.create_time, d.update_time))))
 }
