@@ -6,7 +6,7 @@
 #                             (the PostgreSQL driver's TLS); protoc is vendored
 #   scripts/setup.sh test     build + the PostgreSQL and MariaDB server binaries (the tests start
 #                             throwaway servers from them) + the openssl program (test certificates)
-#   scripts/setup.sh python   python3 with venv (the gRPC reflection check of .ci/run)
+#   scripts/setup.sh python   python3 with venv (the gRPC reflection and Flight SQL checks of .ci/run)
 #
 # Several modes may be given. As root it runs `apt-get update` once and installs what is missing;
 # otherwise it prints the exact command to run and exits 1. It installs nothing when nothing is

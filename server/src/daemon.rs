@@ -1,8 +1,9 @@
 //! The daemon: one engine over a data directory, served over gRPC on a listener the caller binds,
 //! until a shutdown future resolves.
 //!
-//! Served on one port: the six `retl.v1` services, `grpc.health.v1.Health` (always open, SERVING
-//! for every service and for `""`), and gRPC reflection v1 and v1alpha. Reflection is
+//! Served on one port: the six `retl.v1` services, Arrow Flight SQL
+//! (`arrow.flight.protocol.FlightService`, [`crate::flight`]), `grpc.health.v1.Health` (always
+//! open, SERVING for every service and for `""`), and gRPC reflection v1 and v1alpha. Reflection is
 //! token-protected like the API (DESIGN.md: every call except health needs the token); grpcurl
 //! sends `-H` headers on its reflection calls too, so `grpcurl -H 'authorization: Bearer <token>'
 //! ... list` works.
@@ -149,7 +150,7 @@ async fn serve_engine(
     reporter
         .set_service_status("", ServingStatus::Serving)
         .await;
-    for name in SERVICE_NAMES {
+    for name in SERVICE_NAMES.into_iter().chain([crate::flight::SERVICE_NAME]) {
         reporter
             .set_service_status(name, ServingStatus::Serving)
             .await;
@@ -204,7 +205,11 @@ async fn serve_engine(
         ))
         .add_service(QueryServiceServer::with_interceptor(
             QueryApi::new(engine.clone()),
-            auth,
+            auth.clone(),
+        ))
+        .add_service(crate::flight::server(
+            engine.clone(),
+            crate::flight::FlightAuth::new(auth),
         ))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;

@@ -9,6 +9,7 @@
 //!   [`daemon::spawn_in_process`] for tests and the quickstart.
 //! - [`auth`]: the bearer-token interceptors (server check, client header).
 //! - [`grpc`]: the six services over [`retl_engine::Engine`], proto conversion, error codes.
+//! - [`flight`]: Arrow Flight SQL over the same SQL as `QueryService` (ADBC, JDBC, pyarrow).
 //! - [`metrics`]: the Prometheus `/metrics` endpoint (its own listener, same token).
 //! - [`cli`]: clap commands, output formatting, progress display, `retl quickstart`.
 //!
@@ -23,6 +24,7 @@
 pub mod auth;
 pub mod cli;
 pub mod daemon;
+pub mod flight;
 pub mod grpc;
 pub mod metrics;
 pub mod serve_error;

@@ -9,6 +9,7 @@ mod delivery;
 mod destinations;
 mod disk_full;
 mod failures;
+mod flight_sql;
 mod mappings;
 mod metrics;
 mod mysql;

@@ -158,26 +158,7 @@ impl QueryService {
         let ctx = self.session_over(staged)?;
         let sql = sql.to_string();
         let planned = on_sql_runtime(async move {
-            let state = ctx.state();
-            let dialect = state.config_options().sql_parser.dialect;
-            let statement = state
-                .sql_to_statement(&sql, &dialect)
-                .map_err(|e| query_error(e, &tables))?;
-            check_read_only(&statement)?;
-            check_depth(&statement).map_err(|e| match e {
-                Error::InvalidArgument { message, .. } => Error::invalid("sql", message),
-                other => other,
-            })?;
-            let plan = state
-                .statement_to_plan(statement)
-                .await
-                .map_err(|e| query_error(e, &tables))?;
-            SQLOptions::new()
-                .with_allow_ddl(false)
-                .with_allow_dml(false)
-                .with_allow_statements(false)
-                .verify_plan(&plan)
-                .map_err(|e| Error::invalid("sql", format!("{READ_ONLY}; {}", e.find_root())))?;
+            let plan = plan_read_only(&ctx, &sql, &tables).await?;
             // EXPLAIN must stay the plan's root; its output is a few rows anyway.
             let explains = matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_));
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
@@ -207,6 +188,75 @@ impl QueryService {
             stream: with_deadline(stream, deadline, timeout),
         })
     }
+
+    /// The schema of the result `sql` would have, without running it: the same checks as
+    /// [`QueryService::execute`] (one read-only statement, known tables and columns, no
+    /// parameters), within the same timeout.
+    ///
+    /// # Errors
+    /// As [`QueryService::execute`] before its first row.
+    pub async fn schema(&self, sql: &str) -> Result<SchemaRef, Error> {
+        if sql.trim().is_empty() {
+            return Err(Error::invalid("sql", "the query is empty; write a SELECT"));
+        }
+        let timeout = self.limits.timeout;
+        let staged = Arc::new(StagedSchema::scan(&self.data_dir));
+        let tables = table_names(&staged);
+        let ctx = self.session_over(staged)?;
+        let sql = sql.to_string();
+        let planned = on_sql_runtime(async move {
+            let plan = plan_read_only(&ctx, &sql, &tables).await?;
+            Ok(Arc::clone(plan.schema().inner()))
+        });
+        match tokio::time::timeout(timeout, planned).await {
+            Ok(schema) => schema,
+            Err(_) => Err(timed_out(timeout)),
+        }
+    }
+}
+
+/// Parses, checks and plans one read-only statement (run on the SQL runtime).
+async fn plan_read_only(
+    ctx: &SessionContext,
+    sql: &str,
+    tables: &[String],
+) -> Result<LogicalPlan, Error> {
+    let state = ctx.state();
+    let dialect = state.config_options().sql_parser.dialect;
+    let statement = state
+        .sql_to_statement(sql, &dialect)
+        .map_err(|e| query_error(e, tables))?;
+    check_read_only(&statement)?;
+    check_depth(&statement).map_err(|e| match e {
+        Error::InvalidArgument { message, .. } => Error::invalid("sql", message),
+        other => other,
+    })?;
+    let plan = state
+        .statement_to_plan(statement)
+        .await
+        .map_err(|e| query_error(e, tables))?;
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(&plan)
+        .map_err(|e| Error::invalid("sql", format!("{READ_ONLY}; {}", e.find_root())))?;
+    let parameters = plan
+        .get_parameter_types()
+        .map_err(|e| query_error(e, tables))?;
+    if !parameters.is_empty() {
+        let mut names: Vec<&String> = parameters.keys().collect();
+        names.sort();
+        let names: Vec<&str> = names.iter().map(|n| n.as_str()).collect();
+        return Err(Error::invalid(
+            "sql",
+            format!(
+                "query parameters are not supported ({}); write the values into the SQL",
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(plan)
 }
 
 /// The tables of `staged` and the system tables, as `schema.table`.
