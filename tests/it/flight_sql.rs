@@ -174,6 +174,19 @@ async fn flight_sql_lists_and_queries_the_staged_and_system_tables() {
         listed.iter().all(|(s, _, _)| s != "information_schema"),
         "{listed:?}"
     );
+    let info = client
+        .get_tables(tables(Some("information%"), Some("tables"), &["VIEW"], false))
+        .await
+        .unwrap();
+    assert_eq!(
+        rows(&fetch(&mut client, info).await.unwrap()),
+        vec![vec![
+            "retl".to_string(),
+            "information_schema".to_string(),
+            "tables".to_string(),
+            "VIEW".to_string()
+        ]]
+    );
     // With a name pattern and the Arrow schema of each table, IPC-encoded.
     let info = client
         .get_tables(tables(Some("staging"), Some("m"), &[], true))

@@ -13,7 +13,8 @@ use arrow_flight::sql::{
 };
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Schema;
-use datafusion::catalog::CatalogProvider;
+use datafusion::catalog::information_schema::{INFORMATION_SCHEMA, InformationSchemaProvider};
+use datafusion::catalog::{CatalogProvider, SchemaProvider};
 use datafusion::prelude::SessionContext;
 use retl_engine::query::CATALOG;
 use tonic::Status;
@@ -39,9 +40,31 @@ fn catalog(ctx: &SessionContext) -> Result<Arc<dyn CatalogProvider>, Status> {
         .ok_or_else(|| failed("catalog", "the query catalog is missing"))
 }
 
+/// The schema names of the catalog, `information_schema` included (DataFusion resolves it
+/// apart from the catalog's own schemas), sorted.
+fn schema_names(ctx: &SessionContext) -> Result<Vec<String>, Status> {
+    let mut names = catalog(ctx)?.schema_names();
+    if ctx.copied_config().information_schema() && !names.iter().any(|n| n == INFORMATION_SCHEMA)
+    {
+        names.push(INFORMATION_SCHEMA.to_string());
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The provider of schema `name`, `information_schema` included.
+fn schema_provider(ctx: &SessionContext, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+    if name == INFORMATION_SCHEMA {
+        return Some(Arc::new(InformationSchemaProvider::new(Arc::clone(
+            ctx.state().catalog_list(),
+        ))));
+    }
+    ctx.catalog(CATALOG)?.schema(name)
+}
+
 /// The type of the tables of schema `schema`.
 fn table_type(schema: &str) -> &'static str {
-    if schema == "information_schema" {
+    if schema == INFORMATION_SCHEMA {
         VIEW
     } else {
         TABLE
@@ -64,9 +87,7 @@ pub fn catalogs(query: CommandGetCatalogs) -> Result<RecordBatch, Status> {
 /// `INTERNAL` if the answer cannot be built.
 pub fn schemas(ctx: &SessionContext, query: CommandGetDbSchemas) -> Result<RecordBatch, Status> {
     let mut builder = query.into_builder();
-    let mut names = catalog(ctx)?.schema_names();
-    names.sort();
-    for name in names {
+    for name in schema_names(ctx)? {
         builder.append(CATALOG, name);
     }
     builder.build().map_err(|e| failed("schema", e))
@@ -82,7 +103,6 @@ pub fn schemas(ctx: &SessionContext, query: CommandGetDbSchemas) -> Result<Recor
 /// `INTERNAL` if the answer cannot be built.
 pub async fn tables(ctx: &SessionContext, query: CommandGetTables) -> Result<RecordBatch, Status> {
     let include_schema = query.include_schema;
-    let catalog = catalog(ctx)?;
     // First the names, filtered by the builder without schemas; then the schemas of those left.
     let mut names = GetTablesBuilder::new(
         query.catalog.clone(),
@@ -92,8 +112,8 @@ pub async fn tables(ctx: &SessionContext, query: CommandGetTables) -> Result<Rec
         false,
     );
     let empty = Schema::empty();
-    for schema in catalog.schema_names() {
-        let Some(provider) = catalog.schema(&schema) else {
+    for schema in schema_names(ctx)? {
+        let Some(provider) = schema_provider(ctx, &schema) else {
             continue;
         };
         for table in provider.table_names() {
@@ -111,7 +131,7 @@ pub async fn tables(ctx: &SessionContext, query: CommandGetTables) -> Result<Rec
     let (schemas, tables, types) = (column(1), column(2), column(3));
     for row in 0..listed.num_rows() {
         let (schema, table) = (schemas.value(row), tables.value(row));
-        let Some(provider) = catalog.schema(schema) else {
+        let Some(provider) = schema_provider(ctx, schema) else {
             continue;
         };
         let arrow_schema = match provider.table(table).await {
