@@ -116,7 +116,7 @@ def statement_query(sql):
 def check_adbc(uri, active):
     print("ADBC Flight SQL driver:")
     kwargs = {"adbc.flight.sql.authorization_header": f"Bearer {TOKEN}"}
-    with flightsql.connect(uri, db_kwargs=kwargs) as conn:
+    with flightsql.connect(uri, db_kwargs=kwargs, autocommit=True) as conn:
         objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
         tables = {}
         for catalog in objects:
@@ -159,7 +159,9 @@ def check_adbc(uri, active):
             )
 
     # user + password (the token), as the JDBC driver's user/password: a basic-auth handshake
-    with flightsql.connect(uri, db_kwargs={"username": "dbeaver", "password": TOKEN}) as conn:
+    with flightsql.connect(
+        uri, db_kwargs={"username": "dbeaver", "password": TOKEN}, autocommit=True
+    ) as conn:
         with conn.cursor() as cur:
             cur.execute(f"SELECT count(*) FROM {MODEL}")
             (count,) = cur.fetchone()

@@ -150,7 +150,10 @@ async fn serve_engine(
     reporter
         .set_service_status("", ServingStatus::Serving)
         .await;
-    for name in SERVICE_NAMES.into_iter().chain([crate::flight::SERVICE_NAME]) {
+    for name in SERVICE_NAMES
+        .into_iter()
+        .chain([crate::flight::SERVICE_NAME])
+    {
         reporter
             .set_service_status(name, ServingStatus::Serving)
             .await;

@@ -175,7 +175,12 @@ async fn flight_sql_lists_and_queries_the_staged_and_system_tables() {
         "{listed:?}"
     );
     let info = client
-        .get_tables(tables(Some("information%"), Some("tables"), &["VIEW"], false))
+        .get_tables(tables(
+            Some("information%"),
+            Some("tables"),
+            &["VIEW"],
+            false,
+        ))
         .await
         .unwrap();
     assert_eq!(
@@ -230,7 +235,10 @@ async fn flight_sql_lists_and_queries_the_staged_and_system_tables() {
 
     // A prepared statement: its dataset schema, then its rows; no parameters.
     let mut prepared = client
-        .prepare("SELECT plan, count(*) AS n FROM m GROUP BY plan ORDER BY plan".into(), None)
+        .prepare(
+            "SELECT plan, count(*) AS n FROM m GROUP BY plan ORDER BY plan".into(),
+            None,
+        )
         .await
         .unwrap();
     let fields: Vec<String> = prepared
@@ -250,7 +258,10 @@ async fn flight_sql_lists_and_queries_the_staged_and_system_tables() {
 
     // SqlInfo: the server's name, read-only.
     let info = client
-        .get_sql_info(vec![SqlInfo::FlightSqlServerName, SqlInfo::FlightSqlServerReadOnly])
+        .get_sql_info(vec![
+            SqlInfo::FlightSqlServerName,
+            SqlInfo::FlightSqlServerReadOnly,
+        ])
         .await
         .unwrap();
     let answered = fetch(&mut client, info).await.unwrap();
@@ -276,7 +287,11 @@ async fn flight_sql_refuses_writes_unknown_tables_parameters_and_bad_tokens() {
         let err = query(&mut client, sql).await.unwrap_err();
         assert_eq!(err.code(), Code::InvalidArgument, "{sql}: {err:?}");
         assert!(err.message().contains("read-only"), "{sql}: {err:?}");
-        let err = client.prepare(sql.into(), None).await.map(|_| ()).unwrap_err();
+        let err = client
+            .prepare(sql.into(), None)
+            .await
+            .map(|_| ())
+            .unwrap_err();
         assert_eq!(status_of(err).code(), Code::InvalidArgument, "{sql}");
     }
     let err = query(&mut client, "SELECT * FROM nope").await.unwrap_err();

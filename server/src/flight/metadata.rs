@@ -44,8 +44,7 @@ fn catalog(ctx: &SessionContext) -> Result<Arc<dyn CatalogProvider>, Status> {
 /// apart from the catalog's own schemas), sorted.
 fn schema_names(ctx: &SessionContext) -> Result<Vec<String>, Status> {
     let mut names = catalog(ctx)?.schema_names();
-    if ctx.copied_config().information_schema() && !names.iter().any(|n| n == INFORMATION_SCHEMA)
-    {
+    if ctx.copied_config().information_schema() && !names.iter().any(|n| n == INFORMATION_SCHEMA) {
         names.push(INFORMATION_SCHEMA.to_string());
     }
     names.sort();

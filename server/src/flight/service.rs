@@ -23,12 +23,12 @@ use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse,
     IpcMessage, SchemaAsIpc, Ticket,
 };
-use prost::bytes::Bytes;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::Schema;
 use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
+use prost::bytes::Bytes;
 use retl_engine::Engine;
 use retl_engine::query::query_error;
 use tonic::metadata::MetadataValue;
@@ -73,9 +73,9 @@ impl FlightSqlApi {
     /// Runs `sql` and streams its result.
     async fn run(&self, sql: &str) -> Result<Response<DoGetStream>, Status> {
         let result = self.engine.query().execute(sql, 0).await.map_err(status)?;
-        let batches = result.stream.map_err(|e| {
-            FlightError::Tonic(Box::new(status(query_error(e, &[]))))
-        });
+        let batches = result
+            .stream
+            .map_err(|e| FlightError::Tonic(Box::new(status(query_error(e, &[])))));
         Ok(Response::new(encode(result.schema, batches)))
     }
 }
@@ -245,9 +245,8 @@ impl FlightSqlService for FlightSqlApi {
             request.into_inner().map_err(FlightError::from),
         );
         while let Some(batch) = batches.next().await {
-            let batch = batch.map_err(|e| {
-                invalid_argument("parameters", &format!("cannot be decoded: {e}"))
-            })?;
+            let batch = batch
+                .map_err(|e| invalid_argument("parameters", &format!("cannot be decoded: {e}")))?;
             if batch.num_rows() > 0 && batch.num_columns() > 0 {
                 return Err(invalid_argument(
                     "parameters",
@@ -276,7 +275,7 @@ impl FlightSqlService for FlightSqlApi {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         flight_info(query, &schema, request.into_inner())
     }
 
@@ -329,7 +328,7 @@ impl FlightSqlService for FlightSqlApi {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         flight_info(query, &schema, request.into_inner())
     }
 

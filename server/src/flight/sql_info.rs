@@ -11,8 +11,8 @@ use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::{
     SqlInfo, SqlNullOrdering, SqlOuterJoinsSupportLevel, SqlSupportedCaseSensitivity,
     SqlSupportedGroupBy, SqlSupportedResultSetConcurrency, SqlSupportedResultSetType,
-    SqlSupportedSubqueries, SqlSupportedTransaction, SqlSupportedUnions, SqlTransactionIsolationLevel,
-    SupportedSqlGrammar,
+    SqlSupportedSubqueries, SqlSupportedTransaction, SqlSupportedUnions,
+    SqlTransactionIsolationLevel, SupportedSqlGrammar,
 };
 use tonic::Status;
 
@@ -26,17 +26,57 @@ const NUMERIC_FUNCTIONS: &[&str] = &[
 ];
 /// String functions, for `getStringFunctions`.
 const STRING_FUNCTIONS: &[&str] = &[
-    "ascii", "btrim", "char_length", "chr", "concat", "concat_ws", "initcap", "left", "length",
-    "lower", "lpad", "ltrim", "md5", "octet_length", "regexp_like", "regexp_match",
-    "regexp_replace", "repeat", "replace", "reverse", "right", "rpad", "rtrim", "sha256",
-    "split_part", "starts_with", "strpos", "substr", "substring", "to_hex", "translate", "trim",
+    "ascii",
+    "btrim",
+    "char_length",
+    "chr",
+    "concat",
+    "concat_ws",
+    "initcap",
+    "left",
+    "length",
+    "lower",
+    "lpad",
+    "ltrim",
+    "md5",
+    "octet_length",
+    "regexp_like",
+    "regexp_match",
+    "regexp_replace",
+    "repeat",
+    "replace",
+    "reverse",
+    "right",
+    "rpad",
+    "rtrim",
+    "sha256",
+    "split_part",
+    "starts_with",
+    "strpos",
+    "substr",
+    "substring",
+    "to_hex",
+    "translate",
+    "trim",
     "upper",
 ];
 /// Date and time functions, for `getTimeDateFunctions`.
 const DATETIME_FUNCTIONS: &[&str] = &[
-    "current_date", "current_time", "date_bin", "date_part", "date_trunc", "extract",
-    "from_unixtime", "make_date", "now", "to_char", "to_date", "to_timestamp",
-    "to_timestamp_millis", "to_timestamp_seconds", "to_unixtime",
+    "current_date",
+    "current_time",
+    "date_bin",
+    "date_part",
+    "date_trunc",
+    "extract",
+    "from_unixtime",
+    "make_date",
+    "now",
+    "to_char",
+    "to_date",
+    "to_timestamp",
+    "to_timestamp_millis",
+    "to_timestamp_seconds",
+    "to_unixtime",
 ];
 /// System functions, for `getSystemFunctions`.
 const SYSTEM_FUNCTIONS: &[&str] = &["arrow_typeof", "coalesce", "nullif", "nvl", "version"];
@@ -100,7 +140,10 @@ pub fn sql_info(timeout: Duration) -> Result<SqlInfoData, Status> {
     b.append(SqlInfo::SqlExtraNameCharacters, "");
     b.append(SqlInfo::SqlSupportsColumnAliasing, true);
     b.append(SqlInfo::SqlNullPlusNullIsNull, true);
-    b.append(SqlInfo::SqlSupportsConvert, BTreeMap::<i32, Vec<i32>>::new());
+    b.append(
+        SqlInfo::SqlSupportsConvert,
+        BTreeMap::<i32, Vec<i32>>::new(),
+    );
     b.append(SqlInfo::SqlSupportsTableCorrelationNames, true);
     b.append(SqlInfo::SqlSupportsDifferentTableCorrelationNames, false);
     b.append(SqlInfo::SqlSupportsExpressionsInOrderBy, true);
@@ -190,7 +233,8 @@ pub fn sql_info(timeout: Duration) -> Result<SqlInfoData, Status> {
         SqlInfo::SqlSupportedResultSetTypes,
         bits(&[SqlSupportedResultSetType::SqlResultSetTypeForwardOnly as i32]),
     );
-    let read_only = bits(&[SqlSupportedResultSetConcurrency::SqlResultSetConcurrencyReadOnly as i32]);
+    let read_only =
+        bits(&[SqlSupportedResultSetConcurrency::SqlResultSetConcurrencyReadOnly as i32]);
     for concurrency in [
         SqlInfo::SqlSupportedConcurrenciesForResultSetUnspecified,
         SqlInfo::SqlSupportedConcurrenciesForResultSetForwardOnly,
