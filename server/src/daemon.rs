@@ -348,7 +348,7 @@ mod tests {
             .await
             .unwrap();
         let mut health = HealthClient::new(channel.clone());
-        for service in ["", "retl.v1.SyncService"] {
+        for service in ["", "retl.v1.SyncService", crate::flight::SERVICE_NAME] {
             let status = health
                 .check(HealthCheckRequest {
                     service: service.into(),

@@ -1,4 +1,4 @@
-//! SQL over what retl extracted and what it keeps: the [`QueryService`] behind
+//! SQL over what retl extracted and what it keeps: the [`QueryService`] behind Arrow Flight SQL,
 //! `QueryService.ExecuteQuery` and `retl sql`.
 //!
 //! Tables (catalog `retl`):
