@@ -39,7 +39,7 @@ struct Services {
     models: ModelService,
     destinations: DestinationService,
     mappings: MappingService,
-    syncs: SyncManager,
+    syncs: Arc<SyncManager>,
     /// Read-only SQL over staging and the system tables.
     query: QueryService,
     /// The scheduler (on the system clock).
@@ -104,23 +104,8 @@ impl Engine {
                 sink,
             )
         });
-        let query = QueryService::new(
-            SystemSources {
-                catalog: catalog.clone(),
-                history: history.clone(),
-                active: Arc::clone(&active),
-                failures: failures.clone(),
-                state: Arc::clone(&state_store),
-            },
-            data_dir.to_path_buf(),
-            QueryLimits {
-                max_rows: options.query_max_rows,
-                timeout: options.query_timeout,
-                memory_bytes: options.sort_memory_bytes,
-            },
-        );
-        let syncs = SyncManager::new(SyncManagerParts {
-            catalog,
+        let syncs = Arc::new(SyncManager::new(SyncManagerParts {
+            catalog: catalog.clone(),
             registry: Arc::clone(&registry),
             history: history.clone(),
             state: Arc::clone(&state_store),
@@ -130,7 +115,23 @@ impl Engine {
             limiters: Arc::clone(&limiters),
             failures: failures.clone(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
-        })?;
+        })?);
+        let query = QueryService::new(
+            SystemSources {
+                catalog: catalog.clone(),
+                history: history.clone(),
+                active: Arc::clone(&active),
+                failures: failures.clone(),
+                state: Arc::clone(&state_store),
+                syncs: Arc::clone(&syncs),
+            },
+            data_dir.to_path_buf(),
+            QueryLimits {
+                max_rows: options.query_max_rows,
+                timeout: options.query_timeout,
+                memory_bytes: options.sort_memory_bytes,
+            },
+        );
         // Alerts follow every finished run from now until shutdown.
         let alerting = alerter.map(|alerter| {
             let stop = CancellationToken::new();

@@ -1,6 +1,6 @@
 //! SQL over staging and the system tables through `QueryService.ExecuteQuery` (Arrow IPC) and
 //! `retl sql`: model tables and kept extracts, retention, read-only enforcement, unknown names,
-//! every system table, row limits and timeouts.
+//! every system table, row limits and timeouts, and the `retl.diff` table function.
 
 use std::io::Cursor;
 use std::process::Stdio;
@@ -454,4 +454,84 @@ async fn retl_sql_prints_a_table_csv_and_json() {
         stderr.contains("INVALID_ARGUMENT") && stderr.contains("read-only"),
         "{stderr}"
     );
+}
+
+/// `retl.diff('<mapping>')` shows what the next run would do — from the latest extract, or a
+/// fresh one on request — sending nothing and changing no state; the run that follows does
+/// exactly that.
+#[tokio::test]
+async fn the_diff_table_shows_the_next_run_without_sending_or_changing_anything() {
+    let h = Harness::start().await;
+    let hook = WebhookEmulator::start(WebhookOptions::default())
+        .await
+        .unwrap();
+    setup(&h, &hook, &customers(20)).await;
+    // No extract yet: the latest one cannot be compared, a fresh one can.
+    let err = query(&h, "SELECT * FROM retl.diff('up')", 0)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition, "{err:?}");
+    assert!(err.message().contains("fresh"), "{}", err.message());
+    let fresh = rows(
+        &query(
+            &h,
+            "SELECT operation, outcome, count(*) FROM retl.diff('up', 'fresh') GROUP BY 1, 2",
+            0,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(fresh, vec![vec!["added", "send", "20"]]);
+    let payload = one(&h, "SELECT payload FROM retl.diff('up') WHERE key = '7'").await;
+    assert!(payload.contains("user7@example.com"), "{payload}");
+    assert_eq!(hook.request_count(), 0, "a diff sends nothing");
+    assert_eq!(one(&h, "SELECT count(*) FROM retl.state").await, "0");
+
+    let run = h.sync("up").await;
+    assert_eq!(run.status(), v1::RunStatus::Succeeded, "{run:?}");
+    let requests = hook.request_count();
+    // After the run the latest extract matches the state.
+    assert_eq!(one(&h, "SELECT count(*) FROM retl.diff('up')").await, "0");
+
+    // One changed, one gone, one new.
+    let mut next = customers(21);
+    next.retain(|c| c.id != Some(20));
+    next[2].email = "changed3@example.com".to_string();
+    write_parquet(&h.path("customers.parquet"), &next);
+    assert_eq!(
+        one(&h, "SELECT count(*) FROM retl.diff('up')").await,
+        "0",
+        "the latest extract has not changed"
+    );
+    let changes = rows(
+        &query(
+            &h,
+            "SELECT key, operation, outcome FROM retl.diff('up', 'fresh') ORDER BY key",
+            0,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        changes,
+        vec![
+            vec!["20", "deleted", "not_selected"],
+            vec!["21", "added", "send"],
+            vec!["3", "updated", "send"],
+        ]
+    );
+    assert_eq!(hook.request_count(), requests, "a diff sends nothing");
+    assert_eq!(one(&h, "SELECT count(*) FROM retl.state").await, "20");
+    let unknown = query(&h, "SELECT * FROM retl.diff('nope')", 0)
+        .await
+        .unwrap_err();
+    assert!(unknown.message().contains("nope"), "{unknown:?}");
+    let bad = refused(&h, "SELECT * FROM retl.diff(1)").await;
+    assert!(bad.contains("retl.diff('<mapping id>')"), "{bad}");
+
+    // The run does what the diff said.
+    let run = h.sync("up").await;
+    let counts = run.counts.unwrap();
+    assert_eq!((counts.added, counts.updated, counts.deleted), (1, 1, 1));
+    assert_eq!(counts.delivered, 2);
 }

@@ -43,6 +43,8 @@ pub struct RequestStats {
     pub throttled: u64,
     /// Requests that were re-sends of records not yet settled.
     pub retries: u64,
+    /// The requests' time, summed (milliseconds).
+    pub elapsed_ms: u64,
 }
 
 /// The result of delivering one batch.
@@ -195,6 +197,7 @@ impl ChunkSender<'_> {
             };
             // Counted once settled (a request abandoned by a cancel is not).
             stats.sent += 1;
+            stats.elapsed_ms += sent_at.elapsed().as_millis() as u64;
             if attempt > 1 {
                 stats.retries += 1;
                 self.metrics.retried();

@@ -232,6 +232,9 @@ pub struct DeliveryLimits {
     pub max_backoff_ms: u64,
     /// Request timeout in milliseconds.
     pub timeout_ms: u64,
+    /// Requests a day the account may spend on retl (an API quota shared with other tools);
+    /// a dry run warns when a run would go past it. `None`: no budget.
+    pub daily_request_budget: Option<u64>,
 }
 
 impl Default for DeliveryLimits {
@@ -246,6 +249,7 @@ impl Default for DeliveryLimits {
             initial_backoff_ms: 200,
             max_backoff_ms: 30_000,
             timeout_ms: 30_000,
+            daily_request_budget: None,
         }
     }
 }

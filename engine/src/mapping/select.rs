@@ -62,8 +62,13 @@ impl Selector {
 
     /// Whether a change is sent. A change not sent still advances the state.
     pub fn sends(&self, change: ChangeKind) -> bool {
-        self.selection.includes(change)
-            && !(self.first_run_marks_synced && change == ChangeKind::Added)
+        self.selection.includes(change) && !self.marks_synced(change)
+    }
+
+    /// Whether a change is not sent because the mapping's first run marks the records already
+    /// there as synced.
+    pub fn marks_synced(&self, change: ChangeKind) -> bool {
+        self.first_run_marks_synced && change == ChangeKind::Added
     }
 }
 

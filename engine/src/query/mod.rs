@@ -7,15 +7,19 @@
 //!   the engine's `staging_runs_kept`;
 //! - schema `retl`: the system tables ([`system`]): `sync_runs`, `run_errors`, `pending`,
 //!   `state`, `sources`, `models`, `destinations`, `mappings`;
+//! - the table function `retl.diff('<mapping>')` ([`diff_table`]): what the next run of a
+//!   mapping would do, computed without changing anything;
 //! - `information_schema`, so `SHOW TABLES` and standard clients' catalog queries work.
 //!
 //! One read-only statement per query (SELECT, WITH, SHOW, EXPLAIN); anything else is refused
 //! before planning, and the plan is checked again. Every query has a row limit and a timeout.
 
+pub mod diff_table;
 pub mod staged;
 pub mod state_table;
 pub mod system;
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,12 +31,13 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{Ident, ObjectName, Statement, visit_relations_mut};
 use futures::StreamExt;
 
 use crate::error::Error;
 use crate::model::guard::{check_depth, forward_from_sql_runtime, on_sql_runtime, sql_runtime};
 use crate::model::plan::session_context_with;
+use diff_table::DiffFunction;
 use staged::StagedSchema;
 use system::{SYSTEM_TABLES, SystemSchema, SystemSources};
 
@@ -124,6 +129,10 @@ impl QueryService {
                 .map_err(|e| Error::internal(format!("registering schema {name}: {e}")))
         };
         register(STAGING_SCHEMA, staged)?;
+        ctx.register_udtf(
+            diff_table::FUNCTION,
+            Arc::new(DiffFunction::new(Arc::clone(&self.sources.syncs))),
+        );
         register(
             SYSTEM_SCHEMA,
             Arc::new(SystemSchema::new(self.sources.clone())),
@@ -223,9 +232,10 @@ async fn plan_read_only(
 ) -> Result<LogicalPlan, Error> {
     let state = ctx.state();
     let dialect = state.config_options().sql_parser.dialect;
-    let statement = state
+    let mut statement = state
         .sql_to_statement(sql, &dialect)
         .map_err(|e| query_error(e, tables))?;
+    rewrite_table_functions(&mut statement);
     check_read_only(&statement)?;
     check_depth(&statement).map_err(|e| match e {
         Error::InvalidArgument { message, .. } => Error::invalid("sql", message),
@@ -299,6 +309,26 @@ fn with_deadline(
     Box::pin(RecordBatchStreamAdapter::new(schema, limited))
 }
 
+/// Renames `retl.diff(...)` to the function DataFusion knows (it resolves a table function by
+/// the first part of its name only).
+fn rewrite_table_functions(statement: &mut DfStatement) {
+    let inner = match statement {
+        DfStatement::Statement(inner) => inner.as_mut(),
+        DfStatement::Explain(explain) => return rewrite_table_functions(&mut explain.statement),
+        _ => return,
+    };
+    let _ = visit_relations_mut(inner, |name: &mut ObjectName| {
+        let parts: Vec<Option<&Ident>> = name.0.iter().map(|p| p.as_ident()).collect();
+        if let [Some(schema), Some(function)] = parts.as_slice()
+            && schema.value.eq_ignore_ascii_case(SYSTEM_SCHEMA)
+            && function.value.eq_ignore_ascii_case("diff")
+        {
+            *name = ObjectName::from(vec![Ident::new(diff_table::FUNCTION)]);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
+
 /// Refuses anything but one read-only statement, before planning.
 fn check_read_only(statement: &DfStatement) -> Result<(), Error> {
     match statement {
@@ -336,6 +366,17 @@ pub fn query_error(e: DataFusionError, tables: &[String]) -> Error {
     {
         return Error::DeadlineExceeded {
             message: message.clone(),
+        };
+    }
+    if let DataFusionError::External(inner) = e.find_root()
+        && let Some(engine_error) = inner.downcast_ref::<Error>()
+    {
+        return match engine_error {
+            Error::NotFound { .. } | Error::FailedPrecondition { .. } | Error::Cancelled { .. } => {
+                Error::precondition(engine_error.to_string())
+            }
+            Error::InvalidArgument { message, .. } => Error::invalid("sql", message.clone()),
+            other => Error::internal(other.to_string()),
         };
     }
     let root = e.find_root();

@@ -35,16 +35,7 @@ impl StagedSchema {
             let Ok(model_name) = model.file_name().into_string() else {
                 continue;
             };
-            let Ok(runs) = std::fs::read_dir(model.path()) else {
-                continue;
-            };
-            let mut complete: Vec<(String, PathBuf)> = runs
-                .flatten()
-                .filter(|r| staging::is_complete(&r.path()))
-                .filter_map(|r| r.file_name().into_string().ok().map(|n| (n, r.path())))
-                .collect();
-            // Run ids sort by time.
-            complete.sort();
+            let complete = staging::complete_runs(data_dir, &model_name);
             if let Some((_, newest)) = complete.last() {
                 tables.insert(model_name.clone(), newest.clone());
             }

@@ -19,6 +19,7 @@ use crate::error::Error;
 use crate::query::state_table::StatePartition;
 use crate::schedule::text as schedule_text;
 use crate::state::StateStore;
+use crate::sync::SyncManager;
 use crate::sync::active::ActiveRuns;
 use crate::sync::failures::FailureLedger;
 use crate::sync::history::RunHistory;
@@ -49,6 +50,8 @@ pub struct SystemSources {
     pub failures: FailureLedger,
     /// The sync state.
     pub state: Arc<dyn StateStore>,
+    /// Sync runs (previews for `retl.diff`).
+    pub syncs: Arc<SyncManager>,
 }
 
 impl std::fmt::Debug for SystemSources {
@@ -241,6 +244,7 @@ fn sync_runs(runs: &[SyncRun]) -> Columns {
         .count("deliver_ms", count(&|r| r.timings.deliver_ms))
         .count("commit_ms", count(&|r| r.timings.commit_ms))
         .count("total_ms", count(&|r| r.timings.total_ms))
+        .count("request_ms", count(&|r| r.timings.request_ms))
         .count("record_errors_omitted", count(&|r| r.record_errors_omitted))
         .text("error", text(&|r| r.error.clone()))
         .text(

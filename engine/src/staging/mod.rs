@@ -115,6 +115,21 @@ pub fn is_complete(dir: &Path) -> bool {
     dir.join(COMPLETE_MARKER).is_file() && staged_file(dir).is_file()
 }
 
+/// The complete staged extracts of a model, `(run id, directory)`, oldest first (run ids sort
+/// by time).
+pub fn complete_runs(data_dir: &Path, model_id: &str) -> Vec<(String, PathBuf)> {
+    let Ok(runs) = std::fs::read_dir(data_dir.join("staging").join(model_id)) else {
+        return Vec::new();
+    };
+    let mut complete: Vec<(String, PathBuf)> = runs
+        .flatten()
+        .filter(|r| is_complete(&r.path()))
+        .filter_map(|r| r.file_name().into_string().ok().map(|n| (n, r.path())))
+        .collect();
+    complete.sort();
+    complete
+}
+
 /// The staged file of a run's staging directory.
 pub fn staged_file(dir: &Path) -> PathBuf {
     dir.join("part-0.parquet")

@@ -17,7 +17,7 @@ use crate::diff::key::key_text;
 use crate::error::Error;
 use crate::id::MappingId;
 use crate::state::{Fingerprint, StateStore, StateWrite};
-use crate::sync::failures::{FailedRecord, Failure, FailureLedger, RetryPolicy};
+use crate::sync::failures::{FailedRecord, Failure, FailureLedger, RetryPolicy, is_given_up};
 use crate::sync::run::{RecordError, SyncRun};
 
 /// Not-sent state writes are committed in chunks of this size.
@@ -86,11 +86,9 @@ impl Committer {
 
     /// Whether `key` was given up with these values (`None` = a delete): the run skips it.
     pub fn given_up(&self, key: &[u8], fingerprint: Option<u128>) -> bool {
-        self.ledger.as_ref().is_some_and(|l| {
-            l.known
-                .get(key)
-                .is_some_and(|r| r.given_up && r.fingerprint == fingerprint)
-        })
+        self.ledger
+            .as_ref()
+            .is_some_and(|l| is_given_up(&l.known, key, fingerprint))
     }
 
     /// Records failed records in the ledger, in chunks (the rest at [`Committer::sync`]).
@@ -171,6 +169,7 @@ impl Committer {
         run.counts.request_errors += requests.errors;
         run.counts.throttled += requests.throttled;
         run.counts.retries += requests.retries;
+        run.timings.request_ms += requests.elapsed_ms;
         let mut writes = Vec::new();
         let mut failures = Vec::new();
         for (item, outcome) in items.into_iter().zip(delivery.outcomes) {

@@ -186,14 +186,7 @@ impl Extraction<'_> {
         target: &IndexTarget,
         schema: &Schema,
     ) -> Result<MappingPlan, Error> {
-        // The model's output may have drifted since the mapping was validated.
-        validate_output(schema, &self.model.unique_id)?;
-        MappingPlan::compile(target.mapping.rules(), schema, target.action_spec).map_err(|e| match e {
-            Error::InvalidArgument { field, message } => Error::precondition(format!(
-                "the mapping no longer fits its model ({field}: {message}); update the mapping or the model"
-            )),
-            other => other,
-        })
+        compile_plan(self.model, target, schema)
     }
 
     /// A target's plan and key index writer for the staged `schema`.
@@ -267,6 +260,25 @@ impl Extraction<'_> {
             })
             .collect())
     }
+}
+
+/// The mapping plan of `target` for `model`'s output `schema`.
+///
+/// # Errors
+/// `FailedPrecondition` when the model's output no longer fits the mapping.
+pub fn compile_plan(
+    model: &ModelDef,
+    target: &IndexTarget,
+    schema: &Schema,
+) -> Result<MappingPlan, Error> {
+    // The model's output may have drifted since the mapping was validated.
+    validate_output(schema, &model.unique_id)?;
+    MappingPlan::compile(target.mapping.rules(), schema, target.action_spec).map_err(|e| match e {
+        Error::InvalidArgument { field, message } => Error::precondition(format!(
+            "the mapping no longer fits its model ({field}: {message}); update the mapping or the model"
+        )),
+        other => other,
+    })
 }
 
 /// The key column, the plan's columns and their fingerprinter in `schema`.

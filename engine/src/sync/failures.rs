@@ -93,6 +93,18 @@ pub struct Failure {
     pub reason: String,
 }
 
+/// Whether `known` (a mapping's ledger) gave `key` up with these values (`fingerprint`;
+/// `None` = a delete): runs skip such a record until its values change or it is retried.
+pub fn is_given_up(
+    known: &HashMap<Vec<u8>, FailedRecord>,
+    key: &[u8],
+    fingerprint: Option<u128>,
+) -> bool {
+    known
+        .get(key)
+        .is_some_and(|r| r.given_up && r.fingerprint == fingerprint)
+}
+
 /// The failures of every mapping.
 #[derive(Debug, Clone)]
 pub struct FailureLedger {

@@ -7,17 +7,23 @@
 //!   that model due together), [`extract`] (extract + stage + key indexes), [`collect`] (the diff's sink: select),
 //!   [`commit`] (the single writer of state), [`report`] (final status), [`progress`] (the live
 //!   record, saved and published).
+//! - [`marked`] (the marked rows read back and mapped), [`preview`] (what the next run would
+//!   do, record by record, changing nothing) and [`dry_run`] (its report: requests, ETA,
+//!   budget).
 //! - [`run`]: the run record; [`history`]: stored run records; [`active`]: runs in progress.
 
 pub mod active;
 pub mod collect;
 pub mod commit;
+pub mod dry_run;
 pub mod extract;
 pub mod extract_job;
 pub mod failures;
 pub mod history;
 pub mod housekeeping;
 pub mod manager;
+pub mod marked;
+pub mod preview;
 pub mod progress;
 pub mod report;
 pub mod run;

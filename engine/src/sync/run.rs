@@ -138,6 +138,10 @@ pub struct StageTimings {
     pub deliver_ms: u64,
     /// Writing acknowledged records to the state.
     pub commit_ms: u64,
+    /// The requests' own time, summed request by request (divided by `counts.requests`, the
+    /// destination's mean latency in this run).
+    #[serde(default)]
+    pub request_ms: u64,
     /// From start to end.
     pub total_ms: u64,
 }

@@ -20,7 +20,7 @@ use crate::destination::{Action, DeliveryContext, DestinationError};
 use crate::diff::changed::ChangedRows;
 use crate::diff::deletes::{DeleteSpill, DeleteSpillWriter};
 use crate::diff::guard::{self, DeleteDecision, MassDeletePolicy};
-use crate::diff::key::{decode_key, encode_key_into, key_text};
+use crate::diff::key::{decode_key, key_text};
 use crate::diff::{DiffInput, DiffSummary, Differ};
 use crate::error::{Error, StorageError};
 use crate::mapping::plan::resolve_sync_mode;
@@ -29,14 +29,14 @@ use crate::mapping::spec::{InitialSync, MappingDef};
 use crate::metrics::RequestMetrics;
 use crate::options::EngineOptions;
 use crate::staging;
-use crate::staging::read::StagedRows;
 use crate::state::StateWrite;
 use crate::sync::collect::ChangeCollector;
 use crate::sync::commit::{Committer, Ledger, Pending};
-use crate::sync::extract::{Extract, fingerprinted};
+use crate::sync::extract::Extract;
 use crate::sync::extract_job::ExtractTicket;
 use crate::sync::failures::{Failure, FailureLedger};
 use crate::sync::history::RunHistory;
+use crate::sync::marked::{MarkedRecord, MarkedRecords};
 use crate::sync::progress::Progress;
 use crate::sync::report;
 use crate::sync::run::{RecordError, RunStage, RunStatus, SyncRun};
@@ -312,50 +312,26 @@ impl SyncRunner {
         if changed.marked() == 0 {
             return Ok(());
         }
-        let schema = Arc::clone(&extract.staged.schema);
-        let fp = fingerprinted(&schema, &self.inputs.model.unique_id, &extract.plan)?;
-        let mut wanted = fp.columns.clone();
-        wanted.push(fp.key_column);
-        let mut rows = StagedRows::open(&extract.staged, wanted, changed.selection()).await?;
-        let mut kinds = changed.changes();
-        let mut key = Vec::with_capacity(32);
-        while let Some(columns) = rows.next().await {
+        let unique_id = self.inputs.model.unique_id.clone();
+        let mut records = MarkedRecords::open(extract, changed, &unique_id).await?;
+        while let Some(batch) = records.next_batch().await {
             self.check_cancel()?;
-            let mut columns = columns?;
-            let Some(key_column) = columns.pop() else {
-                return Err(Error::internal(
-                    "the staged rows came back without their key",
-                ));
-            };
-            let n = key_column.len();
-            let fingerprints = fp
-                .fingerprinter
-                .fingerprints(&columns, n)
-                .map_err(|e| Error::internal(format!("fingerprinting: {e}")))?;
-            let columns = extract.plan.evaluate(columns)?;
-            for (row, fingerprint) in fingerprints.into_iter().enumerate() {
-                let (Some(change), true) = (
-                    kinds.next(),
-                    encode_key_into(key_column.as_ref(), row, &mut key),
-                ) else {
-                    return Err(Error::internal(
-                        "the staged extract changed under the diff (a marked row is missing or lost its key)",
-                    ));
-                };
+            for record in batch? {
+                let MarkedRecord {
+                    key,
+                    change,
+                    fingerprint,
+                    payload,
+                } = record;
                 if self.committer.given_up(&key, Some(fingerprint.0)) {
                     self.progress.run.counts.given_up += 1;
                     continue;
                 }
-                match extract
-                    .plan
-                    .payload(&columns, row, decode_key(&key), change)
-                {
-                    Ok(mut payload) => {
-                        payload.fingerprint = Some(fingerprint.0);
-                        let fingerprint = Some(fingerprint);
+                match payload {
+                    Ok(payload) => {
                         let pending = Pending {
-                            key: key.clone(),
-                            fingerprint,
+                            key,
+                            fingerprint: Some(fingerprint),
                             change,
                         };
                         self.enqueue(payload, pending).await?;
@@ -369,7 +345,7 @@ impl SyncRunner {
                             reason: reason.clone(),
                         });
                         let failure = Failure {
-                            key: key.clone(),
+                            key,
                             change,
                             fingerprint: Some(fingerprint.0),
                             reason,

@@ -257,6 +257,7 @@ pub fn sync_run(r: &v1::SyncRun) -> Value {
             "deliver_ms": timings.deliver_ms,
             "commit_ms": timings.commit_ms,
             "total_ms": timings.total_ms,
+            "request_ms": timings.request_ms,
         },
         "record_errors": r.record_errors.iter().map(|e| json!({
             "key": e.key,

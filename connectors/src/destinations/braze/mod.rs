@@ -110,6 +110,7 @@ fn default_limits() -> DeliveryLimits {
         initial_backoff_ms: 500,
         max_backoff_ms: 60_000,
         timeout_ms: 30_000,
+        daily_request_budget: None,
     }
 }
 

@@ -80,6 +80,7 @@ fn default_limits() -> DeliveryLimits {
         initial_backoff_ms: 100,
         max_backoff_ms: 5_000,
         timeout_ms: 30_000,
+        daily_request_budget: None,
     }
 }
 

@@ -104,6 +104,7 @@ fn default_limits() -> DeliveryLimits {
         initial_backoff_ms: 2_000,
         max_backoff_ms: 60_000,
         timeout_ms: 60_000,
+        daily_request_budget: None,
     }
 }
 

@@ -130,6 +130,7 @@ fn default_limits() -> DeliveryLimits {
         initial_backoff_ms: 200,
         max_backoff_ms: 10_000,
         timeout_ms: 60_000,
+        daily_request_budget: None,
     }
 }
 

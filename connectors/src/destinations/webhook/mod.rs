@@ -117,6 +117,7 @@ fn default_limits() -> DeliveryLimits {
         initial_backoff_ms: 200,
         max_backoff_ms: 30_000,
         timeout_ms: 30_000,
+        daily_request_budget: None,
     }
 }
 

@@ -321,6 +321,7 @@ pub fn limits(l: &DeliveryLimits) -> v1::DeliveryLimits {
         initial_backoff_ms: l.initial_backoff_ms,
         max_backoff_ms: l.max_backoff_ms,
         timeout_ms: l.timeout_ms,
+        daily_request_budget: l.daily_request_budget,
     }
 }
 

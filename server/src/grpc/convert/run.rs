@@ -82,6 +82,7 @@ fn timings(t: StageTimings) -> v1::StageTimings {
         deliver_ms: t.deliver_ms,
         commit_ms: t.commit_ms,
         total_ms: t.total_ms,
+        request_ms: t.request_ms,
     }
 }
 

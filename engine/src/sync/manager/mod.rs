@@ -12,10 +12,11 @@ use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::catalog::Catalog;
+use crate::catalog::destination::DestinationDef;
 use crate::catalog::model::ModelDef;
 use crate::catalog::source::{ExtractionSettings, SourceDef};
 use crate::connector::Registry;
-use crate::connector::build::{build_destination, build_source};
+use crate::connector::build::{BuiltDestination, build_destination, build_source};
 use crate::delivery::{DestinationLimiter, Limiters};
 use crate::destination::Action;
 use crate::destination::spec::{ActionSpec, DeliveryLimits};
@@ -37,6 +38,10 @@ use crate::sync::progress::Progress;
 use crate::sync::run::{RunStage, RunStatus, SyncRun};
 use crate::sync::runner::{RunEnv, RunInputs, SyncRunner};
 use crate::sync::stop::RunStop;
+
+mod preview;
+
+pub use preview::PreviewOptions;
 
 /// Options of one triggered sync.
 #[derive(Debug, Clone, Default)]
@@ -60,6 +65,37 @@ struct PreparedInputs {
     limits: DeliveryLimits,
     confirm_mass_delete: bool,
     request_metrics: RequestMetrics,
+}
+
+/// A mapping and what it uses, resolved from the catalog.
+struct Resolved {
+    mapping: MappingDef,
+    destination: DestinationDef,
+    model: ModelDef,
+    source: SourceDef,
+    built: BuiltDestination,
+    action_spec: &'static ActionSpec,
+}
+
+impl Resolved {
+    /// Why a run of the mapping would not start (mapping or destination disabled), with the
+    /// command that fixes it.
+    fn disabled(&self) -> Vec<String> {
+        let mut why = Vec::new();
+        let id = &self.mapping.id;
+        if !self.mapping.enabled {
+            why.push(format!(
+                "mapping '{id}' is disabled; enable it first (retl mapping enable {id})"
+            ));
+        }
+        let d = &self.destination.id;
+        if !self.destination.enabled {
+            why.push(format!(
+                "destination '{d}' is disabled; enable it first (retl destination enable {d})"
+            ));
+        }
+        why
+    }
 }
 
 /// A run recorded as queued, not started yet.
@@ -263,27 +299,40 @@ impl SyncManager {
         results
     }
 
+    /// A mapping and what it uses, from the catalog, its destination built.
+    fn resolve(&self, mapping_id: &str) -> Result<Resolved, Error> {
+        let mapping = self.catalog.mapping(mapping_id)?;
+        let destination = self.catalog.destination(mapping.destination_id.as_str())?;
+        let model = self.catalog.model(mapping.model_id.as_str())?;
+        let source = self.catalog.source(model.source_id.as_str())?;
+        let built = build_destination(&self.registry, &destination)?;
+        let action_spec = built.destination_type.action(&mapping.action)?;
+        Ok(Resolved {
+            mapping,
+            destination,
+            model,
+            source,
+            built,
+            action_spec,
+        })
+    }
+
     /// Resolves a run of a mapping from the catalog and records it as queued.
     fn prepare(&self, mapping_id: &str, options: &TriggerOptions) -> Result<PreparedRun, Error> {
-        let mapping = self.catalog.mapping(mapping_id)?;
-        if !mapping.enabled {
-            return Err(Error::precondition(format!(
-                "mapping '{mapping_id}' is disabled; enable it first (retl mapping enable {mapping_id})"
-            )));
+        let resolved = self.resolve(mapping_id)?;
+        if let Some(why) = resolved.disabled().into_iter().next() {
+            return Err(Error::precondition(why));
         }
-        let destination_def = self.catalog.destination(mapping.destination_id.as_str())?;
-        if !destination_def.enabled {
-            return Err(Error::precondition(format!(
-                "destination '{}' is disabled; enable it first (retl destination enable {})",
-                destination_def.id, destination_def.id
-            )));
-        }
-        let model = self.catalog.model(mapping.model_id.as_str())?;
-        let source_def = self.catalog.source(model.source_id.as_str())?;
+        let Resolved {
+            mapping,
+            destination: destination_def,
+            model,
+            source: source_def,
+            built,
+            action_spec,
+        } = resolved;
         let source = build_source(&self.registry, &source_def)?;
         let extraction_slots = self.extraction_slots(&source_def)?;
-        let built = build_destination(&self.registry, &destination_def)?;
-        let action_spec = built.destination_type.action(&mapping.action)?;
         let action = built.destination.action(action_spec)?;
         let limiter = self
             .limiters
@@ -421,6 +470,14 @@ impl SyncManager {
             span,
         ));
         self.active.set_handle(&run_id, handle);
+    }
+
+    /// Whether a mapping exists.
+    ///
+    /// # Errors
+    /// `NotFound` naming it.
+    pub fn mapping_exists(&self, mapping_id: &str) -> Result<(), Error> {
+        self.catalog.mapping(mapping_id).map(|_| ())
     }
 
     /// The run of a mapping in progress, if any.
