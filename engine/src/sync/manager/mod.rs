@@ -12,11 +12,10 @@ use tokio::sync::{Semaphore, broadcast, watch};
 use tokio::task::JoinHandle;
 
 use crate::catalog::Catalog;
-use crate::catalog::destination::DestinationDef;
 use crate::catalog::model::ModelDef;
 use crate::catalog::source::{ExtractionSettings, SourceDef};
 use crate::connector::Registry;
-use crate::connector::build::{BuiltDestination, build_destination, build_source};
+use crate::connector::build::build_source;
 use crate::delivery::{DestinationLimiter, Limiters};
 use crate::destination::Action;
 use crate::destination::spec::{ActionSpec, DeliveryLimits};
@@ -40,6 +39,9 @@ use crate::sync::runner::{RunEnv, RunInputs, SyncRunner};
 use crate::sync::stop::RunStop;
 
 mod preview;
+mod resolve;
+
+use resolve::Resolved;
 
 pub use preview::PreviewOptions;
 
@@ -65,37 +67,6 @@ struct PreparedInputs {
     limits: DeliveryLimits,
     confirm_mass_delete: bool,
     request_metrics: RequestMetrics,
-}
-
-/// A mapping and what it uses, resolved from the catalog.
-struct Resolved {
-    mapping: MappingDef,
-    destination: DestinationDef,
-    model: ModelDef,
-    source: SourceDef,
-    built: BuiltDestination,
-    action_spec: &'static ActionSpec,
-}
-
-impl Resolved {
-    /// Why a run of the mapping would not start (mapping or destination disabled), with the
-    /// command that fixes it.
-    fn disabled(&self) -> Vec<String> {
-        let mut why = Vec::new();
-        let id = &self.mapping.id;
-        if !self.mapping.enabled {
-            why.push(format!(
-                "mapping '{id}' is disabled; enable it first (retl mapping enable {id})"
-            ));
-        }
-        let d = &self.destination.id;
-        if !self.destination.enabled {
-            why.push(format!(
-                "destination '{d}' is disabled; enable it first (retl destination enable {d})"
-            ));
-        }
-        why
-    }
 }
 
 /// A run recorded as queued, not started yet.
@@ -297,24 +268,6 @@ impl SyncManager {
             self.launch(group);
         }
         results
-    }
-
-    /// A mapping and what it uses, from the catalog, its destination built.
-    fn resolve(&self, mapping_id: &str) -> Result<Resolved, Error> {
-        let mapping = self.catalog.mapping(mapping_id)?;
-        let destination = self.catalog.destination(mapping.destination_id.as_str())?;
-        let model = self.catalog.model(mapping.model_id.as_str())?;
-        let source = self.catalog.source(model.source_id.as_str())?;
-        let built = build_destination(&self.registry, &destination)?;
-        let action_spec = built.destination_type.action(&mapping.action)?;
-        Ok(Resolved {
-            mapping,
-            destination,
-            model,
-            source,
-            built,
-            action_spec,
-        })
     }
 
     /// Resolves a run of a mapping from the catalog and records it as queued.
