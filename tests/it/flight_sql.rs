@@ -8,13 +8,12 @@ use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetPrimaryKeys, CommandGetTables, SqlInfo};
 use arrow_flight::{FlightInfo, IpcMessage};
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::datatypes::Schema;
 use futures::TryStreamExt;
 use retl_proto::v1;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
-use retl_tests::{Harness, TOKEN, customers};
+use retl_tests::{Harness, TOKEN, customers, text_rows as rows};
 use serde_json::json;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -60,34 +59,6 @@ async fn query(client: &mut Client, sql: &str) -> Result<Vec<RecordBatch>, tonic
         .await
         .map_err(status_of)?;
     fetch(client, info).await
-}
-
-/// The rows of a result as text cells.
-fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for batch in batches {
-        let columns: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| cast(c, &DataType::Utf8).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            out.push(
-                columns
-                    .iter()
-                    .map(|c| {
-                        let c = c.as_string::<i32>();
-                        if c.is_null(row) {
-                            "NULL".to_string()
-                        } else {
-                            c.value(row).to_string()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
-    out
 }
 
 /// A warehouse of 25 customers, model `m` over it, a webhook mapping `up`, one sync: `m` is staged.

@@ -6,14 +6,14 @@ use std::io::Cursor;
 use std::process::Stdio;
 use std::time::Duration;
 
-use datafusion::arrow::array::{Array, AsArray, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::ipc::reader::StreamReader;
 use retl_engine::EngineOptions;
 use retl_proto::v1;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
-use retl_tests::{Customer, Harness, TOKEN, customers, retl_binary, write_parquet};
+use retl_tests::{
+    Customer, Harness, TOKEN, customers, retl_binary, text_rows as rows, write_parquet,
+};
 use serde_json::json;
 use tonic::Code;
 
@@ -34,34 +34,6 @@ async fn query(h: &Harness, sql: &str, limit: u64) -> Result<Vec<RecordBatch>, t
     }
     let reader = StreamReader::try_new(Cursor::new(bytes), None).expect("an IPC stream");
     Ok(reader.collect::<Result<Vec<_>, _>>().expect("IPC batches"))
-}
-
-/// The rows of a result as text cells.
-fn rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for batch in batches {
-        let columns: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| cast(c, &DataType::Utf8).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            out.push(
-                columns
-                    .iter()
-                    .map(|c| {
-                        let c = c.as_string::<i32>();
-                        if c.is_null(row) {
-                            "NULL".to_string()
-                        } else {
-                            c.value(row).to_string()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
-    out
 }
 
 async fn one(h: &Harness, sql: &str) -> String {

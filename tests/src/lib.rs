@@ -575,3 +575,31 @@ fn json_to_proto(value: serde_json::Value) -> prost_types::Value {
     };
     prost_types::Value { kind: Some(kind) }
 }
+
+/// The rows of a result as text cells (`NULL` for a null).
+pub fn text_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for batch in batches {
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| datafusion::arrow::compute::cast(c, &DataType::Utf8).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            out.push(
+                columns
+                    .iter()
+                    .map(|c| {
+                        let c = datafusion::arrow::array::AsArray::as_string::<i32>(c);
+                        if datafusion::arrow::array::Array::is_null(c, row) {
+                            "NULL".to_string()
+                        } else {
+                            c.value(row).to_string()
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    out
+}

@@ -140,6 +140,17 @@ impl QueryService {
         Ok(ctx)
     }
 
+    /// A session for one non-empty statement, and the table names its errors list (one look
+    /// at the staging directory serves both).
+    fn session_for(&self, sql: &str) -> Result<(SessionContext, Vec<String>), Error> {
+        if sql.trim().is_empty() {
+            return Err(Error::invalid("sql", "the query is empty; write a SELECT"));
+        }
+        let staged = Arc::new(StagedSchema::scan(&self.data_dir));
+        let tables = table_names(&staged);
+        Ok((self.session_over(staged)?, tables))
+    }
+
     /// The tables a query can read now, as `schema.table`.
     pub fn table_names(&self) -> Vec<String> {
         table_names(&StagedSchema::scan(&self.data_dir))
@@ -152,19 +163,13 @@ impl QueryService {
     /// a read-only query, an unknown table (the message lists the tables) or column (the message
     /// lists the columns); `DeadlineExceeded` past the timeout.
     pub async fn execute(&self, sql: &str, limit: u64) -> Result<QueryResult, Error> {
-        if sql.trim().is_empty() {
-            return Err(Error::invalid("sql", "the query is empty; write a SELECT"));
-        }
         let limit = match limit {
             0 => self.limits.max_rows,
             n => n.min(self.limits.max_rows),
         };
         let timeout = self.limits.timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        // One look at the staging directory serves the session and the error messages.
-        let staged = Arc::new(StagedSchema::scan(&self.data_dir));
-        let tables = table_names(&staged);
-        let ctx = self.session_over(staged)?;
+        let (ctx, tables) = self.session_for(sql)?;
         let sql = sql.to_string();
         let planned = on_sql_runtime(async move {
             let plan = plan_read_only(&ctx, &sql, &tables).await?;
@@ -205,13 +210,8 @@ impl QueryService {
     /// # Errors
     /// As [`QueryService::execute`] before its first row.
     pub async fn schema(&self, sql: &str) -> Result<SchemaRef, Error> {
-        if sql.trim().is_empty() {
-            return Err(Error::invalid("sql", "the query is empty; write a SELECT"));
-        }
         let timeout = self.limits.timeout;
-        let staged = Arc::new(StagedSchema::scan(&self.data_dir));
-        let tables = table_names(&staged);
-        let ctx = self.session_over(staged)?;
+        let (ctx, tables) = self.session_for(sql)?;
         let sql = sql.to_string();
         let planned = on_sql_runtime(async move {
             let plan = plan_read_only(&ctx, &sql, &tables).await?;
