@@ -8,6 +8,7 @@ mod bad_input;
 mod delivery;
 mod destinations;
 mod disk_full;
+mod dry_run;
 mod failures;
 mod flight_sql;
 mod mappings;

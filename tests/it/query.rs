@@ -2,39 +2,17 @@
 //! `retl sql`: model tables and kept extracts, retention, read-only enforcement, unknown names,
 //! every system table, row limits and timeouts, and the `retl.diff` table function.
 
-use std::io::Cursor;
 use std::process::Stdio;
 use std::time::Duration;
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::ipc::reader::StreamReader;
 use retl_engine::EngineOptions;
 use retl_proto::v1;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
 use retl_tests::{
-    Customer, Harness, TOKEN, customers, retl_binary, text_rows as rows, write_parquet,
+    Customer, Harness, TOKEN, customers, query, retl_binary, text_rows as rows, write_parquet,
 };
 use serde_json::json;
 use tonic::Code;
-
-/// Runs `sql` and decodes the answer.
-async fn query(h: &Harness, sql: &str, limit: u64) -> Result<Vec<RecordBatch>, tonic::Status> {
-    let mut stream = h
-        .client
-        .query()
-        .execute_query(v1::ExecuteQueryRequest {
-            sql: sql.to_string(),
-            limit,
-        })
-        .await?
-        .into_inner();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.message().await? {
-        bytes.extend_from_slice(&chunk.arrow_ipc);
-    }
-    let reader = StreamReader::try_new(Cursor::new(bytes), None).expect("an IPC stream");
-    Ok(reader.collect::<Result<Vec<_>, _>>().expect("IPC batches"))
-}
 
 async fn one(h: &Harness, sql: &str) -> String {
     let result = rows(&query(h, sql, 0).await.unwrap());

@@ -4,6 +4,10 @@
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod query;
+
+pub use query::{query, query_text, text_rows};
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -377,6 +381,7 @@ impl Harness {
             .trigger_sync(v1::TriggerSyncRequest {
                 mapping_id: mapping.to_string(),
                 confirm_mass_delete,
+                ..Default::default()
             })
             .await
             .map(tonic::Response::into_inner)
@@ -574,32 +579,4 @@ fn json_to_proto(value: serde_json::Value) -> prost_types::Value {
         }),
     };
     prost_types::Value { kind: Some(kind) }
-}
-
-/// The rows of a result as text cells (`NULL` for a null).
-pub fn text_rows(batches: &[RecordBatch]) -> Vec<Vec<String>> {
-    let mut out = Vec::new();
-    for batch in batches {
-        let columns: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| datafusion::arrow::compute::cast(c, &DataType::Utf8).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            out.push(
-                columns
-                    .iter()
-                    .map(|c| {
-                        let c = datafusion::arrow::array::AsArray::as_string::<i32>(c);
-                        if datafusion::arrow::array::Array::is_null(c, row) {
-                            "NULL".to_string()
-                        } else {
-                            c.value(row).to_string()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
-    out
 }

@@ -34,6 +34,8 @@ pub struct DryRun {
     pub eta: Eta,
     /// The destination's daily request budget, when one is configured.
     pub budget: Option<Budget>,
+    /// Requests retl's runs made to the destination in the last 24 hours.
+    pub requests_last_24h: u64,
     /// What the run would warn about, and what would stop it.
     pub warnings: Vec<String>,
     /// Time the dry run spent extracting (0 when it reused the latest extract).

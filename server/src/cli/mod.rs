@@ -10,6 +10,7 @@
 //! - [`sql`]: `retl sql`, queries and the interactive prompt.
 
 pub mod destination;
+pub mod dry_run;
 pub mod failures;
 pub mod mapping;
 pub mod mapping_view;

@@ -44,9 +44,18 @@ pub struct RunArgs {
     /// Follow the run with a progress display, then print a summary.
     #[arg(long)]
     pub watch: bool,
-    /// Send deletes even when more keys vanished than the safety stop allows.
+    /// Send deletes even when more keys vanished than the safety stop allows (with
+    /// `--dry-run`: count them as sent).
     #[arg(long)]
     pub confirm_mass_delete: bool,
+    /// Only report what a run would do: run the model and compare, but send nothing and change
+    /// no state. Prints the counts, sample payloads, the API requests it would make, an ETA and
+    /// the destination's daily request budget.
+    #[arg(long, conflicts_with = "watch")]
+    pub dry_run: bool,
+    /// With `--dry-run`: compare the model's latest staged extract instead of running it now.
+    #[arg(long, requires = "dry_run")]
+    pub latest: bool,
 }
 
 /// Options of `retl sync list`.
@@ -91,9 +100,18 @@ pub async fn run(ctx: &Context, command: SyncCommand) -> Result<(), CliError> {
                 .trigger_sync(v1::TriggerSyncRequest {
                     mapping_id: args.mapping,
                     confirm_mass_delete: args.confirm_mass_delete,
+                    dry_run: args.dry_run,
+                    reuse_latest_extract: args.latest,
                 })
                 .await?
                 .into_inner();
+            if args.dry_run {
+                match ctx.output {
+                    Output::Json => print_json(&json::sync_run(&run)),
+                    Output::Table | Output::Csv => out!("{}", crate::cli::dry_run::summary(&run)),
+                }
+                return Ok(());
+            }
             if args.watch {
                 if ctx.output == Output::Table {
                     eprintln!("started run {}", run.id);

@@ -269,6 +269,28 @@ pub fn sync_run(r: &v1::SyncRun) -> Value {
         "error": r.error,
         "warnings": r.warnings,
         "staging_path": r.staging_path,
+        "dry_run": r.dry_run.as_ref().map(dry_run_report),
+    })
+}
+
+/// A dry run's report; each sample's fields as a JSON object.
+fn dry_run_report(r: &v1::DryRunReport) -> Value {
+    json!({
+        "samples": r.samples.iter().map(|s| json!({
+            "change": enum_name(s.change, v1::ChangeKind::as_str_name),
+            "key": s.key,
+            "fields": serde_json::from_str::<Value>(&s.fields_json)
+                .unwrap_or_else(|_| json!(s.fields_json)),
+        })).collect::<Vec<_>>(),
+        "requests": r.requests,
+        "eta_seconds": r.eta_seconds,
+        "eta_basis": r.eta_basis,
+        "rate_limited_seconds": r.rate_limited_seconds,
+        "latency_bound_seconds": r.latency_bound_seconds,
+        "mean_latency_ms": r.mean_latency_ms,
+        "daily_request_budget": r.daily_request_budget,
+        "requests_last_24h": r.requests_last_24h,
+        "over_budget": r.over_budget,
     })
 }
 

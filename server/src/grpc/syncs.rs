@@ -2,12 +2,15 @@
 
 use std::pin::Pin;
 
+use chrono::Utc;
 use futures::Stream;
+use retl_engine::sync::manager::PreviewOptions;
 use retl_engine::{Engine, TriggerOptions};
 use retl_proto::v1;
 use retl_proto::v1::sync_service_server::SyncService;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use crate::grpc::status::status;
@@ -23,6 +26,31 @@ impl SyncApi {
     /// A service over `engine`.
     pub fn new(engine: Engine) -> Self {
         SyncApi { engine }
+    }
+}
+
+impl SyncApi {
+    /// Answers a dry run: what a run would do, sending nothing.
+    async fn dry_run(
+        &self,
+        mapping_id: &str,
+        req: &v1::TriggerSyncRequest,
+    ) -> Result<v1::SyncRun, Status> {
+        let options = PreviewOptions {
+            fresh: !req.reuse_latest_extract,
+            confirm_mass_delete: req.confirm_mass_delete,
+        };
+        let start = Utc::now();
+        // A client that leaves drops this future, which stops a fresh extraction.
+        let cancel = CancellationToken::new();
+        let report = self
+            .engine
+            .syncs()
+            .dry_run(mapping_id, options, &cancel)
+            .await
+            .map_err(status)?;
+        tracing::info!(mapping_id = %mapping_id, requests = report.requests, "dry run");
+        Ok(convert::dry_run(report, start, Utc::now()))
     }
 }
 
@@ -82,6 +110,14 @@ impl SyncService for SyncApi {
     ) -> Result<Response<v1::SyncRun>, Status> {
         let req = request.into_inner();
         let mapping_id = required_id("mapping_id", &req.mapping_id)?;
+        if req.dry_run {
+            return self.dry_run(mapping_id, &req).await.map(Response::new);
+        }
+        if req.reuse_latest_extract {
+            return Err(Status::invalid_argument(
+                "reuse_latest_extract: only a dry run can reuse the latest extract (a run always runs the model); set dry_run too, or leave it unset",
+            ));
+        }
         let options = TriggerOptions {
             confirm_mass_delete: req.confirm_mass_delete,
             trigger: Some("manual".to_string()),

@@ -127,6 +127,7 @@ async fn trigger(client: &Client, mapping: &str) -> v1::SyncRun {
         .trigger_sync(v1::TriggerSyncRequest {
             mapping_id: mapping.into(),
             confirm_mass_delete: false,
+            ..Default::default()
         })
         .await
         .unwrap()

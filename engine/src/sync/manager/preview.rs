@@ -280,6 +280,7 @@ impl SyncManager {
             requests,
             eta: estimate(requests, &limits, latency),
             budget,
+            requests_last_24h: used_last_24h,
             warnings,
             extract_ms: report.extract_ms,
             diff_ms: report.diff_ms,

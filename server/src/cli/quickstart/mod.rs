@@ -144,6 +144,7 @@ async fn sync_and_watch(client: &Client, out: Output) -> Result<v1::SyncRun, Cli
         .trigger_sync(v1::TriggerSyncRequest {
             mapping_id: MAPPING_ID.to_string(),
             confirm_mass_delete: false,
+            ..Default::default()
         })
         .await?
         .into_inner();

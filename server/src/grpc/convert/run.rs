@@ -1,6 +1,8 @@
 //! Sync runs: status, stage, counts, timings, record errors.
 
+use chrono::{DateTime, Utc};
 use retl_engine::destination::spec::ChangeKind;
+use retl_engine::sync::dry_run::DryRun;
 use retl_engine::sync::run::{RecordError, RunCounts, RunStage, RunStatus, StageTimings, SyncRun};
 use retl_proto::v1;
 
@@ -113,6 +115,62 @@ pub fn sync_run(run: SyncRun) -> v1::SyncRun {
         error: run.error.unwrap_or_default(),
         warnings: run.warnings,
         staging_path: run.staging_path.unwrap_or_default(),
+        dry_run: None,
+    }
+}
+
+/// The answer to a dry run: a run that is not recorded (empty id, trigger `dry_run`) with the
+/// counts a run would report and the report.
+pub fn dry_run(report: DryRun, start: DateTime<Utc>, end: DateTime<Utc>) -> v1::SyncRun {
+    let samples = report
+        .samples
+        .into_iter()
+        .map(|p| v1::DryRunSample {
+            change: change_kind(Some(p.change)) as i32,
+            key: match p.key {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            },
+            fields_json: serde_json::to_string(&p.fields)
+                .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")),
+        })
+        .collect();
+    let total_ms = u64::try_from((end - start).num_milliseconds()).unwrap_or(0);
+    v1::SyncRun {
+        id: String::new(),
+        mapping_id: report.mapping_id.to_string(),
+        status: v1::RunStatus::Succeeded as i32,
+        stage: v1::RunStage::Done as i32,
+        trigger: "dry_run".to_string(),
+        create_time: Some(timestamp(start)),
+        start_time: Some(timestamp(start)),
+        end_time: Some(timestamp(end)),
+        counts: Some(counts(report.counts)),
+        timings: Some(v1::StageTimings {
+            extract_ms: report.extract_ms,
+            diff_ms: report.diff_ms,
+            total_ms,
+            ..v1::StageTimings::default()
+        }),
+        record_errors: Vec::new(),
+        record_errors_omitted: 0,
+        error: String::new(),
+        warnings: report.warnings,
+        staging_path: report.staging_path,
+        dry_run: Some(v1::DryRunReport {
+            samples,
+            requests: report.requests,
+            eta_seconds: report.eta.seconds,
+            eta_basis: report.eta.basis,
+            rate_limited_seconds: report.eta.rate_limited_seconds,
+            latency_bound_seconds: report.eta.latency_bound_seconds,
+            mean_latency_ms: report.eta.mean_latency_ms,
+            daily_request_budget: report.budget.map(|b| b.daily),
+            requests_last_24h: report.requests_last_24h,
+            over_budget: report
+                .budget
+                .is_some_and(|b| b.exceeded_by(report.requests)),
+        }),
     }
 }
 
