@@ -16,7 +16,7 @@ use retl_engine::diff::local::SortMergeDiffer;
 use retl_engine::error::Error;
 use retl_engine::id::MappingId;
 use retl_engine::state::rocks::RocksStateStore;
-use retl_engine::state::{StateStore, StateWrite};
+use retl_engine::state::{RunStamp, StateStore, StateWrite, SyncedBy};
 use retl_engine::store::Store;
 
 const ROWS: usize = 8192;
@@ -60,11 +60,14 @@ fn diff_merge(c: &mut Criterion) {
         )
         .unwrap()
     };
-    // The state holds every even-numbered key; fingerprint = the index.
+    // The state holds every even-numbered key; fingerprint = the index; written by one run.
+    let synced_by = RunStamp::of("01a22fa7-7b67-70d3-8ec8-6c6cf55959e4")
+        .map(|run| SyncedBy { run, sent: true });
     let writes: Vec<StateWrite> = (0..MERGE_ROWS)
         .map(|i| StateWrite::Put {
             key: key(i),
             fingerprint: Fingerprint(i as u128),
+            synced_by,
         })
         .collect();
     for chunk in writes.chunks(10_000) {

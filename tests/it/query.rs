@@ -304,6 +304,25 @@ async fn system_tables_show_runs_errors_pending_records_state_and_the_catalog_wi
         one(&h, "SELECT length(fingerprint) FROM retl.state LIMIT 1").await,
         "32"
     );
+    // Every entry names the run that sent it, and when.
+    let by = rows(
+        &query(
+            &h,
+            "SELECT run_id, sent, count(*), bool_and(synced_at >= now() - INTERVAL '1 hour') FROM retl.state GROUP BY 1, 2",
+            0,
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(
+        by,
+        vec![vec![
+            run.id.clone(),
+            "true".into(),
+            "8".into(),
+            "true".into()
+        ]]
+    );
     assert_eq!(
         one(
             &h,

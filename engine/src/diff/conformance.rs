@@ -97,6 +97,7 @@ impl Found {
             writes.push(StateWrite::Put {
                 key: key.clone(),
                 fingerprint: *fingerprint,
+                synced_by: None,
             });
         }
         for key in self.deleted.values() {

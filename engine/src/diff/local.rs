@@ -294,6 +294,7 @@ mod tests {
         let put = |key: &str, fp| StateWrite::Put {
             key: k(key),
             fingerprint: Fingerprint(fp),
+            synced_by: None,
         };
         state
             .commit(

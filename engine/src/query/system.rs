@@ -93,7 +93,7 @@ impl SchemaProvider for SystemSchema {
                 .into_iter()
                 .map(|m| m.id)
                 .collect();
-            let partition = StatePartition::new(Arc::clone(&s.state), mappings);
+            let partition = StatePartition::new(Arc::clone(&s.state), s.history.clone(), mappings);
             let schema = Arc::clone(partition.schema_ref());
             let table = StreamingTable::try_new(schema, vec![Arc::new(partition)])?;
             return Ok(Some(Arc::new(table)));

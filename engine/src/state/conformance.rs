@@ -3,12 +3,15 @@
 //! assertion naming it.
 
 use crate::id::MappingId;
-use crate::state::{Fingerprint, StateError, StateStore, StateWrite};
+use crate::state::{
+    Fingerprint, RunStamp, StateEntry, StateError, StateStore, StateWrite, SyncedBy,
+};
 
 fn put(key: &[u8], fp: u128) -> StateWrite {
     StateWrite::Put {
         key: key.to_vec(),
         fingerprint: Fingerprint(fp),
+        synced_by: None,
     }
 }
 
@@ -77,5 +80,48 @@ pub fn run_all(store: &dyn StateStore) -> Result<(), StateError> {
     assert_eq!(store.count(&a)?, 0);
     assert_eq!(store.count(&b)?, 1);
     store.reset(&b)?;
+    entries_keep_the_run_that_wrote_them(store, &a)?;
+    Ok(())
+}
+
+/// An entry keeps the run that wrote it (and whether it sent the record); an entry written
+/// without one reads back without one; `fingerprint` and `scan_page` see the fingerprint of
+/// either.
+fn entries_keep_the_run_that_wrote_them(
+    store: &dyn StateStore,
+    m: &MappingId,
+) -> Result<(), StateError> {
+    let run = RunStamp::of("01a22fa7-7b67-70d3-8ec8-6c6cf55959e4").expect("a UUIDv7 run id");
+    let sent = SyncedBy { run, sent: true };
+    let advanced = SyncedBy { run, sent: false };
+    let with = |key: &[u8], fp: u128, by: SyncedBy| StateWrite::Put {
+        key: key.to_vec(),
+        fingerprint: Fingerprint(fp),
+        synced_by: Some(by),
+    };
+    store.commit(
+        m,
+        &[with(b"s", 1, sent), with(b"n", 2, advanced), put(b"o", 3)],
+    )?;
+    let entry = |fp: u128, synced_by| StateEntry {
+        fingerprint: Fingerprint(fp),
+        synced_by,
+    };
+    assert_eq!(store.entry(m, b"s")?, Some(entry(1, Some(sent))));
+    assert_eq!(store.entry(m, b"n")?, Some(entry(2, Some(advanced))));
+    assert_eq!(store.entry(m, b"o")?, Some(entry(3, None)));
+    assert_eq!(store.entry(m, b"x")?, None);
+    assert_eq!(store.fingerprint(m, b"s")?, Some(Fingerprint(1)));
+    let entries = store.scan_entries(m, None, 10)?;
+    let keys: Vec<&[u8]> = entries.iter().map(|(k, _)| k.as_slice()).collect();
+    assert_eq!(keys, vec![&b"n"[..], b"o", b"s"]);
+    assert_eq!(entries[2].1, entry(1, Some(sent)));
+    let fps: Vec<Fingerprint> = all(store, m, 1)?.into_iter().map(|(_, f)| f).collect();
+    assert_eq!(fps, vec![Fingerprint(2), Fingerprint(3), Fingerprint(1)]);
+    // Overwriting without a run forgets the old one.
+    store.commit(m, &[put(b"s", 4)])?;
+    assert_eq!(store.entry(m, b"s")?, Some(entry(4, None)));
+    assert_eq!(run.run_id_prefix(), "01a22fa7-7b67");
+    store.reset(m)?;
     Ok(())
 }

@@ -4,7 +4,7 @@ use rocksdb::WriteBatch;
 
 use crate::error::StorageError;
 use crate::id::MappingId;
-use crate::state::{Fingerprint, StateError, StateStore, StateWrite};
+use crate::state::{Fingerprint, StateEntry, StateError, StateStore, StateWrite};
 use crate::store::{CF_STATE, Store};
 
 /// Boxes a store error as the state's backend error.
@@ -38,21 +38,26 @@ impl RocksStateStore {
     }
 
     fn decode_fp(mapping: &MappingId, value: &[u8]) -> Result<Fingerprint, StateError> {
-        let bytes: [u8; 16] = value.try_into().map_err(|_| StateError::Corrupt {
-            mapping: mapping.to_string(),
-            len: value.len(),
-        })?;
-        Ok(Fingerprint(u128::from_be_bytes(bytes)))
+        // The fingerprint leads; the run that wrote it follows (see the module docs).
+        match value.get(..16).map(<[u8; 16]>::try_from) {
+            Some(Ok(bytes)) if value.len() == 16 || value.len() == 23 => {
+                Ok(Fingerprint(u128::from_be_bytes(bytes)))
+            }
+            _ => Err(StateError::Corrupt {
+                mapping: mapping.to_string(),
+                len: value.len(),
+            }),
+        }
     }
-}
 
-impl StateStore for RocksStateStore {
-    fn scan_page(
+    /// A page of the mapping's entries after `after`, each value decoded by `decode`.
+    fn scan_with<T>(
         &self,
         mapping: &MappingId,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Fingerprint)>, StateError> {
+        decode: impl Fn(&MappingId, &[u8]) -> Result<T, StateError>,
+    ) -> Result<Vec<(Vec<u8>, T)>, StateError> {
         let prefix = Self::prefix(mapping);
         let start = match after {
             Some(a) => Self::full_key(&prefix, a),
@@ -71,7 +76,7 @@ impl StateStore for RocksStateStore {
                 break;
             };
             if after.is_none_or(|a| key > a) {
-                out.push((key.to_vec(), Self::decode_fp(mapping, v)?));
+                out.push((key.to_vec(), decode(mapping, v)?));
                 if out.len() >= limit {
                     break;
                 }
@@ -82,6 +87,38 @@ impl StateStore for RocksStateStore {
             .map_err(StorageError::rocks("state scan"))
             .map_err(backend("state scan"))?;
         Ok(out)
+    }
+}
+
+impl StateStore for RocksStateStore {
+    fn scan_page(
+        &self,
+        mapping: &MappingId,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Fingerprint)>, StateError> {
+        self.scan_with(mapping, after, limit, Self::decode_fp)
+    }
+
+    fn scan_entries(
+        &self,
+        mapping: &MappingId,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, StateEntry)>, StateError> {
+        self.scan_with(mapping, after, limit, StateEntry::decode)
+    }
+
+    fn entry(&self, mapping: &MappingId, key: &[u8]) -> Result<Option<StateEntry>, StateError> {
+        let full = Self::full_key(&Self::prefix(mapping), key);
+        match self
+            .store
+            .get_raw(CF_STATE, &full)
+            .map_err(backend("state read"))?
+        {
+            None => Ok(None),
+            Some(v) => Ok(Some(StateEntry::decode(mapping, &v)?)),
+        }
     }
 
     fn fingerprint(
@@ -110,11 +147,17 @@ impl StateStore for RocksStateStore {
         let mut batch = WriteBatch::default();
         for w in writes {
             match w {
-                StateWrite::Put { key, fingerprint } => batch.put_cf(
-                    cf,
-                    Self::full_key(&prefix, key),
-                    fingerprint.0.to_be_bytes(),
-                ),
+                StateWrite::Put {
+                    key,
+                    fingerprint,
+                    synced_by,
+                } => {
+                    let entry = StateEntry {
+                        fingerprint: *fingerprint,
+                        synced_by: *synced_by,
+                    };
+                    batch.put_cf(cf, Self::full_key(&prefix, key), entry.encode());
+                }
                 StateWrite::Delete { key } => batch.delete_cf(cf, Self::full_key(&prefix, key)),
             }
         }
@@ -176,6 +219,7 @@ mod tests {
         let put = |key: &[u8], fp| StateWrite::Put {
             key: key.to_vec(),
             fingerprint: Fingerprint(fp),
+            synced_by: None,
         };
         {
             let state = RocksStateStore::new(Store::open(dir.path()).unwrap());

@@ -50,9 +50,11 @@ impl DiffSink for ChangeCollector<'_> {
             Ok(())
         } else {
             counts.not_selected += 1;
+            let synced_by = self.committer.synced_by(false);
             self.committer.not_sent(StateWrite::Put {
                 key: key.to_vec(),
                 fingerprint,
+                synced_by,
             })
         }
     }
@@ -107,7 +109,11 @@ mod tests {
         let run = SyncRun::queued(m.clone(), "manual");
         let (tx, _rx) = tokio::sync::watch::channel(run.clone());
         let mut progress = Progress::new(run, tx, RunHistory::new(store));
-        let mut committer = Committer::new(Arc::clone(&state) as Arc<dyn StateStore>, m.clone());
+        let mut committer = Committer::new(
+            Arc::clone(&state) as Arc<dyn StateStore>,
+            m.clone(),
+            progress.run.id.as_str(),
+        );
         let cancel = CancellationToken::new();
         let only_added = RecordSelection {
             added: true,

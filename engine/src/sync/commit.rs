@@ -16,7 +16,7 @@ use crate::destination::spec::ChangeKind;
 use crate::diff::key::key_text;
 use crate::error::Error;
 use crate::id::MappingId;
-use crate::state::{Fingerprint, StateStore, StateWrite};
+use crate::state::{Fingerprint, RunStamp, StateStore, StateWrite, SyncedBy};
 use crate::sync::failures::{FailedRecord, Failure, FailureLedger, RetryPolicy, is_given_up};
 use crate::sync::run::{RecordError, SyncRun};
 
@@ -50,6 +50,8 @@ pub struct Ledger {
 pub struct Committer {
     state: Arc<dyn StateStore>,
     mapping: MappingId,
+    /// The run, recorded with every entry it writes.
+    run: Option<RunStamp>,
     not_sent: Vec<StateWrite>,
     ledger: Option<Ledger>,
     /// Failures waiting to be recorded in the ledger (written in chunks).
@@ -67,16 +69,24 @@ impl std::fmt::Debug for Committer {
 }
 
 impl Committer {
-    /// The committer of `mapping`'s state.
-    pub fn new(state: Arc<dyn StateStore>, mapping: MappingId) -> Self {
+    /// The committer of `mapping`'s state for the run `run_id` (recorded with every entry
+    /// it writes).
+    pub fn new(state: Arc<dyn StateStore>, mapping: MappingId, run_id: &str) -> Self {
         Committer {
             state,
             mapping,
+            run: RunStamp::of(run_id),
             not_sent: Vec::new(),
             ledger: None,
             failures: Vec::new(),
             time: Duration::ZERO,
         }
+    }
+
+    /// What an entry this run writes records about it: `sent` when the destination
+    /// acknowledged the record, not when the run advanced the state without sending it.
+    pub fn synced_by(&self, sent: bool) -> Option<SyncedBy> {
+        self.run.map(|run| SyncedBy { run, sent })
     }
 
     /// Counts failures across runs in `ledger` (and skips what it gave up).
@@ -172,6 +182,7 @@ impl Committer {
         run.timings.request_ms += requests.elapsed_ms;
         let mut writes = Vec::new();
         let mut failures = Vec::new();
+        let synced_by = self.synced_by(true);
         for (item, outcome) in items.into_iter().zip(delivery.outcomes) {
             match outcome {
                 Delivered::Accepted => {
@@ -180,6 +191,7 @@ impl Committer {
                         Some(fingerprint) => StateWrite::Put {
                             key: item.key,
                             fingerprint,
+                            synced_by,
                         },
                         None => StateWrite::Delete { key: item.key },
                     });
@@ -246,6 +258,8 @@ mod tests {
     use crate::state::rocks::RocksStateStore;
     use crate::store::Store;
 
+    const RUN_ID: &str = "01a22fa7-7b67-70d3-8ec8-6c6cf55959e4";
+
     fn pending(key: &[u8], fp: Option<u128>, change: ChangeKind) -> Pending {
         Pending {
             key: key.to_vec(),
@@ -265,10 +279,12 @@ mod tests {
                 &[StateWrite::Put {
                     key: b"gone".to_vec(),
                     fingerprint: Fingerprint(9),
+                    synced_by: None,
                 }],
             )
             .unwrap();
-        let mut committer = Committer::new(Arc::clone(&state) as Arc<dyn StateStore>, m.clone());
+        let mut committer =
+            Committer::new(Arc::clone(&state) as Arc<dyn StateStore>, m.clone(), RUN_ID);
         let mut run = SyncRun::queued(m.clone(), "manual");
         let items = vec![
             pending(b"a", Some(1), ChangeKind::Added),
@@ -300,11 +316,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let state = Arc::new(RocksStateStore::new(Store::open(dir.path()).unwrap()));
         let m = MappingId::new("m");
-        let mut committer = Committer::new(Arc::clone(&state) as Arc<dyn StateStore>, m.clone());
+        let mut committer =
+            Committer::new(Arc::clone(&state) as Arc<dyn StateStore>, m.clone(), RUN_ID);
         committer
             .not_sent(StateWrite::Put {
                 key: b"x".to_vec(),
                 fingerprint: Fingerprint(7),
+                synced_by: None,
             })
             .unwrap();
         assert_eq!(state.fingerprint(&m, b"x").unwrap(), None);

@@ -6,6 +6,7 @@ use rocksdb::WriteBatch;
 
 use crate::error::StorageError;
 use crate::id::MappingId;
+use crate::state::RunStamp;
 use crate::store::{CF_META, CF_RUNS, Store};
 use crate::sync::run::SyncRun;
 
@@ -32,6 +33,22 @@ impl RunHistory {
     /// A run by id.
     pub fn get(&self, id: &str) -> Result<Option<SyncRun>, StorageError> {
         self.store.get_json(CF_RUNS, id, "sync run")
+    }
+
+    /// The id of `mapping`'s run with this stamp (the state records runs by stamp), while
+    /// its record is kept.
+    pub fn run_id_of(
+        &self,
+        mapping: &MappingId,
+        stamp: RunStamp,
+    ) -> Result<Option<String>, StorageError> {
+        let runs: Vec<SyncRun> =
+            self.store
+                .scan_json(CF_RUNS, &stamp.run_id_prefix(), "sync run")?;
+        Ok(runs
+            .into_iter()
+            .find(|r| &r.mapping_id == mapping)
+            .map(|r| r.id.to_string()))
     }
 
     /// Runs, newest first, older than run `before` when given, optionally of one mapping, at

@@ -126,7 +126,11 @@ impl SyncRunner {
         // shutdown grace); a shutdown lets them finish.
         let pipeline = Pipeline::new(sender, stop.aborting().clone());
         SyncRunner {
-            committer: Committer::new(Arc::clone(&env.state), inputs.mapping.id.clone()),
+            committer: Committer::new(
+                Arc::clone(&env.state),
+                inputs.mapping.id.clone(),
+                progress.run.id.as_str(),
+            ),
             batcher: Batcher::new(&inputs.limits),
             pipeline,
             env,
