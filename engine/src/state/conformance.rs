@@ -91,7 +91,12 @@ fn entries_keep_the_run_that_wrote_them(
     store: &dyn StateStore,
     m: &MappingId,
 ) -> Result<(), StateError> {
-    let run = RunStamp::of("01a22fa7-7b67-70d3-8ec8-6c6cf55959e4").expect("a UUIDv7 run id");
+    let run = RunStamp([0x01, 0xa2, 0x2f, 0xa7, 0x7b, 0x67]);
+    assert_eq!(
+        RunStamp::of("01a22fa7-7b67-70d3-8ec8-6c6cf55959e4"),
+        Some(run),
+        "a run's stamp is the start of its id"
+    );
     let sent = SyncedBy { run, sent: true };
     let advanced = SyncedBy { run, sent: false };
     let with = |key: &[u8], fp: u128, by: SyncedBy| StateWrite::Put {
