@@ -9,6 +9,7 @@ mod delivery;
 mod destinations;
 mod disk_full;
 mod dry_run;
+mod explain;
 mod failures;
 mod flight_sql;
 mod mappings;

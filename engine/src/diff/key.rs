@@ -83,6 +83,24 @@ pub fn encode_key_into(array: &dyn Array, row: usize, out: &mut Vec<u8>) -> bool
     true
 }
 
+/// Encodes a unique id given as text (as [`key_text`] shows it) for a key column of
+/// `data_type`; `None` when the text is not a value of that type (or the type cannot be a
+/// key).
+pub fn encode_key_text(text: &str, data_type: &DataType) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(16);
+    match data_type {
+        DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => {
+            encode_i64(text.parse().ok()?, &mut out);
+        }
+        DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
+            encode_u64(text.parse().ok()?, &mut out);
+        }
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => encode_str(text, &mut out),
+        _ => return None,
+    }
+    Some(out)
+}
+
 /// Decodes an encoded key back to its JSON value (for delete payloads and reports).
 pub fn decode_key(bytes: &[u8]) -> serde_json::Value {
     match bytes.split_first() {

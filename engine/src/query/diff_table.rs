@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::destination::spec::ChangeKind;
 use crate::diff::key::key_text;
 use crate::error::Error;
+use crate::state::Fingerprint;
 use crate::sync::SyncManager;
 use crate::sync::manager::PreviewOptions;
 use crate::sync::preview::{Outcome, PreviewSink};
@@ -226,7 +227,13 @@ impl RowSink {
 }
 
 impl PreviewSink for RowSink {
-    fn change(&mut self, key: &[u8], change: ChangeKind, outcome: Outcome) -> Result<(), Error> {
+    fn change(
+        &mut self,
+        key: &[u8],
+        change: ChangeKind,
+        outcome: Outcome,
+        _fingerprint: Option<Fingerprint>,
+    ) -> Result<(), Error> {
         let (payload, reason) = match &outcome {
             Outcome::Send(payload) => match serde_json::to_string(payload) {
                 Ok(json) => (Some(json), None),

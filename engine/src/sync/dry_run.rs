@@ -9,6 +9,7 @@ use crate::delivery::batcher::Batcher;
 use crate::destination::spec::{ChangeKind, DeliveryLimits, Payload};
 use crate::error::Error;
 use crate::id::MappingId;
+use crate::state::Fingerprint;
 use crate::sync::preview::{Outcome, PreviewSink};
 use crate::sync::run::RunCounts;
 
@@ -148,7 +149,13 @@ impl RequestCounter {
 }
 
 impl PreviewSink for RequestCounter {
-    fn change(&mut self, _key: &[u8], change: ChangeKind, outcome: Outcome) -> Result<(), Error> {
+    fn change(
+        &mut self,
+        _key: &[u8],
+        change: ChangeKind,
+        outcome: Outcome,
+        _fingerprint: Option<Fingerprint>,
+    ) -> Result<(), Error> {
         let Outcome::Send(payload) = outcome else {
             return Ok(());
         };
@@ -219,16 +226,16 @@ mod tests {
                 ..p
             };
             counter
-                .change(b"k", ChangeKind::Added, Outcome::Send(p))
+                .change(b"k", ChangeKind::Added, Outcome::Send(p), None)
                 .unwrap();
         }
         counter
-            .change(b"k", ChangeKind::Updated, Outcome::NotSelected)
+            .change(b"k", ChangeKind::Updated, Outcome::NotSelected, None)
             .unwrap();
         for i in 0..5 {
             let p = Payload::delete(serde_json::json!(i));
             counter
-                .change(b"k", ChangeKind::Deleted, Outcome::Send(p))
+                .change(b"k", ChangeKind::Deleted, Outcome::Send(p), None)
                 .unwrap();
         }
         // 100 + 50 added, then 5 deletes on their own.

@@ -16,6 +16,7 @@ pub mod active;
 pub mod collect;
 pub mod commit;
 pub mod dry_run;
+pub mod explain;
 pub mod extract;
 pub mod extract_job;
 pub mod failures;

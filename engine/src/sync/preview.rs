@@ -62,11 +62,18 @@ impl Outcome {
 
 /// Where a preview reports, record by record.
 pub trait PreviewSink: Send {
-    /// A changed record (`key` encoded) and what the run would do with it.
+    /// A changed record (`key` encoded), what the run would do with it and the fingerprint
+    /// of its mapped values (`None` for a delete).
     ///
     /// # Errors
     /// The sink's own failure; it stops the preview.
-    fn change(&mut self, key: &[u8], change: ChangeKind, outcome: Outcome) -> Result<(), Error>;
+    fn change(
+        &mut self,
+        key: &[u8],
+        change: ChangeKind,
+        outcome: Outcome,
+        fingerprint: Option<Fingerprint>,
+    ) -> Result<(), Error>;
     /// A row the run would reject before delivery (`key` as text, `reason` why).
     fn rejected(&mut self, key: String, reason: String);
     /// Called between batches of records: the place to hand over what was gathered (and to
@@ -126,7 +133,7 @@ impl DiffSink for Collect<'_> {
         change: ChangeKind,
         key: &[u8],
         row: u64,
-        _fingerprint: Fingerprint,
+        fingerprint: Fingerprint,
     ) -> Result<(), Error> {
         match change {
             ChangeKind::Added => self.counts.added += 1,
@@ -143,7 +150,7 @@ impl DiffSink for Collect<'_> {
         } else {
             Outcome::NotSelected
         };
-        self.sink.change(key, change, outcome)
+        self.sink.change(key, change, outcome, Some(fingerprint))
     }
 
     fn deleted(&mut self, key: &[u8]) -> Result<(), Error> {
@@ -244,7 +251,12 @@ impl Preview<'_> {
                         }
                     }
                 };
-                sink.change(&record.key, record.change, outcome)?;
+                sink.change(
+                    &record.key,
+                    record.change,
+                    outcome,
+                    Some(record.fingerprint),
+                )?;
             }
             sink.flush().await?;
         }
@@ -281,7 +293,7 @@ impl Preview<'_> {
                 counts.selected += 1;
                 Outcome::Send(Payload::delete(decode_key(&key)))
             };
-            sink.change(&key, ChangeKind::Deleted, outcome)?;
+            sink.change(&key, ChangeKind::Deleted, outcome, None)?;
             flushed += 1;
             if flushed.is_multiple_of(FLUSH_EVERY) {
                 sink.flush().await?;

@@ -11,6 +11,7 @@
 
 pub mod destination;
 pub mod dry_run;
+pub mod explain;
 pub mod failures;
 pub mod mapping;
 pub mod mapping_view;
@@ -98,6 +99,8 @@ pub enum ApiCommand {
     /// Run, watch and inspect syncs.
     #[command(subcommand)]
     Sync(sync::SyncCommand),
+    /// Why one record of a mapping was or was not sent, and what the next run does with it.
+    Explain(explain::ExplainArgs),
     /// A live view of running syncs: stage, throughput, pending, throttling (q to quit).
     Top(top::TopArgs),
     /// Read-only SQL over the staged extracts (`<model>`, `"<model>@<run id>"`) and the system
@@ -493,6 +496,7 @@ async fn dispatch(cli: Cli) -> Result<(), CliError> {
                 ApiCommand::Destination(c) => destination::run(&ctx, c).await,
                 ApiCommand::Mapping(c) => mapping::run(&ctx, c).await,
                 ApiCommand::Sync(c) => sync::run(&ctx, c).await,
+                ApiCommand::Explain(args) => explain::run(&ctx, args).await,
                 ApiCommand::Top(args) => top::run(&ctx, args).await,
                 ApiCommand::Sql(args) => sql::run(&ctx, args).await,
             }

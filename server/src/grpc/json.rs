@@ -273,6 +273,46 @@ pub fn sync_run(r: &v1::SyncRun) -> Value {
     })
 }
 
+/// An explanation of one record; the payload's fields as a JSON object.
+pub fn record_explanation(e: &v1::RecordExplanation) -> Value {
+    let or_null = |s: &str| if s.is_empty() { Value::Null } else { json!(s) };
+    json!({
+        "mapping_id": e.mapping_id,
+        "key": e.key,
+        "verdict": e.verdict,
+        "reason": e.reason,
+        "extract_run_id": e.extract_run_id,
+        "extract_time": ts(e.extract_time.as_ref()),
+        "rows_in_extract": e.rows_in_extract,
+        "last_seen_run_id": or_null(&e.last_seen_run_id),
+        "last_seen_time": ts(e.last_seen_time.as_ref()),
+        "left_run_id": or_null(&e.left_run_id),
+        "left_time": ts(e.left_time.as_ref()),
+        "extract_fingerprint": or_null(&e.extract_fingerprint),
+        "state": e.state.as_ref().map(|s| json!({
+            "fingerprint": s.fingerprint,
+            "run_id": or_null(&s.run_id),
+            "synced_time": ts(s.synced_time.as_ref()),
+            "sent": s.sent,
+        })),
+        "failure": e.failure.as_ref().map(|f| json!({
+            "change": enum_name(f.change, v1::ChangeKind::as_str_name),
+            "attempts": f.attempts,
+            "last_run_id": f.last_run_id,
+            "last_error": f.last_error,
+            "given_up": f.given_up,
+        })),
+        "next_change": enum_name(e.next_change, v1::ChangeKind::as_str_name),
+        "next_outcome": or_null(&e.next_outcome),
+        "payload_fields": serde_json::from_str::<Value>(&e.payload_fields_json).ok(),
+        "errors": e.errors.iter().map(|r| json!({
+            "run_id": r.run_id, "stage": r.stage, "reason": r.reason,
+        })).collect::<Vec<_>>(),
+        "blockers": e.blockers,
+        "detail": or_null(&e.detail),
+    })
+}
+
 /// A dry run's report; each sample's fields as a JSON object.
 fn dry_run_report(r: &v1::DryRunReport) -> Value {
     json!({

@@ -241,6 +241,23 @@ impl SyncService for SyncApi {
         }))
     }
 
+    async fn explain_record(
+        &self,
+        request: Request<v1::ExplainRecordRequest>,
+    ) -> Result<Response<v1::RecordExplanation>, Status> {
+        let req = request.into_inner();
+        let id = required_id("mapping_id", &req.mapping_id)?;
+        // A client that leaves drops this future, which stops a fresh extraction.
+        let cancel = CancellationToken::new();
+        let explanation = self
+            .engine
+            .syncs()
+            .explain(id, &req.key, req.fresh, &cancel)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(convert::explanation(explanation)))
+    }
+
     async fn retry_failed_records(
         &self,
         request: Request<v1::RetryFailedRecordsRequest>,

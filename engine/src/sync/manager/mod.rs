@@ -38,6 +38,7 @@ use crate::sync::run::{RunStage, RunStatus, SyncRun};
 use crate::sync::runner::{RunEnv, RunInputs, SyncRunner};
 use crate::sync::stop::RunStop;
 
+mod explain;
 mod preview;
 mod resolve;
 

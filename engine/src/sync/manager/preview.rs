@@ -80,7 +80,7 @@ impl SyncManager {
             .await
     }
 
-    async fn preview_resolved(
+    pub(super) async fn preview_resolved(
         &self,
         r: &Resolved,
         options: PreviewOptions,
@@ -203,8 +203,8 @@ impl SyncManager {
         let model = r.model.id.as_str();
         let Some((_, dir)) = staging::complete_runs(&self.data_dir, model).pop() else {
             return Err(Error::precondition(format!(
-                "model '{model}' has no staged extract yet; run a sync of mapping '{}' first, or ask for a fresh extract (retl sync run {} --dry-run, or retl.diff('{}', 'fresh'))",
-                r.mapping.id, r.mapping.id, r.mapping.id
+                "model '{model}' has no staged extract yet; run a sync of mapping '{m}' first, or ask for a fresh extract (retl sync run {m} --dry-run, retl explain {m} <id> --fresh, or retl.diff('{m}', 'fresh'))",
+                m = r.mapping.id
             )));
         };
         let path = staging::staged_file(&dir);

@@ -181,3 +181,54 @@ pub fn is_terminal(status: v1::RunStatus) -> bool {
         v1::RunStatus::Unspecified | v1::RunStatus::Queued | v1::RunStatus::Running
     )
 }
+
+/// An explanation of one record as proto.
+pub fn explanation(e: retl_engine::sync::explain::Explanation) -> v1::RecordExplanation {
+    let hex = |f: retl_engine::state::Fingerprint| format!("{:032x}", f.0);
+    v1::RecordExplanation {
+        mapping_id: e.mapping_id.to_string(),
+        key: e.key,
+        verdict: e.verdict.as_str().to_string(),
+        reason: e.reason,
+        extract_run_id: e.extract.run_id,
+        extract_time: e.extract.time.map(timestamp),
+        rows_in_extract: e.rows_in_extract,
+        last_seen_run_id: e
+            .last_seen_in
+            .as_ref()
+            .map(|k| k.run_id.clone())
+            .unwrap_or_default(),
+        last_seen_time: e.last_seen_in.and_then(|k| k.time).map(timestamp),
+        left_run_id: e
+            .left_with
+            .as_ref()
+            .map(|k| k.run_id.clone())
+            .unwrap_or_default(),
+        left_time: e.left_with.and_then(|k| k.time).map(timestamp),
+        extract_fingerprint: e.extract_fingerprint.map(hex).unwrap_or_default(),
+        state: e.state.map(|s| v1::RecordState {
+            fingerprint: hex(s.fingerprint),
+            run_id: s.run_id.unwrap_or_default(),
+            synced_time: s.synced_at.map(timestamp),
+            sent: s.sent,
+        }),
+        failure: e.failure.map(failed_record),
+        next_change: change_kind(e.next_change) as i32,
+        next_outcome: e.next_outcome.unwrap_or_default().to_string(),
+        payload_fields_json: e
+            .payload
+            .map(|p| serde_json::to_string(&p.fields).unwrap_or_default())
+            .unwrap_or_default(),
+        errors: e
+            .errors
+            .into_iter()
+            .map(|k| v1::RunRecordError {
+                run_id: k.run_id,
+                stage: k.stage,
+                reason: k.reason,
+            })
+            .collect(),
+        blockers: e.blockers,
+        detail: e.detail.unwrap_or_default(),
+    }
+}
