@@ -226,7 +226,7 @@ impl Explanation {
                 self.last_synced()
             ),
             (Some(ChangeKind::Deleted), _) => format!(
-                "it left the model (not in the extract of run {}) and {}",
+                "it left the model (not in the extract of run {}); before that, {}",
                 self.extract.run_id,
                 self.last_synced()
             ),
