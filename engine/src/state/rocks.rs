@@ -126,15 +126,7 @@ impl StateStore for RocksStateStore {
         mapping: &MappingId,
         key: &[u8],
     ) -> Result<Option<Fingerprint>, StateError> {
-        let full = Self::full_key(&Self::prefix(mapping), key);
-        match self
-            .store
-            .get_raw(CF_STATE, &full)
-            .map_err(backend("state read"))?
-        {
-            None => Ok(None),
-            Some(v) => Ok(Some(Self::decode_fp(mapping, &v)?)),
-        }
+        Ok(self.entry(mapping, key)?.map(|e| e.fingerprint))
     }
 
     fn commit(&self, mapping: &MappingId, writes: &[StateWrite]) -> Result<(), StateError> {

@@ -3,7 +3,7 @@
 use retl_proto::v1;
 
 use crate::cli::output::duration_ms;
-use crate::cli::progress::n;
+use crate::cli::progress::{diff_counts, n};
 
 fn change_name(change: i32) -> &'static str {
     match v1::ChangeKind::try_from(change) {
@@ -30,15 +30,7 @@ pub fn summary(run: &v1::SyncRun) -> String {
         "the latest staged extract".to_string()
     };
     out.push_str(&format!("  extract: {extract} ({})\n", run.staging_path));
-    out.push_str(&format!(
-        "  extracted {}  added {}  updated {}  deleted {}  unchanged {}  rejected {}\n",
-        n(c.extracted),
-        n(c.added),
-        n(c.updated),
-        n(c.deleted),
-        n(c.unchanged),
-        n(c.rejected)
-    ));
+    out.push_str(&diff_counts(&c));
     out.push_str(&format!(
         "  would send {}  not selected {}  unmappable {}  skipped (given up) {}",
         n(c.selected

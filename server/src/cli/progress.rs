@@ -23,6 +23,19 @@ pub fn n(value: u64) -> String {
     out
 }
 
+/// The diff's line of a run's counts: extracted, added, updated, deleted, unchanged, rejected.
+pub fn diff_counts(c: &v1::RunCounts) -> String {
+    format!(
+        "  extracted {}  added {}  updated {}  deleted {}  unchanged {}  rejected {}\n",
+        n(c.extracted),
+        n(c.added),
+        n(c.updated),
+        n(c.deleted),
+        n(c.unchanged),
+        n(c.rejected)
+    )
+}
+
 /// The lower-case name of a run status, e.g. `partially_failed`.
 pub fn status_name(status: i32) -> &'static str {
     match v1::RunStatus::try_from(status) {
@@ -122,15 +135,7 @@ pub fn summary(run: &v1::SyncRun) -> String {
         status_name(run.status),
         duration_ms(t.total_ms)
     );
-    out.push_str(&format!(
-        "  extracted {}  added {}  updated {}  deleted {}  unchanged {}  rejected {}\n",
-        n(c.extracted),
-        n(c.added),
-        n(c.updated),
-        n(c.deleted),
-        n(c.unchanged),
-        n(c.rejected)
-    ));
+    out.push_str(&diff_counts(&c));
     out.push_str(&format!(
         "  selected {}  delivered {}  failed {}  not selected {}",
         n(c.selected),
