@@ -4,8 +4,10 @@
 #![deny(missing_docs)]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod counts;
 mod query;
 
+pub use counts::assert_counts_add_up;
 pub use query::{query, query_text, text_rows};
 
 use std::collections::BTreeSet;
@@ -489,6 +491,7 @@ impl Harness {
             retl::grpc::convert::is_terminal(run.status()),
             "the watch stream ended before the run did: {run:?}"
         );
+        assert_counts_add_up(&run);
         run
     }
 }
