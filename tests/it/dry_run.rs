@@ -3,12 +3,11 @@
 //! and measured latency, the daily request budget — sending nothing, changing no state and
 //! recording no run.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use retl_proto::v1;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
-use retl_tests::{Harness, TOKEN, customers, retl_binary, write_parquet};
+use retl_tests::{Harness, customers, write_parquet};
 use serde_json::{Value, json};
 use tonic::Code;
 
@@ -215,15 +214,7 @@ async fn retl_sync_run_dry_run_prints_the_report() {
         .await
         .unwrap();
     setup(&h, &hook, 12).await;
-    let cli = |args: &[&str]| {
-        let mut cmd = tokio::process::Command::new(retl_binary());
-        cmd.args(["--addr", &h.url()])
-            .args(args)
-            .env("RETL_TOKEN", TOKEN)
-            .stdin(Stdio::null());
-        cmd.output()
-    };
-    let out = cli(&["sync", "run", "up", "--dry-run"]).await.unwrap();
+    let out = h.cli(&["sync", "run", "up", "--dry-run"]).await;
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     for expected in [
@@ -239,17 +230,17 @@ async fn retl_sync_run_dry_run_prints_the_report() {
             "{expected:?} missing from:\n{text}"
         );
     }
-    let out = cli(&[
-        "--output",
-        "json",
-        "sync",
-        "run",
-        "up",
-        "--dry-run",
-        "--latest",
-    ])
-    .await
-    .unwrap();
+    let out = h
+        .cli(&[
+            "--output",
+            "json",
+            "sync",
+            "run",
+            "up",
+            "--dry-run",
+            "--latest",
+        ])
+        .await;
     assert!(out.status.success(), "{out:?}");
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["trigger"], "dry_run");
@@ -261,11 +252,9 @@ async fn retl_sync_run_dry_run_prints_the_report() {
     );
     assert!(report["dry_run"]["samples"][0]["fields"]["email"].is_string());
     // --latest alone and --dry-run with --watch are usage errors.
-    let out = cli(&["sync", "run", "up", "--latest"]).await.unwrap();
+    let out = h.cli(&["sync", "run", "up", "--latest"]).await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let out = cli(&["sync", "run", "up", "--dry-run", "--watch"])
-        .await
-        .unwrap();
+    let out = h.cli(&["sync", "run", "up", "--dry-run", "--watch"]).await;
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert_eq!(hook.request_count(), 0);
 }

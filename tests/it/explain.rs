@@ -1,13 +1,11 @@
 //! `ExplainRecord` / `retl explain <mapping> <key>`: for one record, whether and when it was
 //! sent, and why not — one outcome after another, each as a user meets it.
 
-use std::process::Stdio;
-
 use retl_engine::EngineOptions;
 use retl_proto::v1;
 use retl_testkit::emulators::segment::SegmentEmulator;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
-use retl_tests::{Harness, TOKEN, column, customers, expression, retl_binary, write_parquet};
+use retl_tests::{Harness, column, customers, expression, write_parquet};
 use serde_json::{Value, json};
 use tonic::Code;
 
@@ -282,22 +280,9 @@ async fn explain_names_rejected_unmappable_marked_held_back_and_disabled_records
     assert_eq!(hook.request_count(), 0);
 
     // The CLI prints the same answer for people and as JSON.
-    let cli = |output: &str| {
-        let mut cmd = tokio::process::Command::new(retl_binary());
-        cmd.args([
-            "--addr",
-            &h.url(),
-            "--output",
-            output,
-            "explain",
-            "quiet",
-            "15",
-        ])
-        .env("RETL_TOKEN", TOKEN)
-        .stdin(Stdio::null());
-        cmd.output()
-    };
-    let out = cli("table").await.unwrap();
+    let out = h
+        .cli(&["--output", "table", "explain", "quiet", "15"])
+        .await;
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -305,7 +290,7 @@ async fn explain_names_rejected_unmappable_marked_held_back_and_disabled_records
         "{text}"
     );
     assert!(text.contains(&format!("by run {}", run.id)), "{text}");
-    let out = cli("json").await.unwrap();
+    let out = h.cli(&["--output", "json", "explain", "quiet", "15"]).await;
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["verdict"], "held_back");
     assert_eq!(json["state"]["run_id"], run.id);

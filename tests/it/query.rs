@@ -2,15 +2,12 @@
 //! `retl sql`: model tables and kept extracts, retention, read-only enforcement, unknown names,
 //! every system table, row limits and timeouts, and the `retl.diff` table function.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use retl_engine::EngineOptions;
 use retl_proto::v1;
 use retl_testkit::emulators::webhook::{WebhookEmulator, WebhookOptions};
-use retl_tests::{
-    Customer, Harness, TOKEN, customers, query, retl_binary, text_rows as rows, write_parquet,
-};
+use retl_tests::{Customer, Harness, customers, query, text_rows as rows, write_parquet};
 use serde_json::json;
 use tonic::Code;
 
@@ -382,41 +379,21 @@ async fn retl_sql_prints_a_table_csv_and_json() {
         .unwrap();
     setup(&h, &hook, &customers(12)).await;
     assert_eq!(h.sync("up").await.status(), v1::RunStatus::Succeeded);
-    let sql = |output: &str| {
-        let mut cmd = tokio::process::Command::new(retl_binary());
-        cmd.args([
-            "--addr",
-            &h.url(),
-            "--output",
-            output,
-            "sql",
-            "SELECT plan, count(*) AS n FROM m GROUP BY plan ORDER BY plan",
-        ])
-        .env("RETL_TOKEN", TOKEN)
-        .stdin(Stdio::null());
-        cmd.output()
-    };
-    let out = sql("table").await.unwrap();
+    const SQL: &str = "SELECT plan, count(*) AS n FROM m GROUP BY plan ORDER BY plan";
+    let out = h.cli(&["--output", "table", "sql", SQL]).await;
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
         text.contains("| plan") && text.contains("| enterprise |") && text.contains("(3 rows)"),
         "{text}"
     );
-    let csv = String::from_utf8(sql("csv").await.unwrap().stdout).unwrap();
+    let csv = String::from_utf8(h.cli(&["--output", "csv", "sql", SQL]).await.stdout).unwrap();
     assert_eq!(csv, "plan,n\nenterprise,4\nfree,4\npro,4\n");
-    let json = String::from_utf8(sql("json").await.unwrap().stdout).unwrap();
+    let json = String::from_utf8(h.cli(&["--output", "json", "sql", SQL]).await.stdout).unwrap();
     let first: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
     assert_eq!(first, json!({"plan": "enterprise", "n": 4}));
     // A refused query: the CLI names the code and exits non-zero.
-    let mut cmd = tokio::process::Command::new(retl_binary());
-    let bad = cmd
-        .args(["--addr", &h.url(), "sql", "DROP TABLE m"])
-        .env("RETL_TOKEN", TOKEN)
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
+    let bad = h.cli(&["sql", "DROP TABLE m"]).await;
     assert!(!bad.status.success());
     let stderr = String::from_utf8(bad.stderr).unwrap();
     assert!(

@@ -186,6 +186,19 @@ impl Harness {
         self.daemon.as_ref().unwrap().url()
     }
 
+    /// Runs the `retl` binary ([`retl_binary`]) against this daemon (`--addr`, [`TOKEN`])
+    /// with `args`, stdin closed, and returns what it printed and its exit status.
+    pub async fn cli(&self, args: &[&str]) -> std::process::Output {
+        tokio::process::Command::new(retl_binary())
+            .args(["--addr", &self.url()])
+            .args(args)
+            .env("RETL_TOKEN", TOKEN)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .await
+            .unwrap()
+    }
+
     /// The daemon's Prometheus endpoint (started with metrics).
     pub fn metrics_url(&self) -> String {
         self.daemon
