@@ -27,6 +27,9 @@
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
 //!     transactions with a per-record fallback.
+//!   - `destinations/mysql/`: rows of a MySQL or MariaDB table (type `mysql`), likewise.
+//!   - `destinations/table.rs`: what those two share (actions, the table's description, the
+//!     checks of a batch, created tables' column kinds).
 //!
 //! # Division of labour with the engine
 //! The engine batches, rate-limits (one limiter per destination), retries with backoff and
@@ -116,6 +119,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::hubspot::destination_type());
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
+    registry.register_destination(destinations::mysql::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -142,6 +146,7 @@ mod tests {
                 "file",
                 "hubspot",
                 "mixpanel",
+                "mysql",
                 "postgres",
                 "salesforce",
                 "segment",

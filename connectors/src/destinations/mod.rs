@@ -7,9 +7,11 @@ pub(crate) mod file;
 pub(crate) mod http;
 pub(crate) mod hubspot;
 pub(crate) mod mixpanel;
+pub(crate) mod mysql;
 pub(crate) mod postgres;
 pub(crate) mod salesforce;
 pub(crate) mod segment;
+pub(crate) mod table;
 pub(crate) mod webhook;
 
 use retl_engine::destination::DestinationError;

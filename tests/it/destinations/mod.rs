@@ -130,6 +130,7 @@ mod braze;
 mod file;
 mod hubspot;
 mod mixpanel;
+mod mysql;
 mod postgres;
 mod salesforce;
 mod segment;

@@ -5,7 +5,8 @@ use retl_engine::destination::spec::ActionKind;
 use retl_engine::destination::{ActionSpec, Payload, SyncMode};
 use serde_json::{Map, Value};
 
-use super::client::{Table, quote_ident};
+use super::client::quote_ident;
+use crate::destinations::table::{Operation, Table};
 
 /// The actions of the PostgreSQL destination, in catalog order.
 pub(crate) static ACTIONS: [ActionSpec; 2] = [
@@ -28,69 +29,6 @@ pub(crate) static ACTIONS: [ActionSpec; 2] = [
         sync_modes: &[],
     },
 ];
-
-/// A PostgreSQL action.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum PostgresAction {
-    /// `upsert`.
-    Upsert,
-    /// `delete`.
-    Delete,
-}
-
-impl PostgresAction {
-    /// The action of a spec of [`ACTIONS`].
-    pub(crate) fn from_spec(spec: &ActionSpec) -> Option<Self> {
-        match spec.name {
-            "upsert" => Some(PostgresAction::Upsert),
-            "delete" => Some(PostgresAction::Delete),
-            _ => None,
-        }
-    }
-}
-
-/// What one statement does with its rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Operation {
-    /// Insert or update (`upsert` mode).
-    Upsert,
-    /// Update existing rows only (`update` mode).
-    Update,
-    /// Insert new rows only (`create` mode).
-    Create,
-    /// Delete by key.
-    Delete,
-}
-
-impl Operation {
-    /// The operation of an action in a sync mode.
-    pub(crate) fn of(action: PostgresAction, mode: Option<SyncMode>) -> Self {
-        match (action, mode) {
-            (PostgresAction::Delete, _) => Operation::Delete,
-            (PostgresAction::Upsert, Some(SyncMode::Update)) => Operation::Update,
-            (PostgresAction::Upsert, Some(SyncMode::Create)) => Operation::Create,
-            (PostgresAction::Upsert, _) => Operation::Upsert,
-        }
-    }
-
-    /// Whether the statement returns the ordinals of the rows it wrote (the others were not
-    /// written: no such row for an update, an existing row for a create).
-    pub(crate) fn returns_written(self) -> bool {
-        matches!(self, Operation::Update | Operation::Create)
-    }
-
-    /// Why a record the statement did not write was refused.
-    pub(crate) fn not_written_reason(self, table: &str, key: &Value) -> String {
-        match self {
-            Operation::Update => format!(
-                "no row of {table} has key {key}; sync mode update only changes existing rows (use upsert to insert it)"
-            ),
-            _ => format!(
-                "a row of {table} with key {key} exists already; sync mode create never changes existing rows (use upsert to update it)"
-            ),
-        }
-    }
-}
 
 /// The column holding each row's position in the batch (1-based) in the rows a statement reads.
 const ORDINAL: &str = "\"retl ordinal\"";
@@ -147,14 +85,6 @@ pub(crate) fn statement(operation: Operation, table: &Table, columns: &[String])
             format!("{src} DELETE FROM {t} AS d USING src s WHERE d.{key} = s.{key}")
         }
     }
-}
-
-/// The columns a payload writes: the key column, then its fields in the mapping's order.
-pub(crate) fn columns_of(table: &Table, payload: &Payload) -> Vec<String> {
-    let mut columns = Vec::with_capacity(payload.fields.len() + 1);
-    columns.push(table.key.clone());
-    columns.extend(payload.fields.iter().map(|(name, _)| name.to_string()));
-    columns
 }
 
 /// The batch document: one object per payload, the key under the key column.

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use datafusion_table_providers::sql::db_connection_pool::dbconnection::postgresconn::PostgresConnection;
 use datafusion_table_providers::sql::db_connection_pool::postgrespool::PostgresConnectionPool;
-use retl_engine::destination::{DestinationError, Payload};
-use serde_json::Value;
+use retl_engine::destination::{DestinationError, FieldType, Payload};
 
-use super::config::{ValidDestinationConfig, from_source_error};
+use super::config::ValidDestinationConfig;
 use crate::destinations::invalid_config;
+use crate::destinations::table::{
+    Column, Dialect, FatalError, StatementError, Table, ValueKind, from_source_error,
+    missing_table, planned_columns,
+};
 use crate::sources::postgres::errors::{classify, pg_message};
 use crate::sources::postgres::pool::{self, Session};
 
@@ -18,50 +21,23 @@ pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-/// One column of the table.
-#[derive(Debug, Clone)]
-pub(crate) struct Column {
-    /// Its name.
-    pub(crate) name: String,
-    /// Its type as PostgreSQL prints it (`text`, `timestamp with time zone`, `integer[]`).
-    pub(crate) type_name: String,
-    /// `pg_type.typcategory`: `N` numeric, `B` boolean, `D` date/time, `A` array, `U` user
-    /// (json, jsonb), `S` string, ...
-    pub(crate) category: String,
-    /// `NOT NULL` without a default (nor identity, nor generated): a new row needs a value.
-    pub(crate) required: bool,
-    /// A generated column, which cannot be written.
-    pub(crate) generated: bool,
-}
+/// PostgreSQL's spelling in the shared table messages.
+pub(super) static DIALECT: Dialect = Dialect {
+    quote: quote_ident,
+    upsert_clause: "ON CONFLICT",
+};
 
-/// The table written, as the server describes it.
-#[derive(Debug, Clone)]
-pub(crate) struct Table {
-    /// `"schema"."table"`, quoted.
-    pub(crate) qualified: String,
-    /// `schema.table`, for messages.
-    pub(crate) display: String,
-    /// The key column.
-    pub(crate) key: String,
-    /// Whether a one-column unique index (not partial, not deferrable) covers the key column,
-    /// as `ON CONFLICT` needs.
-    pub(crate) key_unique: bool,
-    /// Every column, in table order.
-    pub(crate) columns: Vec<Column>,
-    /// The privileges the user lacks among SELECT, INSERT, UPDATE, DELETE.
-    pub(crate) missing_privileges: Vec<&'static str>,
-}
-
-impl Table {
-    /// The column named `name`.
-    pub(crate) fn column(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|c| c.name == name)
-    }
-
-    /// Some column names, for messages.
-    pub(crate) fn column_names(&self) -> String {
-        let names: Vec<String> = self.columns.iter().map(|c| c.name.clone()).collect();
-        crate::sources::some_names(&names)
+/// The field type of a column of `pg_type.typcategory` `category` (`N` numeric, `B` boolean,
+/// `D` date/time, `A` array, `U` user: json, jsonb; `S` string, ...).
+fn field_type(category: &str, type_name: &str) -> FieldType {
+    match category {
+        "N" if matches!(type_name, "smallint" | "integer" | "bigint") => FieldType::Integer,
+        "N" => FieldType::Number,
+        "B" => FieldType::Boolean,
+        "D" if !type_name.starts_with("time ") && type_name != "time" => FieldType::Datetime,
+        "A" => FieldType::Array,
+        "U" if matches!(type_name, "json" | "jsonb") => FieldType::Object,
+        _ => FieldType::String,
     }
 }
 
@@ -158,12 +134,16 @@ impl PostgresClient {
         }
         let columns: Vec<Column> = rows
             .iter()
-            .map(|row| Column {
-                name: row.try_get(0).unwrap_or_default(),
-                type_name: row.try_get(1).unwrap_or_default(),
-                category: row.try_get(2).unwrap_or_default(),
-                required: row.try_get(3).unwrap_or(false),
-                generated: row.try_get(4).unwrap_or(false),
+            .map(|row| {
+                let type_name: String = row.try_get(1).unwrap_or_default();
+                let category: String = row.try_get(2).unwrap_or_default();
+                Column {
+                    name: row.try_get(0).unwrap_or_default(),
+                    field_type: field_type(&category, &type_name),
+                    type_name,
+                    required: row.try_get(3).unwrap_or(false),
+                    generated: row.try_get(4).unwrap_or(false),
+                }
             })
             .collect();
         let unique: Vec<(String, bool)> = conn
@@ -225,6 +205,7 @@ impl PostgresClient {
             key,
             columns,
             missing_privileges,
+            dialect: &DIALECT,
         }))
     }
 
@@ -279,24 +260,14 @@ impl PostgresClient {
             quote_ident(&c.connection.schema),
             quote_ident(&c.table)
         );
-        let key_type = payloads
-            .first()
-            .map_or("text", |p| column_type(std::iter::once(&p.key)));
+        let (key_kind, columns) = planned_columns(key_column, payloads);
         let mut definitions = vec![format!(
-            "{} {key_type} PRIMARY KEY",
-            quote_ident(key_column)
+            "{} {} PRIMARY KEY",
+            quote_ident(key_column),
+            column_type(key_kind)
         )];
-        let mut names: Vec<&str> = Vec::new();
-        for payload in payloads {
-            for (name, _) in payload.fields.iter() {
-                if name != key_column && !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-        }
-        for name in names {
-            let values = payloads.iter().filter_map(|p| p.fields.get(name));
-            definitions.push(format!("{} {}", quote_ident(name), column_type(values)));
+        for (name, kind) in columns {
+            definitions.push(format!("{} {}", quote_ident(name), column_type(kind)));
         }
         let sql = format!(
             "CREATE TABLE IF NOT EXISTS {table} ({})",
@@ -338,8 +309,8 @@ impl PostgresClient {
             FatalError::MissingTable(detail) => invalid_config(
                 "table",
                 format!(
-                    "{detail}: table {table} does not exist in database '{}'; create it with a unique key column, or set create_table: true",
-                    c.connection.database
+                    "{detail}: {}",
+                    missing_table(&table, &c.connection.database)
                 ),
             ),
             FatalError::Transient(detail) => DestinationError::Transient {
@@ -354,46 +325,16 @@ impl PostgresClient {
     }
 }
 
-/// The column type for values (the first non-null decides).
-fn column_type<'a>(values: impl Iterator<Item = &'a Value>) -> &'static str {
-    let first = values.into_iter().find(|v| !v.is_null());
-    match first {
-        Some(Value::Bool(_)) => "boolean",
-        Some(Value::Number(n)) if n.is_i64() => "bigint",
-        Some(Value::Number(n)) if n.is_u64() => "numeric",
-        Some(Value::Number(_)) => "double precision",
-        Some(Value::Array(_) | Value::Object(_)) => "jsonb",
-        _ => "text",
+/// The column type of a created table's column.
+fn column_type(kind: ValueKind) -> &'static str {
+    match kind {
+        ValueKind::Boolean => "boolean",
+        ValueKind::Integer => "bigint",
+        ValueKind::Unsigned => "numeric",
+        ValueKind::Float => "double precision",
+        ValueKind::Json => "jsonb",
+        ValueKind::Text => "text",
     }
-}
-
-/// A failed statement: the data of some record (retried record by record), or something every
-/// statement would hit.
-#[derive(Debug)]
-pub(crate) enum StatementError {
-    /// A record's values broke a constraint or a type's rules (SQLSTATE classes 21, 22, 23, and
-    /// a trigger's `RAISE`, P0001): the server's message.
-    Data(String),
-    /// Everything else.
-    Fatal(FatalError),
-}
-
-/// A statement error that is not about one record's data.
-#[derive(Debug)]
-pub(crate) enum FatalError {
-    /// The server refused the login (SQLSTATE class 28).
-    Authentication(String),
-    /// A privilege is missing (42501).
-    Privilege(String),
-    /// The table does not exist (42P01).
-    MissingTable(String),
-    /// The server cannot serve now: lost connection, shutdown, serialization failure or
-    /// deadlock, resources, a read-only server (a standby after a failover), a statement
-    /// timeout. Retried.
-    Transient(String),
-    /// Anything else (a column that does not exist, a type that cannot be cast): the batch
-    /// is rejected.
-    Rejected(String),
 }
 
 /// Sorts a driver error by its SQLSTATE.

@@ -3,10 +3,10 @@
 
 use retl_engine::destination::{ConfigField, DestinationError, FieldType};
 use retl_engine::secret::Secret;
-use retl_engine::source::SourceError;
 use serde::Deserialize;
 
 use crate::destinations::invalid_config;
+use crate::destinations::table::from_source_error;
 use crate::sources::postgres::config::{Flavor, PostgresConfig, SslMode, ValidConfig};
 
 /// PostgreSQL's identifier length limit (NAMEDATALEN - 1).
@@ -155,24 +155,6 @@ impl ValidDestinationConfig {
     /// The table's name for messages: `schema.table`.
     pub(crate) fn table_name(&self) -> String {
         format!("{}.{}", self.connection.schema, self.table)
-    }
-}
-
-/// A source-side config error as this destination's.
-pub(crate) fn from_source_error(error: SourceError) -> DestinationError {
-    match error {
-        SourceError::InvalidConfig { field, message } => invalid_config(field, message),
-        SourceError::Authentication { message } | SourceError::PermissionDenied { message } => {
-            DestinationError::Authentication { message }
-        }
-        SourceError::Unavailable { message } => DestinationError::Transient {
-            message,
-            retry_after: None,
-            throttled: false,
-        },
-        other => DestinationError::Rejected {
-            message: other.to_string(),
-        },
     }
 }
 

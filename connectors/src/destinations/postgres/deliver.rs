@@ -13,9 +13,10 @@ use retl_engine::destination::{
 };
 use serde_json::{Value, json};
 
-use super::actions::{Operation, PostgresAction, columns_of, document, statement};
-use super::client::{PostgresClient, StatementError, Table, statement_error};
+use super::actions::{document, statement};
+use super::client::{PostgresClient, statement_error};
 use crate::destinations::invalid_config;
+use crate::destinations::table::{Operation, StatementError, Table, TableAction, missing_table};
 
 /// An action bound to a destination's client; the table is described on the first batch
 /// (and created then, with `create_table`).
@@ -23,7 +24,7 @@ pub(crate) struct BoundAction {
     /// The spec the engine resolved (one of [`super::actions::ACTIONS`]).
     pub(crate) spec: &'static ActionSpec,
     /// Which action.
-    pub(crate) action: PostgresAction,
+    pub(crate) action: TableAction,
     /// The destination's client.
     pub(crate) client: Arc<PostgresClient>,
     /// The table, once described.
@@ -34,6 +35,18 @@ pub(crate) struct BoundAction {
 struct Group {
     sql: String,
     members: Vec<usize>,
+}
+
+/// The batch's groups ([`Table::groups`]) with their statements.
+fn groups(table: &Table, operation: Operation, batch: &[Payload]) -> Vec<Group> {
+    table
+        .groups(operation, batch)
+        .into_iter()
+        .map(|group| Group {
+            sql: statement(operation, table, &group.columns),
+            members: group.members,
+        })
+        .collect()
 }
 
 impl BoundAction {
@@ -51,14 +64,10 @@ impl BoundAction {
                     return Ok(table);
                 }
                 let config = self.client.config();
-                if !config.create_table || self.action == PostgresAction::Delete {
+                if !config.create_table || self.action == TableAction::Delete {
                     return Err(invalid_config(
                         "table",
-                        format!(
-                            "table {} does not exist in database '{}'; create it with a unique key column, or set create_table: true",
-                            config.table_name(),
-                            config.connection.database
-                        ),
+                        missing_table(&config.table_name(), &config.connection.database),
                     ));
                 }
                 let key = config.key_column.as_deref().unwrap_or("id");
@@ -69,116 +78,17 @@ impl BoundAction {
                     status: None,
                     response_body: json!("CREATE TABLE"),
                 });
-                self.client.describe(conn).await?.ok_or_else(|| {
-                    DestinationError::Internal {
+                self.client
+                    .describe(conn)
+                    .await?
+                    .ok_or_else(|| DestinationError::Internal {
                         message: format!(
                             "table {} was created but cannot be found",
                             config.table_name()
                         ),
-                    }
-                })
+                    })
             })
             .await
-    }
-
-    /// What the table must allow for `operation` and the batch's fields; an error stops the
-    /// run (every batch would fail the same way).
-    fn check(
-        table: &Table,
-        operation: Operation,
-        batch: &[Payload],
-    ) -> Result<(), DestinationError> {
-        if !table.missing_privileges.is_empty() {
-            return Err(DestinationError::Authentication {
-                message: format!(
-                    "the user may not {} table {}; run GRANT SELECT, INSERT, UPDATE, DELETE ON {} TO <user>",
-                    table.missing_privileges.join(", "),
-                    table.display,
-                    table.display
-                ),
-            });
-        }
-        if matches!(operation, Operation::Upsert | Operation::Create) && !table.key_unique {
-            return Err(invalid_config(
-                "key_column",
-                format!(
-                    "column '{}' of {} has no unique index, which inserting by key (ON CONFLICT) needs; run CREATE UNIQUE INDEX ON {} (\"{}\")",
-                    table.key, table.display, table.display, table.key
-                ),
-            ));
-        }
-        // Payloads of a mapping share their field names, except those `null_values: omit` left
-        // out: check every name once.
-        let mut names: Vec<&str> = Vec::new();
-        for payload in batch {
-            for (name, _) in payload.fields.iter() {
-                if !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-        }
-        for name in names {
-            if name == table.key {
-                return Err(invalid_config(
-                    "key_column",
-                    format!(
-                        "the mapping sets field '{name}', the key column of {}, which retl fills with the record's key; remove that field from the mapping",
-                        table.display
-                    ),
-                ));
-            }
-            match table.column(name) {
-                None => {
-                    return Err(invalid_config(
-                        "table",
-                        format!(
-                            "{} has no column '{name}' (a field of the mapping; its columns: {}); map the field to one of them, or add the column (ALTER TABLE {} ADD COLUMN \"{name}\" <type>)",
-                            table.display,
-                            table.column_names(),
-                            table.display
-                        ),
-                    ));
-                }
-                Some(column) if column.generated => {
-                    return Err(invalid_config(
-                        "table",
-                        format!(
-                            "column '{name}' of {} is generated and cannot be written; remove the field from the mapping",
-                            table.display
-                        ),
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// The batch's records grouped by the columns they write (records differ only when the
-    /// mapping leaves NULL fields out).
-    fn groups(table: &Table, operation: Operation, batch: &[Payload]) -> Vec<Group> {
-        let mut groups: Vec<(Vec<String>, Group)> = Vec::new();
-        for (i, payload) in batch.iter().enumerate() {
-            let columns = if operation == Operation::Delete {
-                vec![table.key.clone()]
-            } else {
-                columns_of(table, payload)
-            };
-            match groups.iter_mut().find(|(c, _)| *c == columns) {
-                Some((_, group)) => group.members.push(i),
-                None => {
-                    let sql = statement(operation, table, &columns);
-                    groups.push((
-                        columns,
-                        Group {
-                            sql,
-                            members: vec![i],
-                        },
-                    ));
-                }
-            }
-        }
-        groups.into_iter().map(|(_, group)| group).collect()
     }
 }
 
@@ -192,7 +102,7 @@ async fn run(
     payloads: &[&Payload],
 ) -> Result<Option<Vec<i64>>, tokio_postgres::Error> {
     let doc = document(table, payloads);
-    let result = if operation.returns_written() {
+    let result = if operation.may_skip() {
         client.query(sql, &[&doc]).await.map(|rows| {
             Some(
                 rows.iter()
@@ -230,8 +140,8 @@ impl Action for BoundAction {
         let mut conn = self.client.connection().await?;
         let table = self.table(&conn, ctx, batch).await?;
         let operation = Operation::of(self.action, ctx.sync_mode);
-        Self::check(table, operation, batch)?;
-        let groups = Self::groups(table, operation, batch);
+        table.check(operation, batch)?;
+        let groups = groups(table, operation, batch);
         let error = |e: tokio_postgres::Error| self.client.error(&e);
 
         // The whole batch in one transaction.

@@ -5,8 +5,9 @@
 //! # Files
 //! - `config.rs`: `PostgresDestinationConfig`, its catalog config fields, `validate()` (the
 //!   connection checked by the `postgres` source's code).
-//! - `actions.rs`: the action specs, `PostgresAction`, the statement of each sync mode and the
-//!   batch document.
+//! - `actions.rs`: the action specs, the statement of each sync mode and the batch document
+//!   (the actions, the table's description and the checks of a batch are
+//!   `destinations/table.rs`'s, shared with the `mysql` destination).
 //! - `client.rs`: the connection pool (the `postgres` source's, with writing sessions), the
 //!   table's description and creation, server errors → `DestinationError`s.
 //! - `deliver.rs`: the `Action`: one transaction per batch, the per-record fallback.
@@ -89,21 +90,20 @@ mod deliver;
 #[cfg(test)]
 mod tests;
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use retl_engine::connector::DestinationType;
 use retl_engine::destination::{
-    Action, ActionSpec, DeliveryLimits, Destination, DestinationError, FieldInfo, FieldType,
-    undeclared_action,
+    Action, ActionSpec, DeliveryLimits, Destination, DestinationError, FieldInfo, undeclared_action,
 };
 
-use self::actions::{ACTIONS, PostgresAction};
-use self::client::{Column, PostgresClient};
+use self::actions::ACTIONS;
+use self::client::PostgresClient;
 use self::config::{CONFIG_FIELDS, PostgresDestinationConfig};
 use self::deliver::BoundAction;
 use crate::destinations::invalid_config;
+use crate::destinations::table::TableAction;
 
 /// The catalog entry and factory of the `postgres` destination type.
 pub(crate) fn destination_type() -> DestinationType {
@@ -158,23 +158,6 @@ impl PostgresDestination {
         Ok(PostgresDestination {
             client: Arc::new(PostgresClient::new(config, limits.max_in_flight)),
         })
-    }
-}
-
-/// The field type of a column.
-fn field_type(column: &Column) -> FieldType {
-    match column.category.as_str() {
-        "N" if matches!(column.type_name.as_str(), "smallint" | "integer" | "bigint") => {
-            FieldType::Integer
-        }
-        "N" => FieldType::Number,
-        "B" => FieldType::Boolean,
-        "D" if !column.type_name.starts_with("time ") && column.type_name != "time" => {
-            FieldType::Datetime
-        }
-        "A" => FieldType::Array,
-        "U" if matches!(column.type_name.as_str(), "json" | "jsonb") => FieldType::Object,
-        _ => FieldType::String,
     }
 }
 
@@ -233,7 +216,7 @@ impl Destination for PostgresDestination {
 
     fn action(&self, spec: &'static ActionSpec) -> Result<Arc<dyn Action>, DestinationError> {
         let action =
-            PostgresAction::from_spec(spec).ok_or_else(|| undeclared_action("postgres", spec))?;
+            TableAction::from_spec(spec).ok_or_else(|| undeclared_action("postgres", spec))?;
         Ok(Arc::new(BoundAction {
             spec,
             action,
@@ -244,8 +227,8 @@ impl Destination for PostgresDestination {
 
     async fn fields(&self, spec: &'static ActionSpec) -> Result<Vec<FieldInfo>, DestinationError> {
         let action =
-            PostgresAction::from_spec(spec).ok_or_else(|| undeclared_action("postgres", spec))?;
-        if action == PostgresAction::Delete {
+            TableAction::from_spec(spec).ok_or_else(|| undeclared_action("postgres", spec))?;
+        if action == TableAction::Delete {
             return Ok(FieldInfo::from_specs(spec.fields));
         }
         let conn = self.client.connection().await?;
@@ -253,25 +236,6 @@ impl Destination for PostgresDestination {
             // A table to be created takes whatever fields are mapped.
             return Ok(FieldInfo::from_specs(spec.fields));
         };
-        Ok(table
-            .columns
-            .iter()
-            .filter(|column| column.name != table.key && !column.generated)
-            .map(|column| FieldInfo {
-                name: Cow::Owned(column.name.clone()),
-                field_type: field_type(column),
-                required: column.required,
-                description: Cow::Owned(format!(
-                    "column of type {}{}",
-                    column.type_name,
-                    if column.required {
-                        ", NOT NULL without a default"
-                    } else {
-                        ""
-                    }
-                )),
-                children: Vec::new(),
-            })
-            .collect())
+        Ok(table.fields())
     }
 }

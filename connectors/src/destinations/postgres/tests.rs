@@ -11,9 +11,9 @@ use retl_engine::id::{DestinationId, MappingId, RunId};
 use retl_testkit::postgres::PostgresServer;
 use serde_json::{Value, json};
 
-use super::actions::{Operation, statement};
-use super::client::Table;
+use super::actions::statement;
 use super::{PostgresDestination, destination_type};
+use crate::destinations::table::{Operation, Table};
 
 fn spec(name: &str) -> &'static ActionSpec {
     destination_type().action(name).unwrap()
@@ -66,6 +66,7 @@ fn table(key: &str) -> Table {
         key_unique: true,
         columns: Vec::new(),
         missing_privileges: Vec::new(),
+        dialect: &super::client::DIALECT,
     }
 }
 

@@ -22,17 +22,17 @@ fn find_pool_error<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'a PoolEr
 }
 
 /// `'user'@'host'` for GRANT statements in messages.
-pub(super) fn account(user: &str) -> String {
+pub(crate) fn account(user: &str) -> String {
     format!("'{}'@'%'", user.replace('\'', "''"))
 }
 
 /// `` `name` ``, for SQL in messages and catalog probes.
-pub(super) fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
 /// Words a failure to connect, or a failed catalog statement, for the user.
-pub(super) fn classify(config: &ValidConfig, error: &(dyn StdError + 'static)) -> SourceError {
+pub(crate) fn classify(config: &ValidConfig, error: &(dyn StdError + 'static)) -> SourceError {
     let c = config;
     let address = c.address();
     if let Some(pool) = find_pool_error(error) {
@@ -159,7 +159,7 @@ fn unknown_database(c: &ValidConfig) -> SourceError {
 }
 
 /// The first `mysql_async` error in an error's source chain.
-pub(super) fn find_mysql_error<'a>(
+pub(crate) fn find_mysql_error<'a>(
     error: &'a (dyn StdError + 'static),
 ) -> Option<&'a mysql_async::Error> {
     let mut current: Option<&(dyn StdError + 'static)> = Some(error);
@@ -173,7 +173,7 @@ pub(super) fn find_mysql_error<'a>(
 }
 
 /// Whether the connection itself is gone (server restarted, connection killed or timed out).
-pub(super) fn is_connection_lost(error: &mysql_async::Error) -> bool {
+pub(crate) fn is_connection_lost(error: &mysql_async::Error) -> bool {
     match error {
         mysql_async::Error::Io(_) => true,
         mysql_async::Error::Driver(
@@ -233,7 +233,7 @@ fn classify_server(c: &ValidConfig, server: &mysql_async::ServerError) -> Source
 }
 
 /// Words an error raised while a model's rows were being read.
-pub(super) fn classify_read(c: &ValidConfig, error: &mysql_async::Error) -> SourceError {
+pub(crate) fn classify_read(c: &ValidConfig, error: &mysql_async::Error) -> SourceError {
     let address = c.address();
     match error {
         mysql_async::Error::Server(server) => classify_server(c, server),

@@ -77,11 +77,11 @@
 //!   role is not activated.
 
 mod catalog;
-mod config;
-mod errors;
+pub(crate) mod config;
+pub(crate) mod errors;
 mod executor;
-mod shared;
-mod source;
+pub(crate) mod shared;
+pub(crate) mod source;
 #[cfg(test)]
 mod tests;
 mod types;

@@ -30,7 +30,7 @@ impl Shared {
 }
 
 /// Column `i` of a catalog row as text.
-pub(super) fn text(row: &Row, i: usize) -> Option<String> {
+pub(crate) fn text(row: &Row, i: usize) -> Option<String> {
     match row.get_opt::<Option<String>, usize>(i) {
         Some(Ok(value)) => value,
         _ => None,
@@ -38,7 +38,7 @@ pub(super) fn text(row: &Row, i: usize) -> Option<String> {
 }
 
 /// Column `i` of a catalog row as a number.
-pub(super) fn number(row: &Row, i: usize) -> Option<u64> {
+pub(crate) fn number(row: &Row, i: usize) -> Option<u64> {
     match row.get_opt::<Option<u64>, usize>(i) {
         Some(Ok(value)) => value,
         _ => None,
@@ -46,7 +46,7 @@ pub(super) fn number(row: &Row, i: usize) -> Option<u64> {
 }
 
 /// Column `i` of a catalog row as a boolean (`0` / `1`).
-pub(super) fn flag(row: &Row, i: usize) -> bool {
+pub(crate) fn flag(row: &Row, i: usize) -> bool {
     number(row, i).unwrap_or(0) != 0
 }
 

@@ -251,7 +251,7 @@ const WRITE_PRIVILEGES: &[&str] = &[
 ];
 
 /// `'user'@'host'`, as `information_schema` spells a grantee, from `CURRENT_USER()`.
-fn grantee(current_user: &str) -> String {
+pub(crate) fn grantee(current_user: &str) -> String {
     let (user, host) = current_user.rsplit_once('@').unwrap_or((current_user, "%"));
     format!("'{user}'@'{host}'")
 }
