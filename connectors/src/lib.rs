@@ -30,6 +30,8 @@
 //!   - `destinations/mysql/`: rows of a MySQL or MariaDB table (type `mysql`), likewise.
 //!   - `destinations/table.rs`: what those two share (actions, the table's description, the
 //!     checks of a batch, created tables' column kinds).
+//!   - `destinations/elasticsearch/`: documents of an Elasticsearch index through `_bulk`
+//!     (type `elasticsearch`).
 //!
 //! # Division of labour with the engine
 //! The engine batches, rate-limits (one limiter per destination), retries with backoff and
@@ -120,6 +122,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
     registry.register_destination(destinations::mysql::destination_type());
+    registry.register_destination(destinations::elasticsearch::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -143,6 +146,7 @@ mod tests {
             destinations,
             [
                 "braze",
+                "elasticsearch",
                 "file",
                 "hubspot",
                 "mixpanel",

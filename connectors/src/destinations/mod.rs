@@ -2,6 +2,7 @@
 //! HTTP pieces they share.
 
 pub(crate) mod braze;
+pub(crate) mod elasticsearch;
 pub(crate) mod event_fields;
 pub(crate) mod file;
 pub(crate) mod http;

@@ -127,6 +127,7 @@ macro_rules! conformance_suite {
 
 // Declared after the macro, which they expand.
 mod braze;
+mod elasticsearch;
 mod file;
 mod hubspot;
 mod mixpanel;

@@ -15,6 +15,8 @@
 //!     archive, properties), for the `hubspot` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
+//!   - [`emulators::elasticsearch`]: Elasticsearch's `_bulk` and mapping APIs, for the
+//!     `elasticsearch` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
 //!   temp dir on 127.0.0.1 and a free port, with password authentication on TCP.
 //! - [`mariadb`]: [`MariaDbServer`], a throwaway MariaDB server (`mariadb-install-db` +
@@ -43,6 +45,7 @@ pub mod sink;
 mod tls;
 
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
+pub use emulators::elasticsearch::{ElasticsearchEmulator, ElasticsearchOptions, EsOperation};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::webhook::{
