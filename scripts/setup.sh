@@ -4,8 +4,9 @@
 #   scripts/setup.sh build    what `cargo build` needs: libclang (RocksDB's bindings), a C++
 #                             compiler and make (RocksDB itself), OpenSSL headers + pkg-config
 #                             (the PostgreSQL driver's TLS); protoc is vendored
-#   scripts/setup.sh test     build + the PostgreSQL and MariaDB server binaries (the tests start
-#                             throwaway servers from them) + the openssl program (test certificates)
+#   scripts/setup.sh test     build + the PostgreSQL, MariaDB and Redis server binaries (the tests
+#                             start throwaway servers from them) + the openssl program (test
+#                             certificates)
 #   scripts/setup.sh python   python3 with venv (the gRPC reflection and Flight SQL checks of .ci/run)
 #
 # Several modes may be given. As root it runs `apt-get update` once and installs what is missing;
@@ -67,6 +68,11 @@ has_mariadbd() {
   has mariadbd || [ -x /usr/sbin/mariadbd ]
 }
 
+# redis-server and redis-cli, from Debian's redis-server package (tests/testkit/src/redis.rs).
+has_redis() {
+  has redis-server && has redis-cli
+}
+
 has_python_venv() {
   has python3 && python3 -c 'import venv, ensurepip' >/dev/null 2>&1
 }
@@ -84,6 +90,7 @@ if [ "$want_servers" = 1 ]; then
   has openssl || packages+=(openssl)
   has_initdb || servers+=(postgresql)
   has_mariadbd || servers+=(mariadb-server)
+  has_redis || servers+=(redis-server)
 fi
 if [ "$want_python" = 1 ]; then
   has_python_venv || packages+=(python3 python3-venv)
@@ -139,6 +146,7 @@ if [ "$want_servers" = 1 ]; then
   has openssl || failed+=("openssl")
   has_initdb || failed+=("PostgreSQL server binaries (initdb, from postgresql)")
   has_mariadbd || failed+=("MariaDB server binary (mariadbd, from mariadb-server)")
+  has_redis || failed+=("Redis server and client (redis-server, redis-cli, from redis-server)")
 fi
 if [ "$want_python" = 1 ]; then
   has_python_venv || failed+=("python3 with venv (python3-venv)")

@@ -32,6 +32,8 @@
 //!     checks of a batch, created tables' column kinds).
 //!   - `destinations/elasticsearch/`: documents of an Elasticsearch index through `_bulk`
 //!     (type `elasticsearch`).
+//!   - `destinations/redis/`: one Redis hash per record, one `MULTI`/`EXEC` pipeline per
+//!     batch (type `redis`).
 //!
 //! # Division of labour with the engine
 //! The engine batches, rate-limits (one limiter per destination), retries with backoff and
@@ -123,6 +125,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::postgres::destination_type());
     registry.register_destination(destinations::mysql::destination_type());
     registry.register_destination(destinations::elasticsearch::destination_type());
+    registry.register_destination(destinations::redis::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -152,6 +155,7 @@ mod tests {
                 "mixpanel",
                 "mysql",
                 "postgres",
+                "redis",
                 "salesforce",
                 "segment",
                 "webhook"

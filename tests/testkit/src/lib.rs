@@ -21,6 +21,8 @@
 //!   temp dir on 127.0.0.1 and a free port, with password authentication on TCP.
 //! - [`mariadb`]: [`MariaDbServer`], a throwaway MariaDB server (`mariadb-install-db` +
 //!   `mariadbd`), likewise.
+//! - [`redis`]: [`RedisServer`], a throwaway `redis-server` on 127.0.0.1 and a free port, with
+//!   `redis-cli` for commands and for following `MONITOR` or keyspace events.
 //! - [`sink`]: [`HttpSink`], a fast counting (not recording) receiver of the webhook contract,
 //!   with an optional rate limit, for benchmarks.
 //! - [`launch`]: what both launchers share: [`LaunchError`], [`free_port`], [`wait_until`].
@@ -29,9 +31,10 @@
 //! - Every emulator binds its own ephemeral port: no fixed ports, no Docker, no shared state.
 //! - An emulator stops when it is dropped; a database server is stopped and its temp dir deleted
 //!   when it is dropped.
-//! - Database servers use the system's binaries (`apt-get install -y postgresql mariadb-server`;
-//!   `.ci/run` installs them). When the test process is root, the server programs run as the
-//!   `postgres` / `mysql` system user, which own the server's temp dir.
+//! - Database servers use the system's binaries (`apt-get install -y postgresql mariadb-server
+//!   redis-server`; `.ci/run` installs them). When the test process is root, the PostgreSQL and
+//!   MariaDB programs run as the `postgres` / `mysql` system user, which own the server's temp
+//!   dir.
 //! - State sits behind a `std::sync::Mutex` held for short critical sections only, so tests read
 //!   it without `.await`.
 
@@ -41,6 +44,7 @@ pub mod emulators;
 pub mod launch;
 pub mod mariadb;
 pub mod postgres;
+pub mod redis;
 pub mod sink;
 mod tls;
 
@@ -54,4 +58,5 @@ pub use emulators::webhook::{
 pub use launch::{LaunchError, free_port, wait_until};
 pub use mariadb::MariaDbServer;
 pub use postgres::PostgresServer;
+pub use redis::RedisServer;
 pub use sink::{HttpSink, RateLimit, SinkOptions, SinkStats};
