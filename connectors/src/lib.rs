@@ -23,6 +23,8 @@
 //!   - `destinations/braze/`: Braze `/users/track` and `/users/delete` (type `braze`).
 //!   - `destinations/event_fields.rs`: payload helpers those three share (ids, times, open
 //!     object fields).
+//!   - `destinations/posthog/`: PostHog capture `/batch/` events and person properties,
+//!     persons API deletes (type `posthog`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
@@ -116,6 +118,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::hubspot::destination_type());
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
+    registry.register_destination(destinations::posthog::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -143,6 +146,7 @@ mod tests {
                 "hubspot",
                 "mixpanel",
                 "postgres",
+                "posthog",
                 "salesforce",
                 "segment",
                 "webhook"

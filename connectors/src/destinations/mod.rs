@@ -8,6 +8,7 @@ pub(crate) mod http;
 pub(crate) mod hubspot;
 pub(crate) mod mixpanel;
 pub(crate) mod postgres;
+pub(crate) mod posthog;
 pub(crate) mod salesforce;
 pub(crate) mod segment;
 pub(crate) mod webhook;

@@ -131,6 +131,7 @@ mod file;
 mod hubspot;
 mod mixpanel;
 mod postgres;
+mod posthog;
 mod salesforce;
 mod segment;
 mod webhook;

@@ -18,6 +18,7 @@ pub mod common;
 pub mod hubspot;
 mod hubspot_api;
 pub mod mixpanel;
+pub mod posthog;
 pub mod salesforce;
 mod salesforce_api;
 pub mod segment;
