@@ -23,6 +23,8 @@
 //!   - `destinations/braze/`: Braze `/users/track` and `/users/delete` (type `braze`).
 //!   - `destinations/event_fields.rs`: payload helpers those three share (ids, times, open
 //!     object fields).
+//!   - `destinations/posthog/`: PostHog capture `/batch/` events and person properties,
+//!     persons API deletes (type `posthog`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
@@ -126,6 +128,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::mysql::destination_type());
     registry.register_destination(destinations::elasticsearch::destination_type());
     registry.register_destination(destinations::redis::destination_type());
+    registry.register_destination(destinations::posthog::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -155,6 +158,7 @@ mod tests {
                 "mixpanel",
                 "mysql",
                 "postgres",
+                "posthog",
                 "redis",
                 "salesforce",
                 "segment",

@@ -10,6 +10,7 @@ pub(crate) mod hubspot;
 pub(crate) mod mixpanel;
 pub(crate) mod mysql;
 pub(crate) mod postgres;
+pub(crate) mod posthog;
 pub(crate) mod redis;
 pub(crate) mod salesforce;
 pub(crate) mod segment;

@@ -133,6 +133,7 @@ mod hubspot;
 mod mixpanel;
 mod mysql;
 mod postgres;
+mod posthog;
 mod redis;
 mod salesforce;
 mod segment;

@@ -11,6 +11,7 @@
 //!   - [`emulators::webhook`]: the generic webhook contract of retl's `webhook` destination.
 //!   - [`emulators::segment`], [`emulators::mixpanel`], [`emulators::braze`]: those APIs'
 //!     documented contracts; [`emulators::common`] holds what they share.
+//!   - [`emulators::posthog`]: PostHog's capture `/batch/`, `/flags` and persons `bulk_delete`.
 //!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
 //!     archive, properties), for the `hubspot` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
@@ -51,6 +52,7 @@ mod tls;
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::elasticsearch::{ElasticsearchEmulator, ElasticsearchOptions, EsOperation};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
+pub use emulators::posthog::{CapturedEvent, PosthogEmulator, PosthogProject};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::webhook::{
     ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions, signature,
