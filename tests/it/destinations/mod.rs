@@ -134,6 +134,7 @@ mod mixpanel;
 mod mysql;
 mod postgres;
 mod redis;
+mod s3;
 mod salesforce;
 mod segment;
 mod webhook;
