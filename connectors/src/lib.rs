@@ -36,6 +36,10 @@
 //!     (type `elasticsearch`).
 //!   - `destinations/redis/`: one Redis hash per record, one `MULTI`/`EXEC` pipeline per
 //!     batch (type `redis`).
+//!   - `destinations/s3/`: JSON-lines objects in an S3 bucket through `object_store`, one per
+//!     batch under a folder per run (type `s3`).
+//!   - `destinations/change_lines.rs`: the JSON-lines form of changes that `file` and `s3`
+//!     write.
 //!
 //! # Division of labour with the engine
 //! The engine batches, rate-limits (one limiter per destination), retries with backoff and
@@ -129,6 +133,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::elasticsearch::destination_type());
     registry.register_destination(destinations::redis::destination_type());
     registry.register_destination(destinations::posthog::destination_type());
+    registry.register_destination(destinations::s3::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -160,6 +165,7 @@ mod tests {
                 "postgres",
                 "posthog",
                 "redis",
+                "s3",
                 "salesforce",
                 "segment",
                 "webhook"

@@ -2,6 +2,7 @@
 //! HTTP pieces they share.
 
 pub(crate) mod braze;
+pub(crate) mod change_lines;
 pub(crate) mod elasticsearch;
 pub(crate) mod event_fields;
 pub(crate) mod file;
@@ -12,6 +13,7 @@ pub(crate) mod mysql;
 pub(crate) mod postgres;
 pub(crate) mod posthog;
 pub(crate) mod redis;
+pub(crate) mod s3;
 pub(crate) mod salesforce;
 pub(crate) mod segment;
 pub(crate) mod table;

@@ -135,6 +135,7 @@ mod mysql;
 mod postgres;
 mod posthog;
 mod redis;
+mod s3;
 mod salesforce;
 mod segment;
 mod webhook;

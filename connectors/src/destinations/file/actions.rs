@@ -1,15 +1,16 @@
-//! The file destination's action and its line encoding.
+//! The file destination's action (its line encoding is `destinations/change_lines.rs`, shared
+//! with the `s3` destination).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use retl_engine::destination::spec::{ActionKind, ChangeKind, Fields};
+use retl_engine::destination::spec::ActionKind;
 use retl_engine::destination::{
     Action, ActionSpec, BatchOutcome, DeliveryContext, DestinationError, Payload,
 };
-use serde::Serialize;
 
 use super::client::FileWriter;
+use crate::destinations::change_lines::encode_lines;
 
 /// The actions of the file destination.
 pub(crate) static ACTIONS: [ActionSpec; 1] = [ActionSpec {
@@ -37,45 +38,6 @@ impl FileAction {
             _ => None,
         }
     }
-}
-
-/// One line of an output file.
-#[derive(Debug, Serialize)]
-struct Line<'a> {
-    /// `upsert` for added and updated records, `delete` for deleted ones.
-    op: &'static str,
-    change: ChangeKind,
-    key: &'a serde_json::Value,
-    /// Absent for deletes.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    fields: Option<&'a Fields>,
-    mapping: &'a str,
-    run: &'a str,
-}
-
-/// Encodes a batch as JSON lines, each ending in `\n`:
-/// `{"op":"upsert","change":"added","key":1,"fields":{...},"mapping":"m","run":"r"}`.
-pub(crate) fn encode_lines(
-    ctx: &DeliveryContext,
-    batch: &[Payload],
-) -> Result<Vec<u8>, DestinationError> {
-    let mut out = Vec::with_capacity(batch.len() * 128);
-    for payload in batch {
-        let deleted = payload.change == ChangeKind::Deleted;
-        let line = Line {
-            op: if deleted { "delete" } else { "upsert" },
-            change: payload.change,
-            key: &payload.key,
-            fields: (!deleted).then_some(&payload.fields),
-            mapping: ctx.mapping_id.as_str(),
-            run: ctx.run_id.as_str(),
-        };
-        serde_json::to_writer(&mut out, &line).map_err(|e| DestinationError::Rejected {
-            message: format!("a record could not be encoded as JSON: {e}"),
-        })?;
-        out.push(b'\n');
-    }
-    Ok(out)
 }
 
 /// An action bound to a destination's writer; what `Destination::action` hands the engine.

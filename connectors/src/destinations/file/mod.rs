@@ -3,8 +3,8 @@
 //!
 //! # Files
 //! - `config.rs`: `FileConfig`, its catalog config fields, `validate()`.
-//! - `actions.rs`: the `append_changes` action spec, `FileAction`, line encoding, and the
-//!   `Action` impl that calls the writer.
+//! - `actions.rs`: the `append_changes` action spec, `FileAction`, and the `Action` impl that
+//!   encodes the batch (`destinations/change_lines.rs`, shared with `s3`) and calls the writer.
 //! - `client.rs`: the writer: one durable append per batch to the run's file.
 //! - `tests.rs`: encoding and file layout unit tests, errors, the config drift test.
 //!
