@@ -23,6 +23,10 @@
 //!   - `destinations/braze/`: Braze `/users/track` and `/users/delete` (type `braze`).
 //!   - `destinations/event_fields.rs`: payload helpers those three share (ids, times, open
 //!     object fields).
+//!   - `destinations/per_record.rs`: one paced request per record, for actions whose API has
+//!     no batch endpoint.
+//!   - `destinations/iterable/`: Iterable users bulk update, events track bulk and user
+//!     delete (type `iterable`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
@@ -116,6 +120,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::hubspot::destination_type());
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
+    registry.register_destination(destinations::iterable::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -141,6 +146,7 @@ mod tests {
                 "braze",
                 "file",
                 "hubspot",
+                "iterable",
                 "mixpanel",
                 "postgres",
                 "salesforce",

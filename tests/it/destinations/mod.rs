@@ -129,6 +129,7 @@ macro_rules! conformance_suite {
 mod braze;
 mod file;
 mod hubspot;
+mod iterable;
 mod mixpanel;
 mod postgres;
 mod salesforce;

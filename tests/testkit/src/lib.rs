@@ -13,6 +13,8 @@
 //!     documented contracts; [`emulators::common`] holds what they share.
 //!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
 //!     archive, properties), for the `hubspot` destination.
+//!   - [`emulators::iterable`]: Iterable's bulk user update, bulk event tracking and user
+//!     delete endpoints, for the `iterable` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
@@ -43,6 +45,7 @@ pub mod sink;
 mod tls;
 
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
+pub use emulators::iterable::{IterableEmulator, IterableObject};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::webhook::{
