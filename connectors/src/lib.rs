@@ -27,6 +27,8 @@
 //!     no batch endpoint.
 //!   - `destinations/iterable/`: Iterable users bulk update, events track bulk and user
 //!     delete (type `iterable`).
+//!   - `destinations/klaviyo/`: Klaviyo profile bulk import jobs, events and data privacy
+//!     deletions (type `klaviyo`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
@@ -121,6 +123,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
     registry.register_destination(destinations::iterable::destination_type());
+    registry.register_destination(destinations::klaviyo::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -147,6 +150,7 @@ mod tests {
                 "file",
                 "hubspot",
                 "iterable",
+                "klaviyo",
                 "mixpanel",
                 "postgres",
                 "salesforce",

@@ -7,6 +7,7 @@ pub(crate) mod file;
 pub(crate) mod http;
 pub(crate) mod hubspot;
 pub(crate) mod iterable;
+pub(crate) mod klaviyo;
 pub(crate) mod mixpanel;
 pub(crate) mod per_record;
 pub(crate) mod postgres;

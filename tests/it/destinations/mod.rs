@@ -130,6 +130,7 @@ mod braze;
 mod file;
 mod hubspot;
 mod iterable;
+mod klaviyo;
 mod mixpanel;
 mod postgres;
 mod salesforce;

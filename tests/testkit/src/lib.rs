@@ -15,6 +15,8 @@
 //!     archive, properties), for the `hubspot` destination.
 //!   - [`emulators::iterable`]: Iterable's bulk user update, bulk event tracking and user
 //!     delete endpoints, for the `iterable` destination.
+//!   - [`emulators::klaviyo`]: Klaviyo's JSON:API profile bulk import jobs, events and data
+//!     privacy deletions, for the `klaviyo` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
@@ -46,6 +48,7 @@ mod tls;
 
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::iterable::{IterableEmulator, IterableObject};
+pub use emulators::klaviyo::{KlaviyoEmulator, KlaviyoObject};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::webhook::{

@@ -18,6 +18,7 @@ pub mod common;
 pub mod hubspot;
 mod hubspot_api;
 pub mod iterable;
+pub mod klaviyo;
 pub mod mixpanel;
 pub mod salesforce;
 mod salesforce_api;
