@@ -29,6 +29,8 @@
 //!     delete (type `iterable`).
 //!   - `destinations/klaviyo/`: Klaviyo profile bulk import jobs, events and data privacy
 //!     deletions (type `klaviyo`).
+//!   - `destinations/sendgrid/`: SendGrid Marketing Campaigns contacts upsert and delete (type
+//!     `sendgrid`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
@@ -124,6 +126,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::postgres::destination_type());
     registry.register_destination(destinations::iterable::destination_type());
     registry.register_destination(destinations::klaviyo::destination_type());
+    registry.register_destination(destinations::sendgrid::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -155,6 +158,7 @@ mod tests {
                 "postgres",
                 "salesforce",
                 "segment",
+                "sendgrid",
                 "webhook"
             ]
         );

@@ -13,6 +13,7 @@ pub(crate) mod per_record;
 pub(crate) mod postgres;
 pub(crate) mod salesforce;
 pub(crate) mod segment;
+pub(crate) mod sendgrid;
 pub(crate) mod webhook;
 
 use retl_engine::destination::DestinationError;

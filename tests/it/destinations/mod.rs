@@ -135,6 +135,7 @@ mod mixpanel;
 mod postgres;
 mod salesforce;
 mod segment;
+mod sendgrid;
 mod webhook;
 
 /// The capability, or `None` after saying (on stderr) which check was skipped and why.

@@ -17,6 +17,8 @@
 //!     delete endpoints, for the `iterable` destination.
 //!   - [`emulators::klaviyo`]: Klaviyo's JSON:API profile bulk import jobs, events and data
 //!     privacy deletions, for the `klaviyo` destination.
+//!   - [`emulators::sendgrid`]: SendGrid's Marketing Campaigns contacts upsert, lookup by email
+//!     and delete, for the `sendgrid` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
@@ -51,6 +53,7 @@ pub use emulators::iterable::{IterableEmulator, IterableObject};
 pub use emulators::klaviyo::{KlaviyoEmulator, KlaviyoObject};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
+pub use emulators::sendgrid::SendgridEmulator;
 pub use emulators::webhook::{
     ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions, signature,
 };

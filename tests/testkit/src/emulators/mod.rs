@@ -23,4 +23,5 @@ pub mod mixpanel;
 pub mod salesforce;
 mod salesforce_api;
 pub mod segment;
+pub mod sendgrid;
 pub mod webhook;
