@@ -31,6 +31,8 @@
 //!     deletions (type `klaviyo`).
 //!   - `destinations/sendgrid/`: SendGrid Marketing Campaigns contacts upsert and delete (type
 //!     `sendgrid`).
+//!   - `destinations/mailchimp/`: Mailchimp audience members batch upsert and archive (type
+//!     `mailchimp`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
@@ -127,6 +129,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::iterable::destination_type());
     registry.register_destination(destinations::klaviyo::destination_type());
     registry.register_destination(destinations::sendgrid::destination_type());
+    registry.register_destination(destinations::mailchimp::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -154,6 +157,7 @@ mod tests {
                 "hubspot",
                 "iterable",
                 "klaviyo",
+                "mailchimp",
                 "mixpanel",
                 "postgres",
                 "salesforce",

@@ -8,6 +8,7 @@ pub(crate) mod http;
 pub(crate) mod hubspot;
 pub(crate) mod iterable;
 pub(crate) mod klaviyo;
+pub(crate) mod mailchimp;
 pub(crate) mod mixpanel;
 pub(crate) mod per_record;
 pub(crate) mod postgres;

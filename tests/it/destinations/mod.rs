@@ -131,6 +131,7 @@ mod file;
 mod hubspot;
 mod iterable;
 mod klaviyo;
+mod mailchimp;
 mod mixpanel;
 mod postgres;
 mod salesforce;

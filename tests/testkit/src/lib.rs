@@ -19,6 +19,8 @@
 //!     privacy deletions, for the `klaviyo` destination.
 //!   - [`emulators::sendgrid`]: SendGrid's Marketing Campaigns contacts upsert, lookup by email
 //!     and delete, for the `sendgrid` destination.
+//!   - [`emulators::mailchimp`]: Mailchimp's audience batch subscribe and member archive, with
+//!     its 10-connection limit, for the `mailchimp` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
@@ -51,6 +53,7 @@ mod tls;
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::iterable::{IterableEmulator, IterableObject};
 pub use emulators::klaviyo::{KlaviyoEmulator, KlaviyoObject};
+pub use emulators::mailchimp::MailchimpEmulator;
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::sendgrid::SendgridEmulator;

@@ -19,6 +19,7 @@ pub mod hubspot;
 mod hubspot_api;
 pub mod iterable;
 pub mod klaviyo;
+pub mod mailchimp;
 pub mod mixpanel;
 pub mod salesforce;
 mod salesforce_api;
