@@ -33,6 +33,8 @@
 //!     `sendgrid`).
 //!   - `destinations/mailchimp/`: Mailchimp audience members batch upsert and archive (type
 //!     `mailchimp`).
+//!   - `destinations/activecampaign/`: ActiveCampaign contact sync and delete, one contact per
+//!     request (type `activecampaign`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
@@ -130,6 +132,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::klaviyo::destination_type());
     registry.register_destination(destinations::sendgrid::destination_type());
     registry.register_destination(destinations::mailchimp::destination_type());
+    registry.register_destination(destinations::activecampaign::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -152,6 +155,7 @@ mod tests {
         assert_eq!(
             destinations,
             [
+                "activecampaign",
                 "braze",
                 "file",
                 "hubspot",

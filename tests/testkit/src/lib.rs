@@ -21,6 +21,8 @@
 //!     and delete, for the `sendgrid` destination.
 //!   - [`emulators::mailchimp`]: Mailchimp's audience batch subscribe and member archive, with
 //!     its 10-connection limit, for the `mailchimp` destination.
+//!   - [`emulators::activecampaign`]: ActiveCampaign's contact sync, lookup and delete, for
+//!     the `activecampaign` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
@@ -50,6 +52,7 @@ pub mod postgres;
 pub mod sink;
 mod tls;
 
+pub use emulators::activecampaign::ActiveCampaignEmulator;
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::iterable::{IterableEmulator, IterableObject};
 pub use emulators::klaviyo::{KlaviyoEmulator, KlaviyoObject};
