@@ -25,6 +25,18 @@
 //!     object fields).
 //!   - `destinations/posthog/`: PostHog capture `/batch/` events and person properties,
 //!     persons API deletes (type `posthog`).
+//!   - `destinations/per_record.rs`: one paced request per record, for actions whose API has
+//!     no batch endpoint.
+//!   - `destinations/iterable/`: Iterable users bulk update, events track bulk and user
+//!     delete (type `iterable`).
+//!   - `destinations/klaviyo/`: Klaviyo profile bulk import jobs, events and data privacy
+//!     deletions (type `klaviyo`).
+//!   - `destinations/sendgrid/`: SendGrid Marketing Campaigns contacts upsert and delete (type
+//!     `sendgrid`).
+//!   - `destinations/mailchimp/`: Mailchimp audience members batch upsert and archive (type
+//!     `mailchimp`).
+//!   - `destinations/activecampaign/`: ActiveCampaign contact sync and delete, one contact per
+//!     request (type `activecampaign`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
@@ -134,6 +146,11 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::redis::destination_type());
     registry.register_destination(destinations::posthog::destination_type());
     registry.register_destination(destinations::s3::destination_type());
+    registry.register_destination(destinations::iterable::destination_type());
+    registry.register_destination(destinations::klaviyo::destination_type());
+    registry.register_destination(destinations::sendgrid::destination_type());
+    registry.register_destination(destinations::mailchimp::destination_type());
+    registry.register_destination(destinations::activecampaign::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -156,10 +173,14 @@ mod tests {
         assert_eq!(
             destinations,
             [
+                "activecampaign",
                 "braze",
                 "elasticsearch",
                 "file",
                 "hubspot",
+                "iterable",
+                "klaviyo",
+                "mailchimp",
                 "mixpanel",
                 "mysql",
                 "postgres",
@@ -168,6 +189,7 @@ mod tests {
                 "s3",
                 "salesforce",
                 "segment",
+                "sendgrid",
                 "webhook"
             ]
         );

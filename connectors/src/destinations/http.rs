@@ -279,6 +279,36 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
     Some(date.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// The error of a non-2xx answer ([`Answer::error`]); a `429` without `Retry-After` waits
+/// until `X-RateLimit-Reset` (UTC epoch seconds) when the API sends it (Braze, SendGrid).
+pub(crate) fn error_with_reset(answer: &Answer, now: SystemTime) -> DestinationError {
+    match answer.error() {
+        DestinationError::Transient {
+            message,
+            retry_after: None,
+            throttled: true,
+        } => DestinationError::Transient {
+            retry_after: rate_limit_reset(&answer.headers, now),
+            message,
+            throttled: true,
+        },
+        other => other,
+    }
+}
+
+/// The wait until `X-RateLimit-Reset` (UTC epoch seconds), if the header is there.
+pub(crate) fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let reset: u64 = headers
+        .get("x-ratelimit-reset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(reset);
+    Some(reset.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 /// `": <body>"` truncated to [`MAX_QUOTED_BODY`] bytes, or nothing for an empty body.
 fn quote_body(body: &str) -> String {
     let body = body.trim();

@@ -1,6 +1,7 @@
 //! Destination connectors, one folder each (see the crate docs for the file contract), and the
 //! HTTP pieces they share.
 
+pub(crate) mod activecampaign;
 pub(crate) mod braze;
 pub(crate) mod change_lines;
 pub(crate) mod elasticsearch;
@@ -8,14 +9,19 @@ pub(crate) mod event_fields;
 pub(crate) mod file;
 pub(crate) mod http;
 pub(crate) mod hubspot;
+pub(crate) mod iterable;
+pub(crate) mod klaviyo;
+pub(crate) mod mailchimp;
 pub(crate) mod mixpanel;
 pub(crate) mod mysql;
+pub(crate) mod per_record;
 pub(crate) mod postgres;
 pub(crate) mod posthog;
 pub(crate) mod redis;
 pub(crate) mod s3;
 pub(crate) mod salesforce;
 pub(crate) mod segment;
+pub(crate) mod sendgrid;
 pub(crate) mod table;
 pub(crate) mod webhook;
 

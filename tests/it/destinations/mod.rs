@@ -126,10 +126,14 @@ macro_rules! conformance_suite {
 }
 
 // Declared after the macro, which they expand.
+mod activecampaign;
 mod braze;
 mod elasticsearch;
 mod file;
 mod hubspot;
+mod iterable;
+mod klaviyo;
+mod mailchimp;
 mod mixpanel;
 mod mysql;
 mod postgres;
@@ -138,6 +142,7 @@ mod redis;
 mod s3;
 mod salesforce;
 mod segment;
+mod sendgrid;
 mod webhook;
 
 /// The capability, or `None` after saying (on stderr) which check was skipped and why.

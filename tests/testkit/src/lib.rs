@@ -14,6 +14,16 @@
 //!   - [`emulators::posthog`]: PostHog's capture `/batch/`, `/flags` and persons `bulk_delete`.
 //!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
 //!     archive, properties), for the `hubspot` destination.
+//!   - [`emulators::iterable`]: Iterable's bulk user update, bulk event tracking and user
+//!     delete endpoints, for the `iterable` destination.
+//!   - [`emulators::klaviyo`]: Klaviyo's JSON:API profile bulk import jobs, events and data
+//!     privacy deletions, for the `klaviyo` destination.
+//!   - [`emulators::sendgrid`]: SendGrid's Marketing Campaigns contacts upsert, lookup by email
+//!     and delete, for the `sendgrid` destination.
+//!   - [`emulators::mailchimp`]: Mailchimp's audience batch subscribe and member archive, with
+//!     its 10-connection limit, for the `mailchimp` destination.
+//!   - [`emulators::activecampaign`]: ActiveCampaign's contact sync, lookup and delete, for
+//!     the `activecampaign` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //!   - [`emulators::elasticsearch`]: Elasticsearch's `_bulk` and mapping APIs, for the
@@ -49,11 +59,16 @@ pub mod redis;
 pub mod sink;
 mod tls;
 
+pub use emulators::activecampaign::ActiveCampaignEmulator;
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::elasticsearch::{ElasticsearchEmulator, ElasticsearchOptions, EsOperation};
+pub use emulators::iterable::{IterableEmulator, IterableObject};
+pub use emulators::klaviyo::{KlaviyoEmulator, KlaviyoObject};
+pub use emulators::mailchimp::MailchimpEmulator;
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
 pub use emulators::posthog::{CapturedEvent, PosthogEmulator, PosthogProject};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
+pub use emulators::sendgrid::SendgridEmulator;
 pub use emulators::webhook::{
     ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions, signature,
 };

@@ -2,7 +2,7 @@
 //! as per-record rejections, rate-limit headers, `test()`; [`BoundAction`].
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -170,11 +170,11 @@ pub(crate) fn outcomes_of(
         return if answer.status.is_success() {
             Ok(vec![RecordOutcome::Accepted; sent])
         } else {
-            Err(error_of(answer, now))
+            Err(http::error_with_reset(answer, now))
         };
     };
     if !(answer.status.is_success() || answer.status == reqwest::StatusCode::BAD_REQUEST) {
-        return Err(error_of(answer, now));
+        return Err(http::error_with_reset(answer, now));
     }
     let Ok(parsed) = serde_json::from_slice::<TrackAnswer>(&answer.body) else {
         return if answer.status.is_success() {
@@ -229,38 +229,6 @@ pub(crate) fn outcomes_of(
         };
     }
     Ok(outcomes)
-}
-
-/// The error of a non-2xx answer; a 429 without `Retry-After` waits for `X-RateLimit-Reset`.
-fn error_of(answer: &http::Answer, now: SystemTime) -> DestinationError {
-    match answer.error() {
-        DestinationError::Transient {
-            message,
-            retry_after: None,
-            throttled: true,
-        } => DestinationError::Transient {
-            retry_after: rate_limit_reset(&answer.headers, now),
-            message,
-            throttled: true,
-        },
-        other => other,
-    }
-}
-
-/// The wait until `X-RateLimit-Reset` (UTC epoch seconds), if the header is there.
-pub(crate) fn rate_limit_reset(
-    headers: &reqwest::header::HeaderMap,
-    now: SystemTime,
-) -> Option<Duration> {
-    let reset: u64 = headers
-        .get("x-ratelimit-reset")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let reset = UNIX_EPOCH + Duration::from_secs(reset);
-    Some(reset.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// An action bound to a destination's client; what `Destination::action` hands the engine.

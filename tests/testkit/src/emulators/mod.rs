@@ -12,15 +12,20 @@
 //! To add an emulator for a new destination, copy [`webhook`], keep the same control names where
 //! they apply, and document the subset of the real API it implements.
 
-mod hubspot_api;
-mod salesforce_api;
+pub mod activecampaign;
 pub mod alert_receiver;
 pub mod braze;
 pub mod common;
 pub mod elasticsearch;
 pub mod hubspot;
+mod hubspot_api;
+pub mod iterable;
+pub mod klaviyo;
+pub mod mailchimp;
 pub mod mixpanel;
 pub mod posthog;
 pub mod salesforce;
+mod salesforce_api;
 pub mod segment;
+pub mod sendgrid;
 pub mod webhook;
