@@ -24,6 +24,7 @@
 //!   - `destinations/event_fields.rs`: payload helpers those three share (ids, times, open
 //!     object fields).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
+//!   - `destinations/intercom/`: Intercom user contacts by external id (type `intercom`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
 //!     transactions with a per-record fallback.
@@ -116,6 +117,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::hubspot::destination_type());
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
+    registry.register_destination(destinations::intercom::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -141,6 +143,7 @@ mod tests {
                 "braze",
                 "file",
                 "hubspot",
+                "intercom",
                 "mixpanel",
                 "postgres",
                 "salesforce",

@@ -171,6 +171,30 @@ pub(crate) async fn exchange(
     exchange_redacted(client, request, ctx, |_| {}).await
 }
 
+/// Sends `request` outside a delivery (a `TestDestination` call, a field listing) and reads
+/// its whole answer; nothing is recorded.
+///
+/// # Errors
+/// A request that got no readable answer ([`classify_send_error`]); the status is not judged.
+pub(crate) async fn fetch(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+) -> Result<Answer, DestinationError> {
+    let response = client.execute(request).await.map_err(classify_send_error)?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(classify_send_error)?
+        .to_vec();
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
 /// [`exchange`] for an API that takes a credential in the body (e.g. Mixpanel's `$token`):
 /// `redact` replaces it in the recorded copy of the body with `"<redacted>"`; the request
 /// itself is sent unchanged.
@@ -263,6 +287,20 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, now))
+}
+
+/// The wait until `X-RateLimit-Reset` (UTC epoch seconds), if the header is there: the reset
+/// time Braze and Intercom send with a 429 instead of (or beside) `Retry-After`.
+pub(crate) fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let reset: u64 = headers
+        .get("x-ratelimit-reset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(reset);
+    Some(reset.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Parses a `Retry-After` value: delay-seconds (`120`, also fractional `1.5` as some APIs send)

@@ -13,6 +13,8 @@
 //!     documented contracts; [`emulators::common`] holds what they share.
 //!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
 //!     archive, properties), for the `hubspot` destination.
+//!   - [`emulators::intercom`]: Intercom's contacts API (create, look-up by external id,
+//!     update, archive; 10-second rate windows), for the `intercom` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
@@ -43,6 +45,7 @@ pub mod sink;
 mod tls;
 
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
+pub use emulators::intercom::{IntercomContact, IntercomEmulator, IntercomWrite};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::webhook::{

@@ -2,7 +2,7 @@
 //! as per-record rejections, rate-limit headers, `test()`; [`BoundAction`].
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -239,28 +239,12 @@ fn error_of(answer: &http::Answer, now: SystemTime) -> DestinationError {
             retry_after: None,
             throttled: true,
         } => DestinationError::Transient {
-            retry_after: rate_limit_reset(&answer.headers, now),
+            retry_after: http::rate_limit_reset(&answer.headers, now),
             message,
             throttled: true,
         },
         other => other,
     }
-}
-
-/// The wait until `X-RateLimit-Reset` (UTC epoch seconds), if the header is there.
-pub(crate) fn rate_limit_reset(
-    headers: &reqwest::header::HeaderMap,
-    now: SystemTime,
-) -> Option<Duration> {
-    let reset: u64 = headers
-        .get("x-ratelimit-reset")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let reset = UNIX_EPOCH + Duration::from_secs(reset);
-    Some(reset.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// An action bound to a destination's client; what `Destination::action` hands the engine.

@@ -17,6 +17,7 @@ pub mod braze;
 pub mod common;
 pub mod hubspot;
 mod hubspot_api;
+pub mod intercom;
 pub mod mixpanel;
 pub mod salesforce;
 mod salesforce_api;
