@@ -38,6 +38,7 @@
 //!   - `destinations/activecampaign/`: ActiveCampaign contact sync and delete, one contact per
 //!     request (type `activecampaign`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
+//!   - `destinations/intercom/`: Intercom user contacts by external id (type `intercom`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
 //!     transactions with a per-record fallback.
@@ -151,6 +152,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::sendgrid::destination_type());
     registry.register_destination(destinations::mailchimp::destination_type());
     registry.register_destination(destinations::activecampaign::destination_type());
+    registry.register_destination(destinations::intercom::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -178,6 +180,7 @@ mod tests {
                 "elasticsearch",
                 "file",
                 "hubspot",
+                "intercom",
                 "iterable",
                 "klaviyo",
                 "mailchimp",

@@ -171,6 +171,30 @@ pub(crate) async fn exchange(
     exchange_redacted(client, request, ctx, |_| {}).await
 }
 
+/// Sends `request` outside a delivery (a `TestDestination` call, a field listing) and reads
+/// its whole answer; nothing is recorded.
+///
+/// # Errors
+/// A request that got no readable answer ([`classify_send_error`]); the status is not judged.
+pub(crate) async fn fetch(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+) -> Result<Answer, DestinationError> {
+    let response = client.execute(request).await.map_err(classify_send_error)?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response
+        .bytes()
+        .await
+        .map_err(classify_send_error)?
+        .to_vec();
+    Ok(Answer {
+        status,
+        headers,
+        body,
+    })
+}
+
 /// [`exchange`] for an API that takes a credential in the body (e.g. Mixpanel's `$token`):
 /// `redact` replaces it in the recorded copy of the body with `"<redacted>"`; the request
 /// itself is sent unchanged.
@@ -265,6 +289,20 @@ pub(crate) fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Durati
         .and_then(|v| parse_retry_after(v, now))
 }
 
+/// The wait until `X-RateLimit-Reset` (UTC epoch seconds), if the header is there: the reset
+/// time Braze and Intercom send with a 429 instead of (or beside) `Retry-After`.
+pub(crate) fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let reset: u64 = headers
+        .get("x-ratelimit-reset")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(reset);
+    Some(reset.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 /// Parses a `Retry-After` value: delay-seconds (`120`, also fractional `1.5` as some APIs send)
 /// or an HTTP-date (a date in the past means "now", i.e. zero).
 pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
@@ -294,19 +332,6 @@ pub(crate) fn error_with_reset(answer: &Answer, now: SystemTime) -> DestinationE
         },
         other => other,
     }
-}
-
-/// The wait until `X-RateLimit-Reset` (UTC epoch seconds), if the header is there.
-pub(crate) fn rate_limit_reset(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let reset: u64 = headers
-        .get("x-ratelimit-reset")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    let reset = SystemTime::UNIX_EPOCH + Duration::from_secs(reset);
-    Some(reset.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// `": <body>"` truncated to [`MAX_QUOTED_BODY`] bytes, or nothing for an empty body.

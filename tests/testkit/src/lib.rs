@@ -24,6 +24,8 @@
 //!     its 10-connection limit, for the `mailchimp` destination.
 //!   - [`emulators::activecampaign`]: ActiveCampaign's contact sync, lookup and delete, for
 //!     the `activecampaign` destination.
+//!   - [`emulators::intercom`]: Intercom's contacts API (create, look-up by external id,
+//!     update, archive; 10-second rate windows), for the `intercom` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //!   - [`emulators::elasticsearch`]: Elasticsearch's `_bulk` and mapping APIs, for the
@@ -62,6 +64,7 @@ mod tls;
 pub use emulators::activecampaign::ActiveCampaignEmulator;
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::elasticsearch::{ElasticsearchEmulator, ElasticsearchOptions, EsOperation};
+pub use emulators::intercom::{IntercomContact, IntercomEmulator, IntercomWrite};
 pub use emulators::iterable::{IterableEmulator, IterableObject};
 pub use emulators::klaviyo::{KlaviyoEmulator, KlaviyoObject};
 pub use emulators::mailchimp::MailchimpEmulator;

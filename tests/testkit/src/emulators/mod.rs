@@ -19,6 +19,7 @@ pub mod common;
 pub mod elasticsearch;
 pub mod hubspot;
 mod hubspot_api;
+pub mod intercom;
 pub mod iterable;
 pub mod klaviyo;
 pub mod mailchimp;
