@@ -13,6 +13,8 @@
 //! - `destinations/`: business tools (`impl retl_engine::destination::Destination`).
 //!   - `destinations/http.rs`: the shared HTTP pieces (client, status classification,
 //!     `Retry-After` parsing).
+//!   - `destinations/http_request/`: a configurable HTTP request (type `http`): method, URL and
+//!     body templates, secret headers, per-record errors at a JSON pointer.
 //!   - `destinations/webhook/`: a generic JSON webhook (type `webhook`), **the reference
 //!     connector**: copy it when writing a new HTTP destination.
 //!   - `destinations/file/`: JSON lines appended to local files (type `file`), the zero-setup
@@ -116,6 +118,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::hubspot::destination_type());
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
+    registry.register_destination(destinations::http_request::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -140,6 +143,7 @@ mod tests {
             [
                 "braze",
                 "file",
+                "http",
                 "hubspot",
                 "mixpanel",
                 "postgres",

@@ -5,6 +5,7 @@ pub(crate) mod braze;
 pub(crate) mod event_fields;
 pub(crate) mod file;
 pub(crate) mod http;
+pub(crate) mod http_request;
 pub(crate) mod hubspot;
 pub(crate) mod mixpanel;
 pub(crate) mod postgres;

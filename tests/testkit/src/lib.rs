@@ -11,6 +11,8 @@
 //!   - [`emulators::webhook`]: the generic webhook contract of retl's `webhook` destination.
 //!   - [`emulators::segment`], [`emulators::mixpanel`], [`emulators::braze`]: those APIs'
 //!     documented contracts; [`emulators::common`] holds what they share.
+//!   - [`emulators::http_request`]: a generic JSON REST API (bare arrays, `X-Api-Key`, `503`
+//!     as the throttle signal), the second API shape of the `http` destination.
 //!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
 //!     archive, properties), for the `hubspot` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
@@ -43,6 +45,7 @@ pub mod sink;
 mod tls;
 
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
+pub use emulators::http_request::{AcceptedWrite, HttpApiEmulator};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::webhook::{

@@ -15,6 +15,7 @@
 pub mod alert_receiver;
 pub mod braze;
 pub mod common;
+pub mod http_request;
 pub mod hubspot;
 mod hubspot_api;
 pub mod mixpanel;
