@@ -22,6 +22,8 @@
 //!   - `destinations/segment/`: Segment's HTTP Tracking API (type `segment`).
 //!   - `destinations/mixpanel/`: Mixpanel `/import` events and `/engage` profiles (type
 //!     `mixpanel`).
+//!   - `destinations/airtable/`: records of an Airtable table, upserted on a merge field
+//!     (type `airtable`).
 //!   - `destinations/braze/`: Braze `/users/track` and `/users/delete` (type `braze`).
 //!   - `destinations/event_fields.rs`: payload helpers those three share (ids, times, open
 //!     object fields).
@@ -119,6 +121,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
     registry.register_destination(destinations::http_request::destination_type());
+    registry.register_destination(destinations::airtable::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -141,6 +144,7 @@ mod tests {
         assert_eq!(
             destinations,
             [
+                "airtable",
                 "braze",
                 "file",
                 "http",

@@ -136,6 +136,7 @@ macro_rules! conformance_suite {
 }
 
 // Declared after the macro, which they expand.
+mod airtable;
 mod braze;
 mod file;
 mod http_request;

@@ -11,6 +11,8 @@
 //!   - [`emulators::webhook`]: the generic webhook contract of retl's `webhook` destination.
 //!   - [`emulators::segment`], [`emulators::mixpanel`], [`emulators::braze`]: those APIs'
 //!     documented contracts; [`emulators::common`] holds what they share.
+//!   - [`emulators::airtable`]: Airtable's records endpoints for one base (upsert with
+//!     `performUpsert`, list with a `filterByFormula` subset, delete by ids, 5 requests/s).
 //!   - [`emulators::http_request`]: a generic JSON REST API (bare arrays, `X-Api-Key`, `503`
 //!     as the throttle signal), the second API shape of the `http` destination.
 //!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
@@ -44,6 +46,7 @@ pub mod postgres;
 pub mod sink;
 mod tls;
 
+pub use emulators::airtable::{AirtableEmulator, AirtableRequest, Row as AirtableRow};
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::http_request::{AcceptedWrite, HttpApiEmulator};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};

@@ -12,6 +12,7 @@
 //! To add an emulator for a new destination, copy [`webhook`], keep the same control names where
 //! they apply, and document the subset of the real API it implements.
 
+pub mod airtable;
 pub mod alert_receiver;
 pub mod braze;
 pub mod common;
