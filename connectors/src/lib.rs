@@ -24,6 +24,10 @@
 //!     `mixpanel`).
 //!   - `destinations/airtable/`: records of an Airtable table, upserted on a merge field
 //!     (type `airtable`).
+//!   - `destinations/facebook_audiences/`: Meta Customer File Custom Audiences (type
+//!     `facebook-custom-audiences`), identifiers hashed by `destinations/hashing.rs`.
+//!   - `destinations/hashing.rs`: normalisation and SHA-256 hashing of personal identifiers
+//!     for ad audiences (Meta, Google).
 //!   - `destinations/braze/`: Braze `/users/track` and `/users/delete` (type `braze`).
 //!   - `destinations/event_fields.rs`: payload helpers those three share (ids, times, open
 //!     object fields).
@@ -122,6 +126,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::postgres::destination_type());
     registry.register_destination(destinations::http_request::destination_type());
     registry.register_destination(destinations::airtable::destination_type());
+    registry.register_destination(destinations::facebook_audiences::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -146,6 +151,7 @@ mod tests {
             [
                 "airtable",
                 "braze",
+                "facebook-custom-audiences",
                 "file",
                 "http",
                 "hubspot",

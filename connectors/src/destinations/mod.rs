@@ -4,7 +4,9 @@
 pub(crate) mod airtable;
 pub(crate) mod braze;
 pub(crate) mod event_fields;
+pub(crate) mod facebook_audiences;
 pub(crate) mod file;
+pub(crate) mod hashing;
 pub(crate) mod http;
 pub(crate) mod http_request;
 pub(crate) mod hubspot;

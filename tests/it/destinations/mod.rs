@@ -138,6 +138,7 @@ macro_rules! conformance_suite {
 // Declared after the macro, which they expand.
 mod airtable;
 mod braze;
+mod facebook_audiences;
 mod file;
 mod http_request;
 mod hubspot;

@@ -13,6 +13,8 @@
 //!     documented contracts; [`emulators::common`] holds what they share.
 //!   - [`emulators::airtable`]: Airtable's records endpoints for one base (upsert with
 //!     `performUpsert`, list with a `filterByFormula` subset, delete by ids, 5 requests/s).
+//!   - [`emulators::facebook_audiences`]: Meta's Custom Audience users endpoint (hashed
+//!     schema rows, invalid entry samples, Graph error codes).
 //!   - [`emulators::http_request`]: a generic JSON REST API (bare arrays, `X-Api-Key`, `503`
 //!     as the throttle signal), the second API shape of the `http` destination.
 //!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
@@ -48,6 +50,7 @@ mod tls;
 
 pub use emulators::airtable::{AirtableEmulator, AirtableRequest, Row as AirtableRow};
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
+pub use emulators::facebook_audiences::FacebookAudiencesEmulator;
 pub use emulators::http_request::{AcceptedWrite, HttpApiEmulator};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};

@@ -16,6 +16,7 @@ pub mod airtable;
 pub mod alert_receiver;
 pub mod braze;
 pub mod common;
+pub mod facebook_audiences;
 pub mod http_request;
 pub mod hubspot;
 mod hubspot_api;
