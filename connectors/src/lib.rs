@@ -13,6 +13,8 @@
 //! - `destinations/`: business tools (`impl retl_engine::destination::Destination`).
 //!   - `destinations/http.rs`: the shared HTTP pieces (client, status classification,
 //!     `Retry-After` parsing).
+//!   - `destinations/http_request/`: a configurable HTTP request (type `http`): method, URL and
+//!     body templates, secret headers, per-record errors at a JSON pointer.
 //!   - `destinations/webhook/`: a generic JSON webhook (type `webhook`), **the reference
 //!     connector**: copy it when writing a new HTTP destination.
 //!   - `destinations/file/`: JSON lines appended to local files (type `file`), the zero-setup
@@ -20,6 +22,12 @@
 //!   - `destinations/segment/`: Segment's HTTP Tracking API (type `segment`).
 //!   - `destinations/mixpanel/`: Mixpanel `/import` events and `/engage` profiles (type
 //!     `mixpanel`).
+//!   - `destinations/airtable/`: records of an Airtable table, upserted on a merge field
+//!     (type `airtable`).
+//!   - `destinations/facebook_audiences/`: Meta Customer File Custom Audiences (type
+//!     `facebook-custom-audiences`), identifiers hashed by `destinations/hashing.rs`.
+//!   - `destinations/hashing.rs`: normalisation and SHA-256 hashing of personal identifiers
+//!     for ad audiences (Meta, Google).
 //!   - `destinations/braze/`: Braze `/users/track` and `/users/delete` (type `braze`).
 //!   - `destinations/event_fields.rs`: payload helpers those three share (ids, times, open
 //!     object fields).
@@ -153,6 +161,9 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::mailchimp::destination_type());
     registry.register_destination(destinations::activecampaign::destination_type());
     registry.register_destination(destinations::intercom::destination_type());
+    registry.register_destination(destinations::http_request::destination_type());
+    registry.register_destination(destinations::airtable::destination_type());
+    registry.register_destination(destinations::facebook_audiences::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -176,9 +187,12 @@ mod tests {
             destinations,
             [
                 "activecampaign",
+                "airtable",
                 "braze",
                 "elasticsearch",
+                "facebook-custom-audiences",
                 "file",
+                "http",
                 "hubspot",
                 "intercom",
                 "iterable",

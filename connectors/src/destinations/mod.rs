@@ -2,12 +2,16 @@
 //! HTTP pieces they share.
 
 pub(crate) mod activecampaign;
+pub(crate) mod airtable;
 pub(crate) mod braze;
 pub(crate) mod change_lines;
 pub(crate) mod elasticsearch;
 pub(crate) mod event_fields;
+pub(crate) mod facebook_audiences;
 pub(crate) mod file;
+pub(crate) mod hashing;
 pub(crate) mod http;
+pub(crate) mod http_request;
 pub(crate) mod hubspot;
 pub(crate) mod intercom;
 pub(crate) mod iterable;

@@ -12,6 +12,12 @@
 //!   - [`emulators::segment`], [`emulators::mixpanel`], [`emulators::braze`]: those APIs'
 //!     documented contracts; [`emulators::common`] holds what they share.
 //!   - [`emulators::posthog`]: PostHog's capture `/batch/`, `/flags` and persons `bulk_delete`.
+//!   - [`emulators::airtable`]: Airtable's records endpoints for one base (upsert with
+//!     `performUpsert`, list with a `filterByFormula` subset, delete by ids, 5 requests/s).
+//!   - [`emulators::facebook_audiences`]: Meta's Custom Audience users endpoint (hashed
+//!     schema rows, invalid entry samples, Graph error codes).
+//!   - [`emulators::http_request`]: a generic JSON REST API (bare arrays, `X-Api-Key`, `503`
+//!     as the throttle signal), the second API shape of the `http` destination.
 //!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
 //!     archive, properties), for the `hubspot` destination.
 //!   - [`emulators::iterable`]: Iterable's bulk user update, bulk event tracking and user
@@ -62,8 +68,11 @@ pub mod sink;
 mod tls;
 
 pub use emulators::activecampaign::ActiveCampaignEmulator;
+pub use emulators::airtable::{AirtableEmulator, AirtableRequest, Row as AirtableRow};
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::elasticsearch::{ElasticsearchEmulator, ElasticsearchOptions, EsOperation};
+pub use emulators::facebook_audiences::FacebookAudiencesEmulator;
+pub use emulators::http_request::{AcceptedWrite, HttpApiEmulator};
 pub use emulators::intercom::{IntercomContact, IntercomEmulator, IntercomWrite};
 pub use emulators::iterable::{IterableEmulator, IterableObject};
 pub use emulators::klaviyo::{KlaviyoEmulator, KlaviyoObject};

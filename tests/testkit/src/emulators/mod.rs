@@ -13,10 +13,13 @@
 //! they apply, and document the subset of the real API it implements.
 
 pub mod activecampaign;
+pub mod airtable;
 pub mod alert_receiver;
 pub mod braze;
 pub mod common;
 pub mod elasticsearch;
+pub mod facebook_audiences;
+pub mod http_request;
 pub mod hubspot;
 mod hubspot_api;
 pub mod intercom;
