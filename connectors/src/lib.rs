@@ -25,6 +25,8 @@
 //!     object fields).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/intercom/`: Intercom user contacts by external id (type `intercom`).
+//!   - `destinations/zendesk/`: Zendesk Support users in bulk, through background jobs (type
+//!     `zendesk`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
 //!     transactions with a per-record fallback.
@@ -118,6 +120,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
     registry.register_destination(destinations::intercom::destination_type());
+    registry.register_destination(destinations::zendesk::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -148,7 +151,8 @@ mod tests {
                 "postgres",
                 "salesforce",
                 "segment",
-                "webhook"
+                "webhook",
+                "zendesk"
             ]
         );
         for destination in registry.destination_types() {

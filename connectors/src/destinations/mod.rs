@@ -13,6 +13,7 @@ pub(crate) mod record_api;
 pub(crate) mod salesforce;
 pub(crate) mod segment;
 pub(crate) mod webhook;
+pub(crate) mod zendesk;
 
 use retl_engine::destination::DestinationError;
 use serde::de::DeserializeOwned;

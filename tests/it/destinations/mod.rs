@@ -136,6 +136,7 @@ mod postgres;
 mod salesforce;
 mod segment;
 mod webhook;
+mod zendesk;
 
 /// The capability, or `None` after saying (on stderr) which check was skipped and why.
 fn applies<T>(subject: &dyn Subject, check: &str, capability: Capability<T>) -> Option<T> {

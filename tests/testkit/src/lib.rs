@@ -15,6 +15,8 @@
 //!     archive, properties), for the `hubspot` destination.
 //!   - [`emulators::intercom`]: Intercom's contacts API (create, look-up by external id,
 //!     update, archive; 10-second rate windows), for the `intercom` destination.
+//!   - [`emulators::zendesk`]: Zendesk's Users API bulk endpoints and job statuses, for the
+//!     `zendesk` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
@@ -51,6 +53,7 @@ pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::webhook::{
     ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions, signature,
 };
+pub use emulators::zendesk::{ZendeskEmulator, ZendeskWrite};
 pub use launch::{LaunchError, free_port, wait_until};
 pub use mariadb::MariaDbServer;
 pub use postgres::PostgresServer;

@@ -23,3 +23,4 @@ pub mod salesforce;
 mod salesforce_api;
 pub mod segment;
 pub mod webhook;
+pub mod zendesk;
