@@ -27,6 +27,7 @@
 //!   - `destinations/intercom/`: Intercom user contacts by external id (type `intercom`).
 //!   - `destinations/zendesk/`: Zendesk Support users in bulk, through background jobs (type
 //!     `zendesk`).
+//!   - `destinations/pipedrive/`: Pipedrive persons and organizations (type `pipedrive`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
 //!     transactions with a per-record fallback.
@@ -120,6 +121,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
     registry.register_destination(destinations::intercom::destination_type());
+    registry.register_destination(destinations::pipedrive::destination_type());
     registry.register_destination(destinations::zendesk::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
@@ -148,6 +150,7 @@ mod tests {
                 "hubspot",
                 "intercom",
                 "mixpanel",
+                "pipedrive",
                 "postgres",
                 "salesforce",
                 "segment",

@@ -8,6 +8,7 @@ pub(crate) mod http;
 pub(crate) mod hubspot;
 pub(crate) mod intercom;
 pub(crate) mod mixpanel;
+pub(crate) mod pipedrive;
 pub(crate) mod postgres;
 pub(crate) mod record_api;
 pub(crate) mod salesforce;

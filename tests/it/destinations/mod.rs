@@ -132,6 +132,7 @@ mod file;
 mod hubspot;
 mod intercom;
 mod mixpanel;
+mod pipedrive;
 mod postgres;
 mod salesforce;
 mod segment;

@@ -17,6 +17,8 @@
 //!     update, archive; 10-second rate windows), for the `intercom` destination.
 //!   - [`emulators::zendesk`]: Zendesk's Users API bulk endpoints and job statuses, for the
 //!     `zendesk` destination.
+//!   - [`emulators::pipedrive`]: Pipedrive's persons and organizations endpoints (search, add,
+//!     update, delete; 2-second burst windows), for the `pipedrive` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
@@ -49,6 +51,7 @@ mod tls;
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::intercom::{IntercomContact, IntercomEmulator, IntercomWrite};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
+pub use emulators::pipedrive::{PipedriveEmulator, PipedriveWrite};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::webhook::{
     ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions, signature,

@@ -19,6 +19,7 @@ pub mod hubspot;
 mod hubspot_api;
 pub mod intercom;
 pub mod mixpanel;
+pub mod pipedrive;
 pub mod salesforce;
 mod salesforce_api;
 pub mod segment;
