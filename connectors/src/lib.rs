@@ -28,6 +28,7 @@
 //!   - `destinations/zendesk/`: Zendesk Support users in bulk, through background jobs (type
 //!     `zendesk`).
 //!   - `destinations/pipedrive/`: Pipedrive persons and organizations (type `pipedrive`).
+//!   - `destinations/marketo/`: Marketo leads with OAuth client credentials (type `marketo`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
 //!     transactions with a per-record fallback.
@@ -121,6 +122,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
     registry.register_destination(destinations::intercom::destination_type());
+    registry.register_destination(destinations::marketo::destination_type());
     registry.register_destination(destinations::pipedrive::destination_type());
     registry.register_destination(destinations::zendesk::destination_type());
     match alerts::WebhookAlertSink::new() {
@@ -149,6 +151,7 @@ mod tests {
                 "file",
                 "hubspot",
                 "intercom",
+                "marketo",
                 "mixpanel",
                 "pipedrive",
                 "postgres",

@@ -7,6 +7,7 @@ pub(crate) mod file;
 pub(crate) mod http;
 pub(crate) mod hubspot;
 pub(crate) mod intercom;
+pub(crate) mod marketo;
 pub(crate) mod mixpanel;
 pub(crate) mod pipedrive;
 pub(crate) mod postgres;

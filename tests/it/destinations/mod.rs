@@ -131,6 +131,7 @@ mod braze;
 mod file;
 mod hubspot;
 mod intercom;
+mod marketo;
 mod mixpanel;
 mod pipedrive;
 mod postgres;

@@ -19,6 +19,8 @@
 //!     `zendesk` destination.
 //!   - [`emulators::pipedrive`]: Pipedrive's persons and organizations endpoints (search, add,
 //!     update, delete; 2-second burst windows), for the `pipedrive` destination.
+//!   - [`emulators::marketo`]: Marketo's identity endpoint and lead endpoints (error codes
+//!     answered with HTTP 200), for the `marketo` destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
@@ -50,6 +52,7 @@ mod tls;
 
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::intercom::{IntercomContact, IntercomEmulator, IntercomWrite};
+pub use emulators::marketo::{MarketoEmulator, MarketoWrite};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
 pub use emulators::pipedrive::{PipedriveEmulator, PipedriveWrite};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};

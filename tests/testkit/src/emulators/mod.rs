@@ -18,6 +18,7 @@ pub mod common;
 pub mod hubspot;
 mod hubspot_api;
 pub mod intercom;
+pub mod marketo;
 pub mod mixpanel;
 pub mod pipedrive;
 pub mod salesforce;
