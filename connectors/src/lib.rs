@@ -29,6 +29,7 @@
 //!     `zendesk`).
 //!   - `destinations/pipedrive/`: Pipedrive persons and organizations (type `pipedrive`).
 //!   - `destinations/marketo/`: Marketo leads with OAuth client credentials (type `marketo`).
+//!   - `destinations/attio/`: records of an Attio object by a matching attribute (type `attio`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
 //!     transactions with a per-record fallback.
@@ -122,6 +123,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
     registry.register_destination(destinations::intercom::destination_type());
+    registry.register_destination(destinations::attio::destination_type());
     registry.register_destination(destinations::marketo::destination_type());
     registry.register_destination(destinations::pipedrive::destination_type());
     registry.register_destination(destinations::zendesk::destination_type());
@@ -147,6 +149,7 @@ mod tests {
         assert_eq!(
             destinations,
             [
+                "attio",
                 "braze",
                 "file",
                 "hubspot",

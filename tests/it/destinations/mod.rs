@@ -127,6 +127,7 @@ macro_rules! conformance_suite {
 }
 
 // Declared after the macro, which they expand.
+mod attio;
 mod braze;
 mod file;
 mod hubspot;

@@ -21,6 +21,8 @@
 //!     update, delete; 2-second burst windows), for the `pipedrive` destination.
 //!   - [`emulators::marketo`]: Marketo's identity endpoint and lead endpoints (error codes
 //!     answered with HTTP 200), for the `marketo` destination.
+//!   - [`emulators::attio`]: Attio's record assert, query and delete, for the `attio`
+//!     destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //! - [`postgres`]: [`PostgresServer`], a throwaway PostgreSQL cluster (`initdb` + `pg_ctl`) in a
@@ -50,6 +52,7 @@ pub mod postgres;
 pub mod sink;
 mod tls;
 
+pub use emulators::attio::{AttioEmulator, AttioObject, AttioWrite};
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::intercom::{IntercomContact, IntercomEmulator, IntercomWrite};
 pub use emulators::marketo::{MarketoEmulator, MarketoWrite};
