@@ -47,6 +47,11 @@
 //!     request (type `activecampaign`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/intercom/`: Intercom user contacts by external id (type `intercom`).
+//!   - `destinations/zendesk/`: Zendesk Support users in bulk, through background jobs (type
+//!     `zendesk`).
+//!   - `destinations/pipedrive/`: Pipedrive persons and organizations (type `pipedrive`).
+//!   - `destinations/marketo/`: Marketo leads with OAuth client credentials (type `marketo`).
+//!   - `destinations/attio/`: records of an Attio object by a matching attribute (type `attio`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
 //!     transactions with a per-record fallback.
@@ -164,6 +169,10 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::http_request::destination_type());
     registry.register_destination(destinations::airtable::destination_type());
     registry.register_destination(destinations::facebook_audiences::destination_type());
+    registry.register_destination(destinations::attio::destination_type());
+    registry.register_destination(destinations::marketo::destination_type());
+    registry.register_destination(destinations::pipedrive::destination_type());
+    registry.register_destination(destinations::zendesk::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -188,6 +197,7 @@ mod tests {
             [
                 "activecampaign",
                 "airtable",
+                "attio",
                 "braze",
                 "elasticsearch",
                 "facebook-custom-audiences",
@@ -198,8 +208,10 @@ mod tests {
                 "iterable",
                 "klaviyo",
                 "mailchimp",
+                "marketo",
                 "mixpanel",
                 "mysql",
+                "pipedrive",
                 "postgres",
                 "posthog",
                 "redis",
@@ -207,7 +219,8 @@ mod tests {
                 "salesforce",
                 "segment",
                 "sendgrid",
-                "webhook"
+                "webhook",
+                "zendesk"
             ]
         );
         for destination in registry.destination_types() {

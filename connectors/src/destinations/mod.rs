@@ -3,6 +3,7 @@
 
 pub(crate) mod activecampaign;
 pub(crate) mod airtable;
+pub(crate) mod attio;
 pub(crate) mod braze;
 pub(crate) mod change_lines;
 pub(crate) mod elasticsearch;
@@ -17,9 +18,11 @@ pub(crate) mod intercom;
 pub(crate) mod iterable;
 pub(crate) mod klaviyo;
 pub(crate) mod mailchimp;
+pub(crate) mod marketo;
 pub(crate) mod mixpanel;
 pub(crate) mod mysql;
 pub(crate) mod per_record;
+pub(crate) mod pipedrive;
 pub(crate) mod postgres;
 pub(crate) mod posthog;
 pub(crate) mod record_api;
@@ -30,6 +33,7 @@ pub(crate) mod segment;
 pub(crate) mod sendgrid;
 pub(crate) mod table;
 pub(crate) mod webhook;
+pub(crate) mod zendesk;
 
 use retl_engine::destination::DestinationError;
 use serde::de::DeserializeOwned;

@@ -139,6 +139,7 @@ macro_rules! conformance_suite {
 // Declared after the macro, which they expand.
 mod activecampaign;
 mod airtable;
+mod attio;
 mod braze;
 mod elasticsearch;
 mod facebook_audiences;
@@ -149,8 +150,10 @@ mod intercom;
 mod iterable;
 mod klaviyo;
 mod mailchimp;
+mod marketo;
 mod mixpanel;
 mod mysql;
+mod pipedrive;
 mod postgres;
 mod posthog;
 mod redis;
@@ -159,6 +162,7 @@ mod salesforce;
 mod segment;
 mod sendgrid;
 mod webhook;
+mod zendesk;
 
 /// The capability, or `None` after saying (on stderr) which check was skipped and why.
 fn applies<T>(subject: &dyn Subject, check: &str, capability: Capability<T>) -> Option<T> {

@@ -32,6 +32,14 @@
 //!     the `activecampaign` destination.
 //!   - [`emulators::intercom`]: Intercom's contacts API (create, look-up by external id,
 //!     update, archive; 10-second rate windows), for the `intercom` destination.
+//!   - [`emulators::zendesk`]: Zendesk's Users API bulk endpoints and job statuses, for the
+//!     `zendesk` destination.
+//!   - [`emulators::pipedrive`]: Pipedrive's persons and organizations endpoints (search, add,
+//!     update, delete; 2-second burst windows), for the `pipedrive` destination.
+//!   - [`emulators::marketo`]: Marketo's identity endpoint and lead endpoints (error codes
+//!     answered with HTTP 200), for the `marketo` destination.
+//!   - [`emulators::attio`]: Attio's record assert, query and delete, for the `attio`
+//!     destination.
 //!   - [`emulators::salesforce`]: Salesforce's OAuth 2.0 token endpoint and REST API (sObject
 //!     Collections, query, describe), for the `salesforce` destination.
 //!   - [`emulators::elasticsearch`]: Elasticsearch's `_bulk` and mapping APIs, for the
@@ -69,6 +77,7 @@ mod tls;
 
 pub use emulators::activecampaign::ActiveCampaignEmulator;
 pub use emulators::airtable::{AirtableEmulator, AirtableRequest, Row as AirtableRow};
+pub use emulators::attio::{AttioEmulator, AttioObject, AttioWrite};
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::elasticsearch::{ElasticsearchEmulator, ElasticsearchOptions, EsOperation};
 pub use emulators::facebook_audiences::FacebookAudiencesEmulator;
@@ -77,13 +86,16 @@ pub use emulators::intercom::{IntercomContact, IntercomEmulator, IntercomWrite};
 pub use emulators::iterable::{IterableEmulator, IterableObject};
 pub use emulators::klaviyo::{KlaviyoEmulator, KlaviyoObject};
 pub use emulators::mailchimp::MailchimpEmulator;
+pub use emulators::marketo::{MarketoEmulator, MarketoWrite};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
+pub use emulators::pipedrive::{PipedriveEmulator, PipedriveWrite};
 pub use emulators::posthog::{CapturedEvent, PosthogEmulator, PosthogProject};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::sendgrid::SendgridEmulator;
 pub use emulators::webhook::{
     ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions, signature,
 };
+pub use emulators::zendesk::{ZendeskEmulator, ZendeskWrite};
 pub use launch::{LaunchError, free_port, wait_until};
 pub use mariadb::MariaDbServer;
 pub use postgres::PostgresServer;
