@@ -25,6 +25,8 @@
 //!     object fields).
 //!   - `destinations/posthog/`: PostHog capture `/batch/` events and person properties,
 //!     persons API deletes (type `posthog`).
+//!   - `destinations/amplitude/`: Amplitude HTTP V2 events and Identify API user
+//!     properties (type `amplitude`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/salesforce/`: records of one Salesforce object (type `salesforce`).
 //!   - `destinations/postgres/`: rows of a PostgreSQL table (type `postgres`), written in
@@ -119,6 +121,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::salesforce::destination_type());
     registry.register_destination(destinations::postgres::destination_type());
     registry.register_destination(destinations::posthog::destination_type());
+    registry.register_destination(destinations::amplitude::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -141,6 +144,7 @@ mod tests {
         assert_eq!(
             destinations,
             [
+                "amplitude",
                 "braze",
                 "file",
                 "hubspot",

@@ -1,6 +1,7 @@
 //! Destination connectors, one folder each (see the crate docs for the file contract), and the
 //! HTTP pieces they share.
 
+pub(crate) mod amplitude;
 pub(crate) mod braze;
 pub(crate) mod event_fields;
 pub(crate) mod file;

@@ -126,6 +126,7 @@ macro_rules! conformance_suite {
 }
 
 // Declared after the macro, which they expand.
+mod amplitude;
 mod braze;
 mod file;
 mod hubspot;

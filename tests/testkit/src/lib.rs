@@ -11,6 +11,7 @@
 //!   - [`emulators::webhook`]: the generic webhook contract of retl's `webhook` destination.
 //!   - [`emulators::segment`], [`emulators::mixpanel`], [`emulators::braze`]: those APIs'
 //!     documented contracts; [`emulators::common`] holds what they share.
+//!   - [`emulators::amplitude`]: Amplitude's HTTP V2 `/2/httpapi` and Identify API.
 //!   - [`emulators::posthog`]: PostHog's capture `/batch/`, `/flags` and persons `bulk_delete`.
 //!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
 //!     archive, properties), for the `hubspot` destination.
@@ -43,6 +44,7 @@ pub mod postgres;
 pub mod sink;
 mod tls;
 
+pub use emulators::amplitude::{AmplitudeEmulator, AmplitudeEvent};
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::mixpanel::{ImportedEvent, MixpanelEmulator, MixpanelProject, ProfileUpdate};
 pub use emulators::posthog::{CapturedEvent, PosthogEmulator, PosthogProject};

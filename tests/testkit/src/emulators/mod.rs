@@ -13,6 +13,7 @@
 //! they apply, and document the subset of the real API it implements.
 
 pub mod alert_receiver;
+pub mod amplitude;
 pub mod braze;
 pub mod common;
 pub mod hubspot;
