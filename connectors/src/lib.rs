@@ -45,6 +45,8 @@
 //!     `mailchimp`).
 //!   - `destinations/activecampaign/`: ActiveCampaign contact sync and delete, one contact per
 //!     request (type `activecampaign`).
+//!   - `destinations/amplitude/`: Amplitude HTTP V2 events and Identify API user
+//!     properties (type `amplitude`).
 //!   - `destinations/hubspot/`: HubSpot CRM contacts and companies (type `hubspot`).
 //!   - `destinations/intercom/`: Intercom user contacts by external id (type `intercom`).
 //!   - `destinations/zendesk/`: Zendesk Support users in bulk, through background jobs (type
@@ -173,6 +175,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::marketo::destination_type());
     registry.register_destination(destinations::pipedrive::destination_type());
     registry.register_destination(destinations::zendesk::destination_type());
+    registry.register_destination(destinations::amplitude::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -197,6 +200,7 @@ mod tests {
             [
                 "activecampaign",
                 "airtable",
+                "amplitude",
                 "attio",
                 "braze",
                 "elasticsearch",

@@ -3,6 +3,7 @@
 
 pub(crate) mod activecampaign;
 pub(crate) mod airtable;
+pub(crate) mod amplitude;
 pub(crate) mod attio;
 pub(crate) mod braze;
 pub(crate) mod change_lines;

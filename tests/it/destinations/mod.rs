@@ -139,6 +139,7 @@ macro_rules! conformance_suite {
 // Declared after the macro, which they expand.
 mod activecampaign;
 mod airtable;
+mod amplitude;
 mod attio;
 mod braze;
 mod elasticsearch;

@@ -11,6 +11,7 @@
 //!   - [`emulators::webhook`]: the generic webhook contract of retl's `webhook` destination.
 //!   - [`emulators::segment`], [`emulators::mixpanel`], [`emulators::braze`]: those APIs'
 //!     documented contracts; [`emulators::common`] holds what they share.
+//!   - [`emulators::amplitude`]: Amplitude's HTTP V2 `/2/httpapi` and Identify API.
 //!   - [`emulators::posthog`]: PostHog's capture `/batch/`, `/flags` and persons `bulk_delete`.
 //!   - [`emulators::airtable`]: Airtable's records endpoints for one base (upsert with
 //!     `performUpsert`, list with a `filterByFormula` subset, delete by ids, 5 requests/s).
@@ -77,6 +78,7 @@ mod tls;
 
 pub use emulators::activecampaign::ActiveCampaignEmulator;
 pub use emulators::airtable::{AirtableEmulator, AirtableRequest, Row as AirtableRow};
+pub use emulators::amplitude::{AmplitudeEmulator, AmplitudeEvent};
 pub use emulators::attio::{AttioEmulator, AttioObject, AttioWrite};
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
 pub use emulators::elasticsearch::{ElasticsearchEmulator, ElasticsearchOptions, EsOperation};

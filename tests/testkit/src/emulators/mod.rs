@@ -15,6 +15,7 @@
 pub mod activecampaign;
 pub mod airtable;
 pub mod alert_receiver;
+pub mod amplitude;
 pub mod attio;
 pub mod braze;
 pub mod common;
