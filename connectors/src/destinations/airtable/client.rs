@@ -115,20 +115,7 @@ impl AirtableClient {
             .append_pair("maxRecords", "1")
             .append_pair("pageSize", "1");
         let request = self.request(Method::GET, url, None)?;
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .map_err(http::classify_send_error)?;
-        let answer = Answer {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response
-                .bytes()
-                .await
-                .map_err(http::classify_send_error)?
-                .to_vec(),
-        };
+        let answer = http::fetch(&self.http, request).await?;
         if !answer.status.is_success() {
             return Err(error(&answer));
         }

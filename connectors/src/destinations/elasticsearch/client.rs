@@ -146,20 +146,7 @@ impl ElasticsearchClient {
             .request(Method::GET, &self.config.mapping_url)?
             .build()
             .map_err(http::classify_send_error)?;
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .map_err(http::classify_send_error)?;
-        let answer = http::Answer {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response
-                .bytes()
-                .await
-                .map_err(http::classify_send_error)?
-                .to_vec(),
-        };
+        let answer = http::fetch(&self.http, request).await?;
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
