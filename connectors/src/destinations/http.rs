@@ -320,13 +320,22 @@ pub(crate) fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration
 /// The error of a non-2xx answer ([`Answer::error`]); a `429` without `Retry-After` waits
 /// until `X-RateLimit-Reset` (UTC epoch seconds) when the API sends it (Braze, SendGrid).
 pub(crate) fn error_with_reset(answer: &Answer, now: SystemTime) -> DestinationError {
+    error_with_throttle_wait(answer, rate_limit_reset(&answer.headers, now))
+}
+
+/// The error of a non-2xx answer ([`Answer::error`]); a throttled answer without
+/// `Retry-After` waits `wait`, the API's own documented (or retl's chosen) pause.
+pub(crate) fn error_with_throttle_wait(
+    answer: &Answer,
+    wait: Option<Duration>,
+) -> DestinationError {
     match answer.error() {
         DestinationError::Transient {
             message,
             retry_after: None,
             throttled: true,
         } => DestinationError::Transient {
-            retry_after: rate_limit_reset(&answer.headers, now),
+            retry_after: wait,
             message,
             throttled: true,
         },

@@ -185,18 +185,7 @@ impl IterableClient {
 
 /// The error of a non-2xx answer; a `429` without `Retry-After` waits [`THROTTLE_WAIT`].
 pub(crate) fn error_of(answer: &http::Answer) -> DestinationError {
-    match answer.error() {
-        DestinationError::Transient {
-            message,
-            retry_after: None,
-            throttled: true,
-        } => DestinationError::Transient {
-            message,
-            retry_after: Some(THROTTLE_WAIT),
-            throttled: true,
-        },
-        other => other,
-    }
+    http::error_with_throttle_wait(answer, Some(THROTTLE_WAIT))
 }
 
 /// The strings of the list at `path` (`a.b`) of `body`.

@@ -168,18 +168,7 @@ impl MailchimpClient {
 
 /// The error of a non-2xx answer; a `429` (no `Retry-After` from Mailchimp) waits one second.
 pub(crate) fn error_of(answer: &http::Answer) -> DestinationError {
-    match answer.error() {
-        DestinationError::Transient {
-            message,
-            retry_after: None,
-            throttled: true,
-        } => DestinationError::Transient {
-            message,
-            retry_after: Some(THROTTLE_WAIT),
-            throttled: true,
-        },
-        other => other,
-    }
+    http::error_with_throttle_wait(answer, Some(THROTTLE_WAIT))
 }
 
 /// The outcome of each sent member from a batch subscribe answer.
