@@ -66,6 +66,12 @@
 //!     batch (type `redis`).
 //!   - `destinations/s3/`: JSON-lines objects in an S3 bucket through `object_store`, one per
 //!     batch under a folder per run (type `s3`).
+//!   - `destinations/google_analytics/`: Google Analytics 4 Measurement Protocol events
+//!     (type `google-analytics-4`).
+//!   - `destinations/customerio/`: Customer.io Track API v2 batch identify, event and delete
+//!     (type `customerio`).
+//!   - `destinations/slack/`: one message per record through a Slack incoming webhook (type
+//!     `slack`).
 //!   - `destinations/change_lines.rs`: the JSON-lines form of changes that `file` and `s3`
 //!     write.
 //!
@@ -116,7 +122,7 @@
 //!    the suite's `Subject` over the emulator and expanding `conformance_suite!`: every check
 //!    must pass, or be declared not applicable with the reason.
 //!
-//! Then regenerate the catalog snapshot (`RETL_UPDATE_SNAPSHOTS=1 cargo test -p retl
+//! Then regenerate the catalog snapshot (`RETL_UPDATE_SNAPSHOTS=1 cargo test --workspace --lib
 //! destination_types_snapshot`, `server/testdata/destination_types.json`) and review its diff.
 //!
 //! # How to add a source
@@ -176,6 +182,9 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::pipedrive::destination_type());
     registry.register_destination(destinations::zendesk::destination_type());
     registry.register_destination(destinations::amplitude::destination_type());
+    registry.register_destination(destinations::google_analytics::destination_type());
+    registry.register_destination(destinations::customerio::destination_type());
+    registry.register_destination(destinations::slack::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -203,9 +212,11 @@ mod tests {
                 "amplitude",
                 "attio",
                 "braze",
+                "customerio",
                 "elasticsearch",
                 "facebook-custom-audiences",
                 "file",
+                "google-analytics-4",
                 "http",
                 "hubspot",
                 "intercom",
@@ -223,6 +234,7 @@ mod tests {
                 "salesforce",
                 "segment",
                 "sendgrid",
+                "slack",
                 "webhook",
                 "zendesk"
             ]

@@ -207,9 +207,35 @@ pub(crate) async fn exchange_redacted(
     ctx: &DeliveryContext,
     redact: impl FnOnce(&mut serde_json::Value),
 ) -> Result<Answer, DestinationError> {
+    exchange_described(client, request, ctx, redact, None).await
+}
+
+/// [`exchange`] for a request whose URL is itself a credential (e.g. a Slack incoming webhook
+/// URL): the recorded exchange shows `shown_url` instead of the URL.
+///
+/// # Errors
+/// As [`exchange`].
+pub(crate) async fn exchange_secret_url(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    ctx: &DeliveryContext,
+    shown_url: &str,
+) -> Result<Answer, DestinationError> {
+    exchange_described(client, request, ctx, |_| {}, Some(shown_url)).await
+}
+
+/// [`exchange_redacted`], the recorded URL replaced by `shown_url` when given.
+async fn exchange_described(
+    client: &reqwest::Client,
+    request: reqwest::Request,
+    ctx: &DeliveryContext,
+    redact: impl FnOnce(&mut serde_json::Value),
+    shown_url: Option<&str>,
+) -> Result<Answer, DestinationError> {
     let described = ctx.trace.as_ref().map(|_| {
         let mut url = request.url().clone();
         url.set_query(None);
+        let url = shown_url.map_or_else(|| url.to_string(), str::to_string);
         let mut body = request
             .body()
             .and_then(|b| b.as_bytes())

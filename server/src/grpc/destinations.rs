@@ -193,7 +193,7 @@ mod tests {
 
     /// The catalog served by `ListDestinationTypes` (types, config fields, actions, fields,
     /// default limits), checked in so that any change to it is reviewed. Regenerate with
-    /// `RETL_UPDATE_SNAPSHOTS=1 cargo test -p retl destination_types_snapshot`.
+    /// `RETL_UPDATE_SNAPSHOTS=1 cargo test --workspace --lib destination_types_snapshot`.
     #[test]
     fn destination_types_snapshot() {
         let registry = crate::registry();
@@ -217,7 +217,7 @@ mod tests {
         assert!(
             expected == actual,
             "the destination type catalog changed; review the diff and regenerate {} with \
-             RETL_UPDATE_SNAPSHOTS=1 cargo test -p retl destination_types_snapshot\n\nnew catalog:\n{actual}",
+             RETL_UPDATE_SNAPSHOTS=1 cargo test --workspace --lib destination_types_snapshot\n\nnew catalog:\n{actual}",
             path.display()
         );
     }

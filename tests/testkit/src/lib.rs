@@ -19,6 +19,9 @@
 //!     schema rows, invalid entry samples, Graph error codes).
 //!   - [`emulators::http_request`]: a generic JSON REST API (bare arrays, `X-Api-Key`, `503`
 //!     as the throttle signal), the second API shape of the `http` destination.
+//!   - [`emulators::google_analytics`]: the GA4 Measurement Protocol and its validation server.
+//!   - [`emulators::customerio`]: Customer.io's Track API v2 batch and account region.
+//!   - [`emulators::slack`]: a Slack incoming webhook, for the `slack` destination.
 //!   - [`emulators::hubspot`]: HubSpot's CRM v3 objects API (batch upsert/update/create/read/
 //!     archive, properties), for the `hubspot` destination.
 //!   - [`emulators::iterable`]: Iterable's bulk user update, bulk event tracking and user
@@ -81,8 +84,10 @@ pub use emulators::airtable::{AirtableEmulator, AirtableRequest, Row as Airtable
 pub use emulators::amplitude::{AmplitudeEmulator, AmplitudeEvent};
 pub use emulators::attio::{AttioEmulator, AttioObject, AttioWrite};
 pub use emulators::braze::{BrazeEmulator, BrazeObject};
+pub use emulators::customerio::{CustomerioEmulator, CustomerioEntry};
 pub use emulators::elasticsearch::{ElasticsearchEmulator, ElasticsearchOptions, EsOperation};
 pub use emulators::facebook_audiences::FacebookAudiencesEmulator;
+pub use emulators::google_analytics::{Ga4Event, GoogleAnalyticsEmulator};
 pub use emulators::http_request::{AcceptedWrite, HttpApiEmulator};
 pub use emulators::intercom::{IntercomContact, IntercomEmulator, IntercomWrite};
 pub use emulators::iterable::{IterableEmulator, IterableObject};
@@ -94,6 +99,7 @@ pub use emulators::pipedrive::{PipedriveEmulator, PipedriveWrite};
 pub use emulators::posthog::{CapturedEvent, PosthogEmulator, PosthogProject};
 pub use emulators::segment::{SegmentEmulator, SegmentMessage};
 pub use emulators::sendgrid::SendgridEmulator;
+pub use emulators::slack::{PostedMessage, SlackEmulator, SlackWebhook};
 pub use emulators::webhook::{
     ReceivedRecord, ReceivedRequest, SIGNATURE_HEADER, WebhookEmulator, WebhookOptions, signature,
 };
