@@ -21,6 +21,7 @@ pub mod braze;
 pub mod common;
 pub mod elasticsearch;
 pub mod facebook_audiences;
+pub mod google_oauth;
 pub mod http_request;
 pub mod hubspot;
 mod hubspot_api;
