@@ -26,6 +26,8 @@
 //!     (type `airtable`).
 //!   - `destinations/facebook_audiences/`: Meta Customer File Custom Audiences (type
 //!     `facebook-custom-audiences`), identifiers hashed by `destinations/hashing.rs`.
+//!   - `destinations/google_auth.rs`: OAuth 2.0 access tokens for Google APIs (service-account
+//!     JWT or refresh token, cached, renewed after a 401), shared by the Google destinations.
 //!   - `destinations/hashing.rs`: normalisation and SHA-256 hashing of personal identifiers
 //!     for ad audiences (Meta, Google).
 //!   - `destinations/braze/`: Braze `/users/track` and `/users/delete` (type `braze`).

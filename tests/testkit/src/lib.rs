@@ -17,6 +17,9 @@
 //!     `performUpsert`, list with a `filterByFormula` subset, delete by ids, 5 requests/s).
 //!   - [`emulators::facebook_audiences`]: Meta's Custom Audience users endpoint (hashed
 //!     schema rows, invalid entry samples, Graph error codes).
+//!   - [`emulators::google_oauth`]: Google's OAuth 2.0 token endpoint (service-account JWTs
+//!     verified with a committed test key pair, refresh tokens), mountable beside a Google API
+//!     emulator, and the bearer check those emulators apply.
 //!   - [`emulators::http_request`]: a generic JSON REST API (bare arrays, `X-Api-Key`, `503`
 //!     as the throttle signal), the second API shape of the `http` destination.
 //!   - [`emulators::google_analytics`]: the GA4 Measurement Protocol and its validation server.
@@ -88,6 +91,7 @@ pub use emulators::customerio::{CustomerioEmulator, CustomerioEntry};
 pub use emulators::elasticsearch::{ElasticsearchEmulator, ElasticsearchOptions, EsOperation};
 pub use emulators::facebook_audiences::FacebookAudiencesEmulator;
 pub use emulators::google_analytics::{Ga4Event, GoogleAnalyticsEmulator};
+pub use emulators::google_oauth::{GoogleOAuth, GoogleOAuthEmulator, GoogleOAuthOptions};
 pub use emulators::http_request::{AcceptedWrite, HttpApiEmulator};
 pub use emulators::intercom::{IntercomContact, IntercomEmulator, IntercomWrite};
 pub use emulators::iterable::{IterableEmulator, IterableObject};
