@@ -141,21 +141,14 @@ impl ActiveCampaignClient {
     /// `test()`: `GET /api/3/users/me`, a read: `401`/`403` refuse the key.
     pub(crate) async fn test(&self) -> Result<String, DestinationError> {
         let request = self.request(Method::GET, self.config.me_url.clone(), None)?;
-        let answer = self
-            .http
-            .execute(request)
-            .await
-            .map_err(http::classify_send_error)?;
-        let status = answer.status();
-        let headers = answer.headers().clone();
-        let body = answer.text().await.unwrap_or_default();
-        if status.is_success() {
+        let answer = http::fetch(&self.http, request).await?;
+        if answer.status.is_success() {
             Ok(
                 "ActiveCampaign accepted the API key (GET /api/3/users/me; nothing was written)"
                     .to_string(),
             )
         } else {
-            Err(http::classify_status(status, &headers, &body))
+            Err(answer.error())
         }
     }
 }

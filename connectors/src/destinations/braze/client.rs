@@ -115,19 +115,13 @@ impl BrazeClient {
     /// accept it.
     pub(crate) async fn test(&self) -> Result<String, DestinationError> {
         let request = self.post(&self.config.track_url, &json!({"attributes": []}))?;
-        let answer = self
-            .http
-            .execute(request)
-            .await
-            .map_err(http::classify_send_error)?;
-        let status = answer.status();
-        let headers = answer.headers().clone();
-        let body = answer.text().await.unwrap_or_default();
+        let answer = http::fetch(&self.http, request).await?;
+        let status = answer.status;
         match status.as_u16() {
             200..=299 | 400 => Ok(format!(
                 "Braze accepted the REST API key for /users/track (an empty request was answered HTTP {status}; nothing was written)"
             )),
-            _ => Err(http::classify_status(status, &headers, &body)),
+            _ => Err(answer.error()),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use retl_engine::destination::{
     Action, ActionSpec, BatchOutcome, DeliveryContext, DestinationError, Payload, RecordOutcome,
 };
@@ -105,19 +105,17 @@ impl CustomerioClient {
     /// `test()`: `GET /api/v1/accounts/region` with the credentials (reads the workspace's
     /// region, changes nothing).
     pub(crate) async fn test(&self) -> Result<String, DestinationError> {
-        let response = self
+        let request = self
             .http
             .get(self.config.region_url.clone())
             .basic_auth(&self.config.site_id, Some(self.config.api_key.expose()))
-            .send()
-            .await
+            .build()
             .map_err(http::classify_send_error)?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(http::classify_status(status, &HeaderMap::new(), &body));
+        let answer = http::fetch(&self.http, request).await?;
+        if !answer.status.is_success() {
+            return Err(answer.error());
         }
-        let region = serde_json::from_str::<Value>(&body)
+        let region = serde_json::from_slice::<Value>(&answer.body)
             .ok()
             .and_then(|v| v.get("region").and_then(Value::as_str).map(str::to_string))
             .unwrap_or_else(|| "unknown".to_string());

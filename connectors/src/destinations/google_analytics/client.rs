@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use reqwest::Url;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use retl_engine::destination::{
     Action, ActionSpec, BatchOutcome, DeliveryContext, DestinationError, Payload, RecordOutcome,
 };
@@ -126,21 +126,20 @@ impl GoogleAnalyticsClient {
     /// `test()`: a sample event to the validation server (`/debug/mp/collect`), which
     /// records nothing and lists what is wrong with the request.
     pub(crate) async fn test(&self) -> Result<String, DestinationError> {
-        let response = self
+        let request = self
             .http
             .post(self.with_credentials(&self.config.debug_url))
             .json(&json!({
                 "client_id": "retl.connection-test",
                 "events": [{"name": "retl_connection_test", "params": {}}],
             }))
-            .send()
-            .await
+            .build()
             .map_err(http::classify_send_error)?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(http::classify_status(status, &HeaderMap::new(), &body));
+        let answer = http::fetch(&self.http, request).await?;
+        if !answer.status.is_success() {
+            return Err(answer.error());
         }
+        let body = String::from_utf8_lossy(&answer.body);
         let messages =
             validation_messages(&body).map_err(|message| DestinationError::Rejected { message })?;
         if messages.is_empty() {

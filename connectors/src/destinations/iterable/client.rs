@@ -164,21 +164,14 @@ impl IterableClient {
     /// `test()`: `GET /api/channels`, a read that changes nothing: `401` refuses the key.
     pub(crate) async fn test(&self) -> Result<String, DestinationError> {
         let request = self.request(Method::GET, self.config.channels_url.clone(), None)?;
-        let answer = self
-            .http
-            .execute(request)
-            .await
-            .map_err(http::classify_send_error)?;
-        let status = answer.status();
-        let headers = answer.headers().clone();
-        let body = answer.text().await.unwrap_or_default();
-        if status.is_success() {
+        let answer = http::fetch(&self.http, request).await?;
+        if answer.status.is_success() {
             Ok(
                 "Iterable accepted the API key (GET /api/channels; nothing was written)"
                     .to_string(),
             )
         } else {
-            Err(http::classify_status(status, &headers, &body))
+            Err(error_of(&answer))
         }
     }
 }

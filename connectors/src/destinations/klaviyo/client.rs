@@ -190,15 +190,8 @@ impl KlaviyoClient {
     /// writing).
     pub(crate) async fn test(&self) -> Result<String, DestinationError> {
         let request = self.request(Method::GET, &self.config.accounts_url, None)?;
-        let answer = self
-            .http
-            .execute(request)
-            .await
-            .map_err(http::classify_send_error)?;
-        let status = answer.status();
-        let headers = answer.headers().clone();
-        let body = answer.text().await.unwrap_or_default();
-        match status {
+        let answer = http::fetch(&self.http, request).await?;
+        match answer.status {
             s if s.is_success() => Ok(
                 "Klaviyo accepted the private API key (GET /api/accounts; nothing was written)"
                     .to_string(),
@@ -207,7 +200,7 @@ impl KlaviyoClient {
                 "Klaviyo accepted the private API key, which lacks the accounts:read scope (GET /api/accounts answered 403; nothing was written)"
                     .to_string(),
             ),
-            _ => Err(http::classify_status(status, &headers, &body)),
+            _ => Err(answer.error()),
         }
     }
 }

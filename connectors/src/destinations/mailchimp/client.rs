@@ -150,18 +150,11 @@ impl MailchimpClient {
     /// `test()`: `GET /3.0/ping`, a health check that needs a valid key: `401` refuses it.
     pub(crate) async fn test(&self) -> Result<String, DestinationError> {
         let request = self.request(Method::GET, self.config.ping_url.clone(), None)?;
-        let answer = self
-            .http
-            .execute(request)
-            .await
-            .map_err(http::classify_send_error)?;
-        let status = answer.status();
-        let headers = answer.headers().clone();
-        let body = answer.text().await.unwrap_or_default();
-        if status.is_success() {
+        let answer = http::fetch(&self.http, request).await?;
+        if answer.status.is_success() {
             Ok("Mailchimp accepted the API key (GET /3.0/ping; nothing was written)".to_string())
         } else {
-            Err(http::classify_status(status, &headers, &body))
+            Err(error_of(&answer))
         }
     }
 }

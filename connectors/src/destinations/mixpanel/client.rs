@@ -123,22 +123,17 @@ impl MixpanelClient {
 
     /// `test()`: an empty `/import` batch with the import credentials (nothing is imported).
     pub(crate) async fn test(&self) -> Result<String, DestinationError> {
-        let answer = self
+        let request = self
             .import_request(b"[]".to_vec())
-            .send()
-            .await
+            .build()
             .map_err(http::classify_send_error)?;
-        let status = answer.status();
-        let body = answer.text().await.unwrap_or_default();
+        let answer = http::fetch(&self.http, request).await?;
+        let status = answer.status;
         match status.as_u16() {
             200..=299 | 400 => Ok(format!(
                 "Mixpanel accepted the /import credentials (an empty batch was answered HTTP {status}; nothing was imported)"
             )),
-            _ => Err(http::classify_status(
-                status,
-                &reqwest::header::HeaderMap::new(),
-                &body,
-            )),
+            _ => Err(answer.error()),
         }
     }
 }

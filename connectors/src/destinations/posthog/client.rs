@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use retl_engine::destination::{
     Action, ActionSpec, BatchOutcome, DeliveryContext, DestinationError, Payload, RecordOutcome,
     SyncMode,
@@ -157,37 +157,33 @@ impl PosthogClient {
     /// `test()`: the project API key on `/flags` (evaluates flags, captures nothing), then,
     /// when configured, the personal API key on a one-person read of the persons API.
     pub(crate) async fn test(&self) -> Result<String, DestinationError> {
-        let answer = self
+        let request = self
             .http
             .post(self.config.flags_url.clone())
             .json(&json!({
                 "api_key": self.config.project_api_key.expose(),
                 "distinct_id": "retl-connection-test",
             }))
-            .send()
-            .await
+            .build()
             .map_err(http::classify_send_error)?;
-        let status = answer.status();
-        if !status.is_success() {
-            let body = answer.text().await.unwrap_or_default();
-            return Err(http::classify_status(status, &HeaderMap::new(), &body));
+        let answer = http::fetch(&self.http, request).await?;
+        if !answer.status.is_success() {
+            return Err(answer.error());
         }
         let Some(persons) = &self.config.persons else {
             return Ok(
                 "PostHog knows the project API key (/flags answered; nothing was captured); no personal API key is configured, so delete_person is unavailable".to_string(),
             );
         };
-        let answer = self
+        let request = self
             .http
             .get(persons.persons_url.clone())
             .bearer_auth(persons.personal_api_key.expose())
-            .send()
-            .await
+            .build()
             .map_err(http::classify_send_error)?;
-        let status = answer.status();
-        if !status.is_success() {
-            let body = answer.text().await.unwrap_or_default();
-            return Err(http::classify_status(status, &HeaderMap::new(), &body));
+        let answer = http::fetch(&self.http, request).await?;
+        if !answer.status.is_success() {
+            return Err(answer.error());
         }
         Ok(
             "PostHog knows the project API key (/flags answered; nothing was captured) and the personal API key reads the project's persons".to_string(),

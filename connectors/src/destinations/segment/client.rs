@@ -87,23 +87,18 @@ impl SegmentClient {
     /// `test()`: an empty batch to the Tracking API (nothing is recorded), then the source
     /// settings the write key names, when the settings endpoint is known.
     pub(crate) async fn test(&self) -> Result<String, DestinationError> {
-        let answer = self
+        let request = self
             .http
             .post(self.config.batch_url.clone())
             .basic_auth(self.config.write_key.expose(), Some(""))
             .json(&json!({"batch": []}))
-            .send()
-            .await
+            .build()
             .map_err(http::classify_send_error)?;
-        let status = answer.status();
+        let answer = http::fetch(&self.http, request).await?;
+        let status = answer.status;
         // 2xx, or 400 from a collector that refuses an empty batch: reachable either way.
         if !status.is_success() && status != reqwest::StatusCode::BAD_REQUEST {
-            let body = answer.text().await.unwrap_or_default();
-            return Err(http::classify_status(
-                status,
-                &reqwest::header::HeaderMap::new(),
-                &body,
-            ));
+            return Err(answer.error());
         }
         let Some(settings_endpoint) = &self.config.settings_endpoint else {
             return Ok(format!(
@@ -115,13 +110,13 @@ impl SegmentClient {
             settings_endpoint,
             &format!("/v1/projects/{}/settings", self.config.write_key.expose()),
         )?;
-        let answer = self
+        let request = self
             .http
             .get(settings)
-            .send()
-            .await
+            .build()
             .map_err(http::classify_send_error)?;
-        match answer.status().as_u16() {
+        let answer = http::fetch(&self.http, request).await?;
+        match answer.status.as_u16() {
             200..=299 => Ok(format!(
                 "the Tracking API answered an empty batch with HTTP {status} and Segment knows the write key (its source settings are served)"
             )),
@@ -129,9 +124,7 @@ impl SegmentClient {
                 message: "Segment serves no source settings for this write key (HTTP 404): the key is wrong or its source was deleted; copy it again from the source's settings".to_string(),
             }),
             other => {
-                let status = answer.status();
-                let body = answer.text().await.unwrap_or_default();
-                Err(match http::classify_status(status, &reqwest::header::HeaderMap::new(), &body) {
+                Err(match answer.error() {
                     DestinationError::Rejected { message } => DestinationError::Transient {
                         message: format!("the write key check answered HTTP {other}: {message}"),
                         retry_after: None,

@@ -172,18 +172,11 @@ impl SendgridClient {
     /// `test()`: `GET /v3/scopes`, a read every key may make: `401`/`403` refuse the key.
     pub(crate) async fn test(&self) -> Result<String, DestinationError> {
         let request = self.request(Method::GET, self.config.scopes_url.clone(), None)?;
-        let answer = self
-            .http
-            .execute(request)
-            .await
-            .map_err(http::classify_send_error)?;
-        let status = answer.status();
-        let headers = answer.headers().clone();
-        let body = answer.text().await.unwrap_or_default();
-        if !status.is_success() {
-            return Err(http::classify_status(status, &headers, &body));
+        let answer = http::fetch(&self.http, request).await?;
+        if !answer.status.is_success() {
+            return Err(answer.error());
         }
-        let scopes: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        let scopes: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
         let marketing = scopes["scopes"]
             .as_array()
             .into_iter()
