@@ -66,8 +66,8 @@
 //!     (type `elasticsearch`).
 //!   - `destinations/redis/`: one Redis hash per record, one `MULTI`/`EXEC` pipeline per
 //!     batch (type `redis`).
-//!   - `destinations/s3/`: JSON-lines objects in an S3 bucket through `object_store`, one per
-//!     batch under a folder per run (type `s3`).
+//!   - `destinations/s3/`: JSON-lines, CSV or Parquet objects in an S3 bucket through
+//!     `object_store`, one per batch under a folder per run (type `s3`).
 //!   - `destinations/google_analytics/`: Google Analytics 4 Measurement Protocol events
 //!     (type `google-analytics-4`).
 //!   - `destinations/customerio/`: Customer.io Track API v2 batch identify, event and delete
@@ -76,6 +76,8 @@
 //!     `slack`).
 //!   - `destinations/change_lines.rs`: the JSON-lines form of changes that `file` and `s3`
 //!     write.
+//!   - `destinations/change_files.rs`: the file formats of a batch of changes (JSON lines,
+//!     CSV, Parquet): one encoder each, their columns and column types.
 //!
 //! # Division of labour with the engine
 //! The engine batches, rate-limits (one limiter per destination), retries with backoff and

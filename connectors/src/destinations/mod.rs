@@ -6,6 +6,7 @@ pub(crate) mod airtable;
 pub(crate) mod amplitude;
 pub(crate) mod attio;
 pub(crate) mod braze;
+pub(crate) mod change_files;
 pub(crate) mod change_lines;
 pub(crate) mod customerio;
 pub(crate) mod elasticsearch;

@@ -1,4 +1,5 @@
-//! The S3 destination's action and the name of a batch's object.
+//! The S3 destination's action and the name of a batch's object (the encoding of a batch is
+//! `destinations/change_files.rs`, one encoder per format).
 
 use std::sync::Arc;
 
@@ -10,13 +11,13 @@ use retl_engine::destination::{
 use sha2::{Digest, Sha256};
 
 use super::client::S3Client;
-use crate::destinations::change_lines::encode_lines;
+use crate::destinations::change_files::ChangeFormat;
 
 /// The actions of the S3 destination.
 pub(crate) static ACTIONS: [ActionSpec; 1] = [ActionSpec {
     name: "write_changes",
     display_name: "Write Changes",
-    description: "Writes every change (added, updated, deleted) as one JSON line; each batch is one object <prefix><mapping id>/<run id>/part-<hash>.jsonl, so a run's changes are the objects under its folder; any field name is accepted.",
+    description: "Writes every change (added, updated, deleted) as one JSON line, CSV row or Parquet row (the destination's format); each batch is one object <prefix><mapping id>/<run id>/part-<hash>.<jsonl|csv|parquet>, so a run's changes are the objects under its folder; any field name is accepted (in CSV and Parquet, none named op, change or key).",
     kind: ActionKind::Mirror,
     fields: &[],
     open_fields: true,
@@ -26,7 +27,7 @@ pub(crate) static ACTIONS: [ActionSpec; 1] = [ActionSpec {
 /// An S3 destination action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum S3Action {
-    /// `write_changes`: a batch's changes as one JSON-lines object.
+    /// `write_changes`: a batch's changes as one object in the destination's format.
     WriteChanges,
 }
 
@@ -40,10 +41,15 @@ impl S3Action {
     }
 }
 
-/// The object key of a batch: `<prefix><mapping id>/<run id>/part-<hash>.jsonl`, the hash
-/// (16 hex digits of SHA-256) over the batch's changes and keys, so a batch sent again (a
+/// The object key of a batch: `<prefix><mapping id>/<run id>/part-<hash>.<extension>`, the
+/// hash (16 hex digits of SHA-256) over the batch's changes and keys, so a batch sent again (a
 /// retry after a lost answer) overwrites its own object instead of adding a copy.
-pub(crate) fn object_key(prefix: &str, ctx: &DeliveryContext, batch: &[Payload]) -> String {
+pub(crate) fn object_key(
+    prefix: &str,
+    ctx: &DeliveryContext,
+    batch: &[Payload],
+    format: ChangeFormat,
+) -> String {
     let mut hash = Sha256::new();
     for payload in batch {
         hash.update(format!("{:?}", payload.change).as_bytes());
@@ -52,10 +58,11 @@ pub(crate) fn object_key(prefix: &str, ctx: &DeliveryContext, batch: &[Payload])
     }
     let digest = hex::encode(hash.finalize());
     format!(
-        "{prefix}{}/{}/part-{}.jsonl",
+        "{prefix}{}/{}/part-{}.{}",
         ctx.mapping_id.as_str(),
         ctx.run_id.as_str(),
-        &digest[..16]
+        &digest[..16],
+        format.extension()
     )
 }
 
@@ -82,9 +89,12 @@ impl Action for BoundAction {
     ) -> Result<BatchOutcome, DestinationError> {
         match self.action {
             S3Action::WriteChanges => {
-                let lines = encode_lines(ctx, batch)?;
-                let key = object_key(self.client.prefix(), ctx, batch);
-                self.client.put(ctx, &key, lines).await?;
+                let format = self.client.format();
+                let body = format.encode(ctx, batch)?;
+                let key = object_key(self.client.prefix(), ctx, batch, format);
+                self.client
+                    .put(ctx, &key, format.content_type(), body)
+                    .await?;
                 Ok(BatchOutcome::all_accepted(batch.len()))
             }
         }

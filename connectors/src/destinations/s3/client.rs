@@ -1,5 +1,6 @@
-//! The object store behind an S3 destination (opened on first use): one `PutObject` per batch,
-//! a `LIST` for `test()`, object store errors as `DestinationError`s.
+//! The object store behind an S3 destination (opened on first use): one `PutObject` per batch
+//! (with its `Content-Type` on S3), a `LIST` for `test()`, object store errors as
+//! `DestinationError`s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,11 +8,14 @@ use std::time::Duration;
 use object_store::aws::AmazonS3Builder;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::{ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig};
+use object_store::{
+    Attribute, Attributes, ClientOptions, ObjectStore, PutOptions, PutPayload, RetryConfig,
+};
 use retl_engine::destination::{DeliveryContext, DestinationError, Exchange};
 use serde_json::{Value, json};
 
 use super::config::{Target, ValidConfig};
+use crate::destinations::change_files::ChangeFormat;
 use crate::destinations::invalid_config;
 
 /// Writes a destination's objects.
@@ -32,9 +36,25 @@ impl S3Client {
         }
     }
 
+    /// A client writing to `store` instead of the one its config names (tests: an in-memory
+    /// store, which keeps objects' attributes as S3 does).
+    #[cfg(test)]
+    pub(crate) fn with_store(config: ValidConfig, store: Arc<dyn ObjectStore>) -> Self {
+        S3Client {
+            config,
+            timeout: Duration::from_secs(30),
+            store: tokio::sync::OnceCell::new_with(Some(store)),
+        }
+    }
+
     /// The object key prefix (empty or ending with `/`).
     pub(crate) fn prefix(&self) -> &str {
         &self.config.prefix
+    }
+
+    /// The format objects are written in.
+    pub(crate) fn format(&self) -> ChangeFormat {
+        self.config.format
     }
 
     /// The store, built on first use (a local directory is created then).
@@ -90,20 +110,27 @@ impl S3Client {
             .await
     }
 
-    /// Writes one object (`PutObject`: whole or not at all).
+    /// Writes one object (`PutObject`: whole or not at all), with `content_type` as its
+    /// `Content-Type` on S3 (the local filesystem keeps no content types).
     pub(crate) async fn put(
         &self,
         ctx: &DeliveryContext,
         key: &str,
+        content_type: &'static str,
         body: Vec<u8>,
     ) -> Result<(), DestinationError> {
         let store = self.store().await?;
         let size = body.len();
         let path = ObjectPath::from(key);
-        let result = store.put(&path, PutPayload::from(body)).await;
+        let mut attributes = Attributes::new();
+        if matches!(self.config.target, Target::S3 { .. }) {
+            attributes.insert(Attribute::ContentType, content_type.into());
+        }
+        let options = PutOptions::from(attributes);
+        let result = store.put_opts(&path, PutPayload::from(body), options).await;
         ctx.record(|| Exchange {
             request: format!("PUT {key}"),
-            request_body: json!({"bytes": size}),
+            request_body: json!({"bytes": size, "content_type": content_type}),
             status: None,
             response_body: match &result {
                 Ok(put) => json!({"e_tag": put.e_tag}),

@@ -6,6 +6,7 @@ use retl_engine::destination::{ConfigField, DestinationError, FieldType};
 use retl_engine::secret::Secret;
 use serde::Deserialize;
 
+use crate::destinations::change_files::ChangeFormat;
 use crate::destinations::invalid_config;
 
 /// The configuration of an S3 destination.
@@ -33,6 +34,9 @@ pub(crate) struct S3Config {
     /// Allow an `http://` endpoint (default false).
     #[serde(default)]
     pub(crate) allow_http: bool,
+    /// The objects' format: `jsonl` (default), `csv` or `parquet`.
+    #[serde(default)]
+    pub(crate) format: Option<String>,
 }
 
 /// The config fields, as served by `ListDestinationTypes`.
@@ -86,6 +90,13 @@ pub(crate) const CONFIG_FIELDS: &[ConfigField] = &[
         secret: false,
         description: "Allow an http:// endpoint (default false).",
     },
+    ConfigField {
+        name: "format",
+        field_type: FieldType::String,
+        required: false,
+        secret: false,
+        description: "The objects' format: jsonl (default; one JSON object per change), csv (RFC 4180 with a header row: op, change, key, then the mapped fields) or parquet (the same columns, typed from the values, zstd-compressed, one row group per object).",
+    },
 ];
 
 /// Where the objects are written.
@@ -111,11 +122,22 @@ pub(crate) struct ValidConfig {
     pub(crate) prefix: String,
     /// The configured URL, for messages.
     pub(crate) url: String,
+    /// The format objects are written in.
+    pub(crate) format: ChangeFormat,
 }
 
 impl S3Config {
     /// Checks every field (no network or filesystem access).
     pub(crate) fn validate(&self) -> Result<ValidConfig, DestinationError> {
+        let format = match self.format.as_deref() {
+            None => ChangeFormat::default(),
+            Some(name) => ChangeFormat::parse(name).ok_or_else(|| {
+                invalid_config(
+                    "format",
+                    format!("'{name}' is not a format retl writes; use jsonl, csv or parquet"),
+                )
+            })?,
+        };
         let url = reqwest::Url::parse(&self.url).map_err(|e| {
             invalid_config(
                 "url",
@@ -187,6 +209,7 @@ impl S3Config {
             },
             target,
             url: self.url.clone(),
+            format,
         })
     }
 }
