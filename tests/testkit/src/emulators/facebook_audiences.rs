@@ -24,7 +24,7 @@
 //!
 //! The ledger: every request, every accepted add and removal, and the members.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -306,6 +306,14 @@ fn users_request(ledger: &mut Ledger, body: &Value, add: bool) -> Reply {
     }
     let mut invalid = 0usize;
     let mut samples = Map::new();
+    // The identifiers of the members (for adds) and of the removed entries: one pass over
+    // the audience per request, not one per entry.
+    let mut known: HashSet<(String, String)> = if add {
+        ledger.members.iter().flat_map(identifiers).collect()
+    } else {
+        HashSet::new()
+    };
+    let mut gone: HashSet<(String, String)> = HashSet::new();
     for row in data {
         let values: Vec<String> = match row {
             Value::Array(cells) => cells
@@ -339,20 +347,22 @@ fn users_request(ledger: &mut Ledger, body: &Value, add: bool) -> Reply {
             samples.insert(sample, json!(reason));
             continue;
         }
-        let same = |m: &Entry| {
-            entry
-                .iter()
-                .any(|(k, v)| !v.is_empty() && m.get(k) == Some(v))
-        };
+        // A member is the same person when any identifier matches.
         if add {
-            if !ledger.members.iter().any(same) {
+            if !identifiers(&entry).any(|id| known.contains(&id)) {
+                known.extend(identifiers(&entry));
                 ledger.members.push(entry.clone());
             }
             ledger.added.push(entry);
         } else {
-            ledger.members.retain(|m| !same(m));
+            gone.extend(identifiers(&entry));
             ledger.removed.push(entry);
         }
+    }
+    if !gone.is_empty() {
+        ledger
+            .members
+            .retain(|m| !identifiers(m).any(|id| gone.contains(&id)));
     }
     Reply::json(
         StatusCode::OK,
@@ -364,6 +374,14 @@ fn users_request(ledger: &mut Ledger, body: &Value, add: bool) -> Reply {
             "invalid_entry_samples": samples,
         }),
     )
+}
+
+/// The non-empty identifiers of an entry, as `(schema field, value)` pairs.
+fn identifiers(entry: &Entry) -> impl Iterator<Item = (String, String)> + '_ {
+    entry
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| (k.clone(), v.clone()))
 }
 
 /// Lowercase hex SHA-256 of `text` (to build expected rows in tests).
