@@ -26,6 +26,9 @@
 //!     (type `airtable`).
 //!   - `destinations/facebook_audiences/`: Meta Customer File Custom Audiences (type
 //!     `facebook-custom-audiences`), identifiers hashed by `destinations/hashing.rs`.
+//!   - `destinations/google_ads/`: Google Ads Customer Match audiences through the Data
+//!     Manager API (type `google-ads-customer-match`), identifiers hashed by
+//!     `destinations/hashing.rs`.
 //!   - `destinations/google_auth.rs`: OAuth 2.0 access tokens for Google APIs (service-account
 //!     JWT or refresh token, cached, renewed after a 401), shared by the Google destinations.
 //!   - `destinations/hashing.rs`: normalisation and SHA-256 hashing of personal identifiers
@@ -189,6 +192,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::google_analytics::destination_type());
     registry.register_destination(destinations::customerio::destination_type());
     registry.register_destination(destinations::slack::destination_type());
+    registry.register_destination(destinations::google_ads::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -220,6 +224,7 @@ mod tests {
                 "elasticsearch",
                 "facebook-custom-audiences",
                 "file",
+                "google-ads-customer-match",
                 "google-analytics-4",
                 "http",
                 "hubspot",

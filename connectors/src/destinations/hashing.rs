@@ -8,8 +8,13 @@
 //!   and the worked examples of
 //!   <https://developers.facebook.com/docs/marketing-api/conversions-api/parameters/customer-information-parameters>
 //!   (`John_Smith@gmail.com`, US `(650)555-1212`, `Mary`, `정`, `Valéry`).
-//! - Google: <https://developers.google.com/google-ads/api/docs/remarketing/audience-segments/customer-match/get-started#hashing>
-//!   (email lowercased and trimmed; phone in E.164, `+` and digits).
+//! - Google (Data Manager API): <https://developers.google.com/data-manager/api/devguides/concepts/formatting>
+//!   (email lowercased without any whitespace, and for `gmail.com`/`googlemail.com` the
+//!   periods and a `+suffix` of the local part removed: `cloudy.sanfrancisco+shopping@gmail.com`
+//!   → `cloudysanfrancisco@gmail.com`, `user.name+NYC@Example.com` → `user.name+nyc@example.com`;
+//!   phone in E.164: US `(800)555-0100` → `+18005550100`; names lowercased without
+//!   punctuation; region code ISO 3166-1 alpha-2 and postal code not hashed). The digest is
+//!   sent hex- or Base64-encoded ([`encode_digest`]).
 //!
 //! A value that is already a SHA-256 hex digest (64 hex digits) is passed through lowercased,
 //! so a warehouse that hashes upstream works unchanged.
@@ -46,17 +51,40 @@ pub(crate) fn email(raw: &str) -> Option<String> {
         .then_some(email)
 }
 
-/// Email as Google Customer Match also documents it: [`email`], and for `gmail.com` and
-/// `googlemail.com` addresses the periods of the local part removed.
-// For Google Ads Customer Match, whose connector is not in yet.
-#[cfg_attr(not(test), allow(dead_code))]
+/// Email as Google's Data Manager API documents it: every whitespace removed (leading,
+/// trailing and intermediate), lowercased, and for `gmail.com` and `googlemail.com`
+/// addresses the periods of the local part and a `+` with everything after it removed.
+/// `None` without an `@` between text.
 pub(crate) fn email_google(raw: &str) -> Option<String> {
-    let email = email(raw)?;
+    let compact: String = raw.chars().filter(|c| !c.is_whitespace()).collect();
+    let email = email(&compact)?;
     let (local, domain) = email.split_once('@')?;
     if domain == "gmail.com" || domain == "googlemail.com" {
-        Some(format!("{}@{domain}", local.replace('.', "")))
+        let local = local.split('+').next().unwrap_or_default().replace('.', "");
+        (!local.is_empty()).then(|| format!("{local}@{domain}"))
     } else {
         Some(email)
+    }
+}
+
+/// How Google's Data Manager API takes a SHA-256 digest (`encoding` of the request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DigestEncoding {
+    /// Lowercase hex, 64 characters.
+    Hex,
+    /// Standard Base64 with padding, 44 characters.
+    Base64,
+}
+
+/// A lowercase hex digest (from [`hash_normalized`]) in `encoding`.
+pub(crate) fn encode_digest(hex_digest: &str, encoding: DigestEncoding) -> Option<String> {
+    match encoding {
+        DigestEncoding::Hex => Some(hex_digest.to_string()),
+        DigestEncoding::Base64 => {
+            use base64::Engine as _;
+            let bytes = hex::decode(hex_digest).ok()?;
+            Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
     }
 }
 
@@ -80,8 +108,6 @@ pub(crate) fn phone_digits(raw: &str, default_country_code: Option<&str>) -> Opt
 }
 
 /// Phone in E.164 (Google): `+` and the digits of [`phone_digits`].
-// For Google Ads Customer Match, whose connector is not in yet.
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn phone_e164(raw: &str, default_country_code: Option<&str>) -> Option<String> {
     phone_digits(raw, default_country_code).map(|d| format!("+{d}"))
 }
@@ -200,6 +226,55 @@ mod tests {
             hash_normalized("Valéry", name).as_deref(),
             Some("08e1996b5dd49e62a4b4c010d44e4345592a863bb9f8e3976219bac29417149c")
         );
+    }
+
+    #[test]
+    fn googles_documented_examples() {
+        // formatting guide of the Data Manager API: inputs and their normalised forms.
+        assert_eq!(
+            email_google("cloudy.sanfrancisco+shopping@gmail.com").as_deref(),
+            Some("cloudysanfrancisco@gmail.com")
+        );
+        assert_eq!(
+            email_google("user.name+NYC@Example.com").as_deref(),
+            Some("user.name+nyc@example.com")
+        );
+        assert_eq!(
+            email_google(" Cloudy.SanFrancisco @ googlemail.com ").as_deref(),
+            Some("cloudysanfrancisco@googlemail.com")
+        );
+        assert_eq!(
+            phone_e164("(800)555-0100", Some("1")).as_deref(),
+            Some("+18005550100")
+        );
+        assert_eq!(
+            phone_e164("+1 800 555 0100", None).as_deref(),
+            Some("+18005550100")
+        );
+        // SHA-256 of the normalised forms (computed independently), hex and Base64.
+        let gmail = hash_normalized("cloudy.sanfrancisco+shopping@gmail.com", email_google);
+        assert_eq!(
+            gmail.as_deref(),
+            Some("223ebda6f6889b1494551ba902d9d381daf2f642bae055888e96343d53e9f9c4")
+        );
+        assert_eq!(
+            hash_normalized("user.name+NYC@Example.com", email_google).as_deref(),
+            Some("f109a2a632fbcea5fc82049f50beed3d8621bf9034399f437fb622222acccdac")
+        );
+        let phone = hash_normalized("(800)555-0100", |p| phone_e164(p, Some("1")));
+        assert_eq!(
+            phone.as_deref(),
+            Some("fb4f73a6ec5fdb7077d564cdd22c3554b43ce49168550c3b12c547b78c517b30")
+        );
+        assert_eq!(
+            encode_digest(&gmail.unwrap(), DigestEncoding::Base64).as_deref(),
+            Some("Ij69pvaImxSUVRupAtnTgdry9kK64FWIjpY0PVPp+cQ=")
+        );
+        assert_eq!(
+            encode_digest(&phone.unwrap(), DigestEncoding::Base64).as_deref(),
+            Some("+09zpuxf23B31WTN0iw1VLQ85JFoVQw7EsVHt4xRezA=")
+        );
+        assert_eq!(email_google("+tag@gmail.com"), None);
     }
 
     #[test]

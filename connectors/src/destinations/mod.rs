@@ -13,6 +13,7 @@ pub(crate) mod elasticsearch;
 pub(crate) mod event_fields;
 pub(crate) mod facebook_audiences;
 pub(crate) mod file;
+pub(crate) mod google_ads;
 pub(crate) mod google_analytics;
 pub(crate) mod google_auth;
 pub(crate) mod hashing;

@@ -151,6 +151,7 @@ mod customerio;
 mod elasticsearch;
 mod facebook_audiences;
 mod file;
+mod google_ads;
 mod google_analytics;
 mod http_request;
 mod hubspot;

@@ -91,6 +91,7 @@ pub use emulators::customerio::{CustomerioEmulator, CustomerioEntry};
 pub use emulators::elasticsearch::{ElasticsearchEmulator, ElasticsearchOptions, EsOperation};
 pub use emulators::facebook_audiences::FacebookAudiencesEmulator;
 pub use emulators::google_analytics::{Ga4Event, GoogleAnalyticsEmulator};
+pub use emulators::google_data_manager::GoogleDataManagerEmulator;
 pub use emulators::google_oauth::{GoogleOAuth, GoogleOAuthEmulator, GoogleOAuthOptions};
 pub use emulators::http_request::{AcceptedWrite, HttpApiEmulator};
 pub use emulators::intercom::{IntercomContact, IntercomEmulator, IntercomWrite};

@@ -23,6 +23,7 @@ pub mod customerio;
 pub mod elasticsearch;
 pub mod facebook_audiences;
 pub mod google_analytics;
+pub mod google_data_manager;
 pub mod google_oauth;
 pub mod http_request;
 pub mod hubspot;
