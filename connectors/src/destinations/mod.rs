@@ -15,6 +15,7 @@ pub(crate) mod facebook_audiences;
 pub(crate) mod file;
 pub(crate) mod google_analytics;
 pub(crate) mod google_auth;
+pub(crate) mod google_sheets;
 pub(crate) mod hashing;
 pub(crate) mod http;
 pub(crate) mod http_request;

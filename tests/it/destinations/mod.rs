@@ -152,6 +152,7 @@ mod elasticsearch;
 mod facebook_audiences;
 mod file;
 mod google_analytics;
+mod google_sheets;
 mod http_request;
 mod hubspot;
 mod intercom;

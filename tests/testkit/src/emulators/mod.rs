@@ -24,6 +24,7 @@ pub mod elasticsearch;
 pub mod facebook_audiences;
 pub mod google_analytics;
 pub mod google_oauth;
+pub mod google_sheets;
 pub mod http_request;
 pub mod hubspot;
 mod hubspot_api;
