@@ -31,6 +31,8 @@
 //!     `destinations/hashing.rs`.
 //!   - `destinations/google_auth.rs`: OAuth 2.0 access tokens for Google APIs (service-account
 //!     JWT or refresh token, cached, renewed after a 401), shared by the Google destinations.
+//!   - `destinations/google_sheets/`: one tab of a Google spreadsheet mirroring a model by
+//!     key (type `google-sheets`).
 //!   - `destinations/hashing.rs`: normalisation and SHA-256 hashing of personal identifiers
 //!     for ad audiences (Meta, Google).
 //!   - `destinations/braze/`: Braze `/users/track` and `/users/delete` (type `braze`).
@@ -193,6 +195,7 @@ pub fn registry() -> Registry {
     registry.register_destination(destinations::customerio::destination_type());
     registry.register_destination(destinations::slack::destination_type());
     registry.register_destination(destinations::google_ads::destination_type());
+    registry.register_destination(destinations::google_sheets::destination_type());
     match alerts::WebhookAlertSink::new() {
         Ok(sink) => {
             registry.set_alert_sink(std::sync::Arc::new(sink));
@@ -226,6 +229,7 @@ mod tests {
                 "file",
                 "google-ads-customer-match",
                 "google-analytics-4",
+                "google-sheets",
                 "http",
                 "hubspot",
                 "intercom",

@@ -32,13 +32,6 @@
 //! the refresh token, the JWT or an access token: Google's `error_description` is quoted with
 //! any of them masked.
 
-// Until the Google destinations that use it are registered (an `allow`, not an `expect`,
-// so that it never fails whichever of them lands first); remove it then.
-#![allow(
-    dead_code,
-    reason = "the Google destinations that use it are added next"
-)]
-
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -186,6 +179,17 @@ fn one_word(field: &str, value: &str, what: &str) -> Result<(), DestinationError
         ));
     }
     Ok(())
+}
+
+impl CredentialFields<'_> {
+    /// The credentials, validated, with `token_uri` resolved:
+    /// [`GoogleCredentials::from_fields`] then [`GoogleCredentials::validate`].
+    ///
+    /// # Errors
+    /// As those two.
+    pub(crate) fn validate(self) -> Result<ValidCredentials, DestinationError> {
+        GoogleCredentials::from_fields(self)?.validate(self.token_uri)
+    }
 }
 
 impl GoogleCredentials {

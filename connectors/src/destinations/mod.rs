@@ -16,6 +16,7 @@ pub(crate) mod file;
 pub(crate) mod google_ads;
 pub(crate) mod google_analytics;
 pub(crate) mod google_auth;
+pub(crate) mod google_sheets;
 pub(crate) mod hashing;
 pub(crate) mod http;
 pub(crate) mod http_request;

@@ -153,6 +153,7 @@ mod facebook_audiences;
 mod file;
 mod google_ads;
 mod google_analytics;
+mod google_sheets;
 mod http_request;
 mod hubspot;
 mod intercom;

@@ -20,6 +20,9 @@
 //!   - [`emulators::google_oauth`]: Google's OAuth 2.0 token endpoint (service-account JWTs
 //!     verified with a committed test key pair, refresh tokens), mountable beside a Google API
 //!     emulator, and the bearer check those emulators apply.
+//!   - [`emulators::google_sheets`]: the Sheets API v4 values and `deleteDimension` endpoints
+//!     over an in-memory grid (A1 ranges, per-minute quotas, the cell limit), beside that
+//!     token endpoint, for the `google-sheets` destination.
 //!   - [`emulators::http_request`]: a generic JSON REST API (bare arrays, `X-Api-Key`, `503`
 //!     as the throttle signal), the second API shape of the `http` destination.
 //!   - [`emulators::google_analytics`]: the GA4 Measurement Protocol and its validation server.
@@ -93,6 +96,7 @@ pub use emulators::facebook_audiences::FacebookAudiencesEmulator;
 pub use emulators::google_analytics::{Ga4Event, GoogleAnalyticsEmulator};
 pub use emulators::google_data_manager::GoogleDataManagerEmulator;
 pub use emulators::google_oauth::{GoogleOAuth, GoogleOAuthEmulator, GoogleOAuthOptions};
+pub use emulators::google_sheets::{GoogleSheetsEmulator, GoogleSheetsOptions, SheetsRequest};
 pub use emulators::http_request::{AcceptedWrite, HttpApiEmulator};
 pub use emulators::intercom::{IntercomContact, IntercomEmulator, IntercomWrite};
 pub use emulators::iterable::{IterableEmulator, IterableObject};

@@ -25,6 +25,7 @@ pub mod facebook_audiences;
 pub mod google_analytics;
 pub mod google_data_manager;
 pub mod google_oauth;
+pub mod google_sheets;
 pub mod http_request;
 pub mod hubspot;
 mod hubspot_api;
