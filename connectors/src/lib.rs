@@ -29,7 +29,7 @@
 //!   - `destinations/google_ads/`: Google Ads Customer Match audiences through the Data
 //!     Manager API (type `google-ads-customer-match`), identifiers hashed by
 //!     `destinations/hashing.rs`.
-//!   - `destinations/google_auth.rs`: OAuth 2.0 access tokens for Google APIs (service-account
+//!   - `destinations/google_auth/`: OAuth 2.0 access tokens for Google APIs (service-account
 //!     JWT or refresh token, cached, renewed after a 401), shared by the Google destinations.
 //!   - `destinations/google_sheets/`: one tab of a Google spreadsheet mirroring a model by
 //!     key (type `google-sheets`).

@@ -1,5 +1,5 @@
 //! The Data Manager API client: one `audienceMembers:ingest` or `audienceMembers:remove`
-//! request per batch with a bearer token from `destinations/google_auth.rs`, Google's error
+//! request per batch with a bearer token from `destinations/google_auth/`, Google's error
 //! JSON (`google.rpc.Status` with `ErrorInfo`, `BadRequest` and `RequestInfo` details)
 //! classified, and members named by a fast-fail answer mapped back to records;
 //! [`BoundAction`], an action bound to it.

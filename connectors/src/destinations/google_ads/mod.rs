@@ -30,7 +30,7 @@
 //! (<https://developers.google.com/data-manager/api/reference/rest/v1/audienceMembers/ingest>,
 //! `…/remove`), `Authorization: Bearer <access token>` for the scope
 //! `https://www.googleapis.com/auth/datamanager`, from a service account or an OAuth refresh
-//! token (`destinations/google_auth.rs`; a `401` renews the token once). Body:
+//! token (`destinations/google_auth/`; a `401` renews the token once). Body:
 //! `{"destinations": [{"operatingAccount": {"accountType": "GOOGLE_ADS", "accountId"},
 //! "loginAccount"?, "productDestinationId": <audience id>}], "audienceMembers": [{"userData":
 //! {"userIdentifiers": [{"emailAddress"}, {"phoneNumber"}, {"address": {"givenName",

@@ -9,7 +9,7 @@
 //! - `tests.rs`: planning and config unit tests, round-trips against
 //!   `retl_testkit::GoogleSheetsEmulator`, the config drift test.
 //!
-//! Authentication is `destinations/google_auth.rs` (a service account's JWT or a refresh
+//! Authentication is `destinations/google_auth/` (a service account's JWT or a refresh
 //! token; the token cached and renewed once after a 401). Its emulator is
 //! `tests/testkit/src/emulators/google_sheets/` (with the token endpoint of
 //! `google_oauth.rs`); the conformance suite runs it in `tests/it/destinations/google_sheets.rs`.

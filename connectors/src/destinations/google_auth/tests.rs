@@ -14,6 +14,7 @@ use retl_testkit::emulators::google_oauth::{
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use serde_json::{Value, json};
 
+use super::credentials::parse_private_key;
 use super::*;
 
 const SCOPE: &str = "https://www.googleapis.com/auth/spreadsheets";
