@@ -64,11 +64,6 @@ pub(crate) trait Subject {
     fn deletes(&self) -> Capability<()> {
         Ok(())
     }
-    /// Whether the API takes more than one record per request; an API that takes one (a Slack
-    /// incoming webhook posts one message per request) has no batch to split by count or bytes.
-    fn batches(&self) -> Capability<()> {
-        Ok(())
-    }
     /// Keys the destination accepted with this change (`added`, `updated`, `deleted`), in
     /// order, duplicates kept.
     fn accepted(&self, change: &str) -> Vec<i64>;
@@ -288,9 +283,6 @@ pub(crate) async fn refused_credentials_stop_the_run_with_the_reason(subject: &d
 
 pub(crate) async fn batches_split_at_the_documented_count_limit(subject: &dyn Subject) {
     let check = "batches split at the documented count limit";
-    let Some(()) = applies(subject, check, subject.batches()) else {
-        return;
-    };
     let Some(_) = applies(subject, check, subject.requests()) else {
         return;
     };
@@ -327,9 +319,6 @@ pub(crate) async fn batches_split_at_the_documented_count_limit(subject: &dyn Su
 
 pub(crate) async fn batches_split_at_the_byte_limit(subject: &dyn Subject) {
     let check = "batches split at the byte limit";
-    let Some(()) = applies(subject, check, subject.batches()) else {
-        return;
-    };
     let Some(_) = applies(subject, check, subject.requests()) else {
         return;
     };

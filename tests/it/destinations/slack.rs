@@ -71,12 +71,6 @@ impl Subject for SlackSubject {
         ))
     }
 
-    fn batches(&self) -> Capability<()> {
-        Err(NotApplicable(
-            "a Slack incoming webhook takes one message per request: limits.batch_size is 1 and there is no batch to split by count or bytes",
-        ))
-    }
-
     fn accepted(&self, change: &str) -> Vec<i64> {
         match change {
             "added" => self
